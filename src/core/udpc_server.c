@@ -1,0 +1,1508 @@
+/*
+ * udpc_server.c - the sans-IO server core (design.md P1-P9).
+ *
+ * Data structures (no O(N) scan per packet):
+ *  - clients[]: one record per registered nick, never removed; index stable.
+ *  - nick map: open addressing (linear probing) nick -> client index, keyed
+ *    SipHash (crypto_shorthash, key derived from the seed: no hash flooding).
+ *  - token map: open addressing token -> client index, backward-shift
+ *    deletion. A client has at most ONE token in the map: its live session
+ *    token while online, or the token of its ended session while offline
+ *    (so ERROR(SESSION_ENDED) can be told apart from BAD_SESSION) until the
+ *    nick registers again.
+ *  - order[]: client indices sorted by nick bytes (memcmp order, shorter
+ *    first on a common prefix): the table snapshot for TABLE_REQ paging.
+ *  - online list: doubly linked, ordered by last_heard (move-to-back on each
+ *    valid packet), so the 30 s silence timeout is an O(1) look at the head.
+ *  - held[]: acknowledgements of state changes (and KICKED) waiting for the
+ *    store commit in udpc_server_flush ("acknowledged means committed").
+ *  - changes[]: table changes of the batch; turned into TABLE_DELTA packets
+ *    to every ONLINE client after the commit.
+ *  - probes[]: ring of pending SAVE probes (P7); probe id low bits = slot.
+ *  - per-sender SAVE window of 64 (msg_id -> result), allocated lazily.
+ *
+ * Every packet is built as a udpc_packet and encoded by udpc_wire_encode;
+ * every datagram is decoded by udpc_wire_decode. No sockets, clocks, stdio
+ * or OS randomness: randomness comes from cfg->seed through udpc_rand.
+ */
+#include <limits.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "udpc_cursor.h"
+#include "udpc_guard.h"
+#include "udpc_rand.h"
+#include "udpc_store.h"
+#include "udpc_wire.h"
+#include "udpchat.h"
+
+/* ---- Limits ------------------------------------------------------------ */
+#define SRV_NONE UINT32_MAX
+#define SRV_DEFAULT_MAX_CLIENTS 100000u
+#define SRV_DEFAULT_MAIL_PER_RECIPIENT 1000u
+#define SRV_DEFAULT_MAIL_TOTAL 1000000u
+#define SRV_HELD_MAX 1024u     /* acknowledgements waiting for a commit */
+#define SRV_CHANGES_MAX 4096u  /* table changes per batch kept as deltas */
+#define SRV_PROBES_MAX 1024u   /* pending probes; power of two */
+#define SRV_WINDOW 64u         /* SAVE results remembered per sender */
+#define SRV_COOKIE_LEN 20u     /* bucket u32 || tag[16] */
+#define SRV_COOKIE_TAG 16u
+#define SRV_SALT_LEN UDPC_STORE_SALT_LEN
+#define SRV_HASH_LEN UDPC_STORE_HASH_LEN
+#define SRV_SESSION_TIMEOUT \
+  ((uint64_t)UDPC_N_HEARTBEAT_MISSED * (uint64_t)UDPC_T_HEARTBEAT)
+#define SRV_ERROR_LEN (UDPC_HEADER_LEN + 1)
+
+/* ---- Types ------------------------------------------------------------- */
+enum { WIN_EMPTY = 0, WIN_PENDING = 1, WIN_DONE = 2 };
+
+typedef struct {
+  uint32_t msg_id;
+  uint8_t state;  /* WIN_* */
+  uint8_t status; /* udpc_save_status when DONE */
+  uint32_t recip; /* client index (RECIPIENT_ONLINE: entry to repeat) */
+} srv_win_ent;
+
+typedef struct {
+  srv_win_ent e[SRV_WINDOW];
+  uint32_t next; /* ring position of the next insertion */
+} srv_window;
+
+typedef struct {
+  udpc_nick nick;
+  uint8_t salt[SRV_SALT_LEN];
+  uint8_t cred_hash[SRV_HASH_LEN];
+  udpc_addr addr;       /* session address (last address when offline) */
+  uint64_t token;       /* live token (online) / ended token (offline) / 0 */
+  uint64_t last_heard;  /* ms; meaningful while online */
+  uint64_t registered_ms;
+  uint64_t last_seen_ms;
+  uint32_t prev, next;  /* online list links (SRV_NONE at the ends) */
+  uint8_t online;
+  uint8_t dirty;        /* record must be user_put before the next commit */
+  srv_window *win;      /* owned; NULL until the client first SAVEs */
+} srv_client;
+
+typedef struct {
+  udpc_addr to;
+  uint16_t len;
+  uint32_t win_client; /* SAVED ack: window entry to forget on failure */
+  uint32_t win_msg_id;
+  uint8_t data[UDPC_MAX_PACKET];
+} srv_held;
+
+typedef struct {
+  uint64_t version; /* table version after this change */
+  udpc_entry entry; /* the entry as it became */
+} srv_change;
+
+typedef struct {
+  uint8_t active;
+  uint8_t resent;
+  uint32_t probe_id;
+  uint64_t t0;
+  uint32_t sender, recip;
+  uint64_t sender_token, recip_token;
+  uint32_t req_id; /* the SAVE's id, echoed by SAVE_RESULT */
+  uint32_t msg_id;
+  uint16_t text_len;
+  uint8_t text[UDPC_TEXT_MAX];
+} srv_probe;
+
+typedef struct {
+  uint64_t token; /* 0: empty */
+  uint32_t idx;
+} srv_tok_slot;
+
+struct udpc_server {
+  udpc_io io;
+  udpc_store *store; /* borrowed */
+  udpc_rand rng;
+  uint8_t cookie_key[32];
+  uint8_t nick_key[crypto_shorthash_KEYBYTES];
+  udpc_nick *operators; /* owned */
+  size_t n_operators;
+  uint32_t max_clients;
+  uint32_t mail_per_recipient;
+  uint64_t mail_total;
+
+  srv_client *clients; /* owned; n_clients used of cap_clients */
+  uint32_t n_clients, cap_clients;
+  uint32_t *order;     /* owned; cap_clients */
+  uint32_t *dirty;     /* owned; cap_clients; n_dirty used */
+  uint32_t n_dirty;
+  uint32_t *nick_map;  /* owned; idx + 1, 0 = empty */
+  size_t nick_cap;
+  srv_tok_slot *tok_map; /* owned */
+  size_t tok_cap, tok_count;
+
+  uint32_t on_head, on_tail, n_online;
+  uint64_t version;
+  uint32_t next_id;
+  int store_touched;
+
+  srv_held *held; /* owned; SRV_HELD_MAX */
+  uint32_t n_held;
+  srv_change *changes; /* owned; SRV_CHANGES_MAX */
+  uint32_t n_changes;
+  int changes_overflow;
+
+  srv_probe *probes; /* owned; SRV_PROBES_MAX ring */
+  uint32_t probe_head, probe_tail; /* free-running counters */
+  uint32_t probe_id_base;          /* multiple of SRV_PROBES_MAX */
+
+  udpc_server_stats st;
+};
+
+/* ---- Small helpers ------------------------------------------------------ */
+static int nick_eq(const udpc_nick *a, const udpc_nick *b) {
+  return a->len == b->len && memcmp(a->s, b->s, a->len) == 0;
+}
+
+static int nick_cmp(const udpc_nick *a, const udpc_nick *b) {
+  size_t n = a->len < b->len ? a->len : b->len;
+  int c = memcmp(a->s, b->s, n);
+  if (c != 0) return c;
+  return (a->len > b->len) - (a->len < b->len);
+}
+
+/* ---- Logging (no stdio: a tiny string builder) ------------------------- */
+typedef struct {
+  char b[1600];
+  size_t n;
+} srv_line;
+
+static void ln_str(srv_line *l, const char *s) {
+  while (*s && l->n + 1 < sizeof l->b) l->b[l->n++] = *s++;
+  l->b[l->n] = '\0';
+}
+
+static void ln_u64(srv_line *l, uint64_t v) {
+  char t[24];
+  size_t i = sizeof t;
+  t[--i] = '\0';
+  do {
+    t[--i] = (char)('0' + (int)(v % 10));
+    v /= 10;
+  } while (v);
+  ln_str(l, &t[i]);
+}
+
+static void ln_addr(srv_line *l, const udpc_addr *a) {
+  static const char hex[] = "0123456789abcdef";
+  if (a->family == 4) {
+    for (int i = 0; i < 4; i++) {
+      if (i) ln_str(l, ".");
+      ln_u64(l, a->ip[i]);
+    }
+  } else {
+    ln_str(l, "[");
+    for (int i = 0; i < 16; i += 2) {
+      char g[6];
+      size_t k = 0;
+      if (i) g[k++] = ':';
+      g[k++] = hex[a->ip[i] >> 4];
+      g[k++] = hex[a->ip[i] & 15];
+      g[k++] = hex[a->ip[i + 1] >> 4];
+      g[k++] = hex[a->ip[i + 1] & 15];
+      g[k] = '\0';
+      ln_str(l, g);
+    }
+    ln_str(l, "]");
+  }
+  ln_str(l, ":");
+  ln_u64(l, a->port);
+}
+
+static void ln_pkt(srv_line *l, const udpc_packet *p) {
+  int n = udpc_wire_format(p, l->b + l->n, sizeof l->b - l->n);
+  if (n > 0 && (size_t)n < sizeof l->b - l->n) {
+    l->n += (size_t)n;
+  } else {
+    l->b[l->n] = '\0';
+    ln_str(l, udpc_ptype_name(p->type));
+    ln_str(l, " ...");
+  }
+}
+
+static void srv_log(const udpc_server *s, int level, const srv_line *l) {
+  if (s->io.log) s->io.log(s->io.ctx, level, l->b);
+}
+
+static void srv_log_msg(const udpc_server *s, int level, const char *msg) {
+  if (s->io.log) s->io.log(s->io.ctx, level, msg);
+}
+
+/* "drop <reason> <addr>" at debug level. */
+static void srv_log_drop(const udpc_server *s, const udpc_addr *from,
+                         const char *reason) {
+  if (!s->io.log) return;
+  srv_line l = {.n = 0};
+  ln_str(&l, "drop ");
+  ln_str(&l, reason);
+  ln_str(&l, " from ");
+  ln_addr(&l, from);
+  srv_log(s, 3, &l);
+}
+
+/* ---- Output ------------------------------------------------------------ */
+static void srv_tx_log(const udpc_server *s, const char *what,
+                       const udpc_addr *to, const udpc_packet *p, size_t len) {
+  if (!s->io.log) return;
+  srv_line l = {.n = 0};
+  ln_str(&l, what);
+  ln_str(&l, " ");
+  ln_addr(&l, to);
+  ln_str(&l, " len=");
+  ln_u64(&l, len);
+  ln_str(&l, ": ");
+  ln_pkt(&l, p);
+  srv_log(s, 3, &l);
+}
+
+static void srv_emit(udpc_server *s, const udpc_addr *to, const uint8_t *data,
+                     size_t len) {
+  s->st.tx++;
+  s->st.tx_bytes += len;
+  s->io.send(s->io.ctx, to, data, len);
+}
+
+/* Encode and send at once, but only if the datagram is at most `limit`
+ * bytes (the amplification rule for unvalidated peers; SIZE_MAX else). */
+static void srv_send(udpc_server *s, const udpc_addr *to, const udpc_packet *p,
+                     size_t limit) {
+  uint8_t buf[UDPC_MAX_PACKET];
+  int n = udpc_wire_encode(p, buf, sizeof buf);
+  if (n <= 0) {
+    srv_line l = {.n = 0};
+    ln_str(&l, "BUG: cannot encode ");
+    ln_str(&l, udpc_ptype_name(p->type));
+    ln_str(&l, ": ");
+    ln_str(&l, udpc_strerror(n));
+    srv_log(s, 0, &l);
+    return;
+  }
+  if ((size_t)n > limit) {
+    srv_log_drop(s, to, "reply larger than request (amplification rule)");
+    return;
+  }
+  srv_tx_log(s, "tx", to, p, (size_t)n);
+  srv_emit(s, to, buf, (size_t)n);
+}
+
+static int srv_held_full(const udpc_server *s, uint32_t need) {
+  return s->n_held + need > SRV_HELD_MAX;
+}
+
+/* Queue an acknowledgement until the next successful commit. win_client /
+ * win_msg_id name a SAVE window entry to forget if the commit fails. */
+static int srv_hold(udpc_server *s, const udpc_addr *to, const udpc_packet *p,
+                    uint32_t win_client, uint32_t win_msg_id) {
+  UDPC_ENSURE(!srv_held_full(s, 1), UDPC_ERR_NOMEM);
+  srv_held *h = &s->held[s->n_held];
+  int n = udpc_wire_encode(p, h->data, sizeof h->data);
+  if (n <= 0) {
+    srv_log_msg(s, 0, "BUG: cannot encode a held acknowledgement");
+    return n < 0 ? n : UDPC_ERR_ARG;
+  }
+  h->to = *to;
+  h->len = (uint16_t)n;
+  h->win_client = win_client;
+  h->win_msg_id = win_msg_id;
+  s->n_held++;
+  srv_tx_log(s, "hold", to, p, (size_t)n);
+  return UDPC_OK;
+}
+
+static void pkt_init(udpc_packet *p, uint8_t type, uint32_t id,
+                     uint64_t token) {
+  memset(p, 0, sizeof *p);
+  p->type = type;
+  p->id = id;
+  p->token = token;
+}
+
+static void srv_send_error(udpc_server *s, const udpc_addr *to, uint32_t id,
+                           uint8_t code, size_t req_len) {
+  udpc_packet p;
+  pkt_init(&p, UDPC_PT_ERROR, id, 0);
+  p.u.error.code = code;
+  srv_send(s, to, &p, req_len);
+}
+
+/* ---- Nick map ----------------------------------------------------------- */
+static size_t nick_hash(const udpc_server *s, const udpc_nick *n) {
+  uint8_t h[crypto_shorthash_BYTES];
+  crypto_shorthash(h, (const unsigned char *)n->s, n->len, s->nick_key);
+  uint64_t v = 0;
+  for (size_t i = 0; i < sizeof h; i++) v = v << 8 | h[i];
+  return (size_t)v;
+}
+
+static uint32_t nick_lookup(const udpc_server *s, const udpc_nick *n) {
+  if (s->nick_cap == 0) return SRV_NONE;
+  size_t mask = s->nick_cap - 1;
+  for (size_t i = nick_hash(s, n) & mask;; i = (i + 1) & mask) {
+    uint32_t v = s->nick_map[i];
+    if (v == 0) return SRV_NONE;
+    if (nick_eq(&s->clients[v - 1].nick, n)) return v - 1;
+  }
+}
+
+static void nick_place(udpc_server *s, uint32_t *map, size_t cap,
+                       uint32_t idx) {
+  size_t mask = cap - 1;
+  size_t i = nick_hash(s, &s->clients[idx].nick) & mask;
+  while (map[i] != 0) i = (i + 1) & mask;
+  map[i] = idx + 1;
+}
+
+static int nick_insert(udpc_server *s, uint32_t idx) {
+  if (((size_t)s->n_clients + 1) * 2 > s->nick_cap) {
+    size_t cap = s->nick_cap ? s->nick_cap * 2 : 256;
+    uint32_t *m = calloc(cap, sizeof *m);
+    UDPC_ENSURE(m != NULL, UDPC_ERR_NOMEM);
+    for (size_t i = 0; i < s->nick_cap; i++)
+      if (s->nick_map[i]) nick_place(s, m, cap, s->nick_map[i] - 1);
+    free(s->nick_map);
+    s->nick_map = m;
+    s->nick_cap = cap;
+  }
+  nick_place(s, s->nick_map, s->nick_cap, idx);
+  return UDPC_OK;
+}
+
+/* ---- Token map ------------------------------------------------------------ */
+static size_t tok_home(uint64_t t, size_t mask) {
+  t ^= t >> 33;
+  t *= 0xff51afd7ed558ccdULL;
+  t ^= t >> 33;
+  return (size_t)t & mask;
+}
+
+static uint32_t tok_lookup(const udpc_server *s, uint64_t token) {
+  if (token == 0 || s->tok_cap == 0) return SRV_NONE;
+  size_t mask = s->tok_cap - 1;
+  for (size_t i = tok_home(token, mask);; i = (i + 1) & mask) {
+    if (s->tok_map[i].token == 0) return SRV_NONE;
+    if (s->tok_map[i].token == token) return s->tok_map[i].idx;
+  }
+}
+
+static void tok_place(srv_tok_slot *map, size_t cap, uint64_t token,
+                      uint32_t idx) {
+  size_t mask = cap - 1;
+  size_t i = tok_home(token, mask);
+  while (map[i].token != 0) i = (i + 1) & mask;
+  map[i].token = token;
+  map[i].idx = idx;
+}
+
+/* Make room for one more token (so the insert after it cannot fail). */
+static int tok_reserve(udpc_server *s) {
+  if ((s->tok_count + 1) * 2 > s->tok_cap) {
+    size_t cap = s->tok_cap ? s->tok_cap * 2 : 256;
+    srv_tok_slot *m = calloc(cap, sizeof *m);
+    UDPC_ENSURE(m != NULL, UDPC_ERR_NOMEM);
+    for (size_t i = 0; i < s->tok_cap; i++)
+      if (s->tok_map[i].token)
+        tok_place(m, cap, s->tok_map[i].token, s->tok_map[i].idx);
+    free(s->tok_map);
+    s->tok_map = m;
+    s->tok_cap = cap;
+  }
+  return UDPC_OK;
+}
+
+static int tok_insert(udpc_server *s, uint64_t token, uint32_t idx) {
+  UDPC_GUARD(tok_reserve(s));
+  tok_place(s->tok_map, s->tok_cap, token, idx);
+  s->tok_count++;
+  return UDPC_OK;
+}
+
+/* Backward-shift deletion (linear probing, no tombstones). */
+static void tok_remove(udpc_server *s, uint64_t token) {
+  if (token == 0 || s->tok_cap == 0) return;
+  size_t mask = s->tok_cap - 1;
+  size_t i = tok_home(token, mask);
+  while (s->tok_map[i].token != token) {
+    if (s->tok_map[i].token == 0) return;
+    i = (i + 1) & mask;
+  }
+  size_t j = i;
+  for (;;) {
+    j = (j + 1) & mask;
+    if (s->tok_map[j].token == 0) break;
+    size_t k = tok_home(s->tok_map[j].token, mask);
+    /* Move j's entry into the hole at i unless its home lies in (i, j]. */
+    int home_between = (i <= j) ? (k > i && k <= j) : (k > i || k <= j);
+    if (!home_between) {
+      s->tok_map[i] = s->tok_map[j];
+      i = j;
+    }
+  }
+  s->tok_map[i].token = 0;
+  s->tok_map[i].idx = 0;
+  s->tok_count--;
+}
+
+/* A fresh nonzero token not in use. */
+static uint64_t srv_new_token(udpc_server *s) {
+  for (;;) {
+    uint64_t t = udpc_rand_u64(&s->rng);
+    if (t != 0 && tok_lookup(s, t) == SRV_NONE) return t;
+  }
+}
+
+/* ---- Online list ----------------------------------------------------------- */
+static void on_unlink(udpc_server *s, uint32_t idx) {
+  srv_client *c = &s->clients[idx];
+  if (c->prev != SRV_NONE) s->clients[c->prev].next = c->next;
+  else s->on_head = c->next;
+  if (c->next != SRV_NONE) s->clients[c->next].prev = c->prev;
+  else s->on_tail = c->prev;
+  c->prev = c->next = SRV_NONE;
+}
+
+static void on_append(udpc_server *s, uint32_t idx) {
+  srv_client *c = &s->clients[idx];
+  c->prev = s->on_tail;
+  c->next = SRV_NONE;
+  if (s->on_tail != SRV_NONE) s->clients[s->on_tail].next = idx;
+  else s->on_head = idx;
+  s->on_tail = idx;
+}
+
+/* Any valid packet of a live session counts as heard (P8). */
+static void srv_heard(udpc_server *s, uint32_t idx, uint64_t now) {
+  srv_client *c = &s->clients[idx];
+  if (!c->online) return;
+  c->last_heard = now;
+  if (s->on_tail != idx) {
+    on_unlink(s, idx);
+    on_append(s, idx);
+  }
+}
+
+/* ---- Table --------------------------------------------------------------- */
+static void srv_entry(const udpc_server *s, uint32_t idx, udpc_entry *e) {
+  const srv_client *c = &s->clients[idx];
+  memset(e, 0, sizeof *e);
+  e->nick = c->nick;
+  e->status = c->online ? UDPC_STATUS_ONLINE : UDPC_STATUS_OFFLINE;
+  e->addr = c->addr;
+}
+
+static void srv_mark_dirty(udpc_server *s, uint32_t idx, uint64_t now) {
+  srv_client *c = &s->clients[idx];
+  c->last_seen_ms = now;
+  if (!c->dirty) {
+    c->dirty = 1;
+    s->dirty[s->n_dirty++] = idx;
+  }
+  s->store_touched = 1;
+}
+
+/* The entry of idx changed: bump the version, remember the delta. */
+static void srv_table_changed(udpc_server *s, uint32_t idx, uint64_t now) {
+  s->version++;
+  srv_mark_dirty(s, idx, now);
+  if (s->n_changes >= SRV_CHANGES_MAX) {
+    /* Degrade gracefully: no deltas for this batch; every client notices
+     * the new version in its next HEARTBEAT_ACK and takes a snapshot. */
+    if (!s->changes_overflow) srv_log_msg(s, 1, "table change list full");
+    s->changes_overflow = 1;
+    return;
+  }
+  srv_change *ch = &s->changes[s->n_changes++];
+  ch->version = s->version;
+  srv_entry(s, idx, &ch->entry);
+}
+
+static void srv_set_online(udpc_server *s, uint32_t idx, uint64_t now) {
+  srv_client *c = &s->clients[idx];
+  if (c->online) return;
+  c->online = 1;
+  s->n_online++;
+  c->last_heard = now;
+  on_append(s, idx);
+}
+
+/* Session ends (dereg, deregA, heartbeat or probe timeout). The token stays
+ * in the token map as the ended token. */
+static void srv_set_offline(udpc_server *s, uint32_t idx, uint64_t now) {
+  srv_client *c = &s->clients[idx];
+  if (!c->online) return;
+  c->online = 0;
+  s->n_online--;
+  on_unlink(s, idx);
+  srv_table_changed(s, idx, now);
+}
+
+static int srv_reserve_clients(udpc_server *s, uint32_t need) {
+  if (need <= s->cap_clients) return UDPC_OK;
+  uint32_t cap = s->cap_clients ? s->cap_clients : 64;
+  while (cap < need) {
+    UDPC_ENSURE(cap <= UINT32_MAX / 2, UDPC_ERR_NOMEM);
+    cap *= 2;
+  }
+  srv_client *c = realloc(s->clients, (size_t)cap * sizeof *c);
+  UDPC_ENSURE(c != NULL, UDPC_ERR_NOMEM);
+  s->clients = c;
+  uint32_t *o = realloc(s->order, (size_t)cap * sizeof *o);
+  UDPC_ENSURE(o != NULL, UDPC_ERR_NOMEM);
+  s->order = o;
+  uint32_t *d = realloc(s->dirty, (size_t)cap * sizeof *d);
+  UDPC_ENSURE(d != NULL, UDPC_ERR_NOMEM);
+  s->dirty = d;
+  s->cap_clients = cap;
+  return UDPC_OK;
+}
+
+/* Append a client record (offline, no token) and index its nick. The
+ * caller places it in order[]. */
+static int srv_add_client(udpc_server *s, const udpc_nick *nick,
+                          uint32_t *out) {
+  UDPC_GUARD(srv_reserve_clients(s, s->n_clients + 1));
+  uint32_t idx = s->n_clients;
+  srv_client *c = &s->clients[idx];
+  memset(c, 0, sizeof *c);
+  c->nick = *nick;
+  c->nick.s[c->nick.len] = '\0';
+  c->prev = c->next = SRV_NONE;
+  UDPC_GUARD(nick_insert(s, idx));
+  s->n_clients++;
+  *out = idx;
+  return UDPC_OK;
+}
+
+/* Insert idx (already in clients[]) into the sorted order. n_clients
+ * already counts it; order[0..n_clients-1) is sorted. */
+static void srv_order_insert(udpc_server *s, uint32_t idx) {
+  uint32_t n = s->n_clients - 1;
+  uint32_t lo = 0, hi = n;
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (nick_cmp(&s->clients[s->order[mid]].nick, &s->clients[idx].nick) < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  memmove(&s->order[lo + 1], &s->order[lo], (size_t)(n - lo) * sizeof *s->order);
+  s->order[lo] = idx;
+}
+
+/* ---- Credentials and cookies ---------------------------------------------- */
+/* Stored credential hash: BLAKE2b-256 keyed with a per-user random salt
+ * (so hashes survive a restart with a new seed). */
+static void srv_cred_hash(uint8_t out[SRV_HASH_LEN],
+                          const uint8_t salt[SRV_SALT_LEN],
+                          const uint8_t cred[UDPC_CRED_LEN]) {
+  crypto_generichash(out, SRV_HASH_LEN, cred, UDPC_CRED_LEN, salt,
+                     SRV_SALT_LEN);
+}
+
+static int srv_cookie_tag(const udpc_server *s, uint32_t bucket,
+                          const udpc_addr *from, const udpc_nick *nick,
+                          uint8_t tag[SRV_COOKIE_TAG]) {
+  uint8_t in[4 + 1 + 16 + 2 + UDPC_NICK_MAX];
+  uint8_t ip[16] = {0};
+  memcpy(ip, from->ip, from->family == 4 ? 4 : 16);
+  udpc_writer w;
+  udpc_writer_init(&w, in, sizeof in);
+  UDPC_GUARD(udpc_cursor_write_u32(&w, bucket));
+  UDPC_GUARD(udpc_cursor_write_u8(&w, from->family));
+  UDPC_GUARD(udpc_cursor_write_bytes(&w, ip, sizeof ip));
+  UDPC_GUARD(udpc_cursor_write_u16(&w, from->port));
+  UDPC_GUARD(udpc_cursor_write_bytes(&w, nick->s, nick->len));
+  crypto_generichash(tag, SRV_COOKIE_TAG, in, w.pos, s->cookie_key,
+                     sizeof s->cookie_key);
+  return UDPC_OK;
+}
+
+static uint32_t srv_bucket(uint64_t now) {
+  return (uint32_t)(now / UDPC_T_COOKIE_BUCKET);
+}
+
+static int srv_cookie_make(const udpc_server *s, uint64_t now,
+                           const udpc_addr *from, const udpc_nick *nick,
+                           uint8_t out[SRV_COOKIE_LEN]) {
+  udpc_writer w;
+  udpc_writer_init(&w, out, SRV_COOKIE_LEN);
+  uint32_t bucket = srv_bucket(now);
+  UDPC_GUARD(udpc_cursor_write_u32(&w, bucket));
+  return srv_cookie_tag(s, bucket, from, nick, out + 4);
+}
+
+static int srv_cookie_valid(const udpc_server *s, uint64_t now,
+                            const udpc_addr *from, const udpc_packet *p) {
+  if (p->u.reg.cookie_len != SRV_COOKIE_LEN) return 0;
+  udpc_reader r;
+  uint32_t bucket;
+  udpc_reader_init(&r, p->u.reg.cookie, SRV_COOKIE_LEN);
+  if (udpc_cursor_read_u32(&r, &bucket) != UDPC_OK) return 0;
+  uint32_t cur = srv_bucket(now);
+  if (bucket != cur && !(cur > 0 && bucket == cur - 1)) return 0;
+  uint8_t tag[SRV_COOKIE_TAG];
+  if (srv_cookie_tag(s, bucket, from, &p->u.reg.nick, tag) != UDPC_OK) return 0;
+  return sodium_memcmp(tag, p->u.reg.cookie + 4, SRV_COOKIE_TAG) == 0;
+}
+
+/* ---- REGISTER (P5) ---------------------------------------------------------- */
+static void srv_reg_result(udpc_server *s, const udpc_addr *to, uint32_t id,
+                           uint8_t status, size_t limit) {
+  udpc_packet p;
+  pkt_init(&p, UDPC_PT_REGISTER_RESULT, id, 0);
+  p.u.reg_result.status = status;
+  srv_send(s, to, &p, limit);
+}
+
+static void srv_hold_reg_ok(udpc_server *s, uint32_t idx, uint32_t id) {
+  srv_client *c = &s->clients[idx];
+  uint32_t mail = 0;
+  if (udpc_store_mail_count(s->store, &c->nick, &mail) != UDPC_OK) mail = 0;
+  udpc_packet p;
+  pkt_init(&p, UDPC_PT_REGISTER_RESULT, id, 0);
+  p.u.reg_result.status = UDPC_REG_OK;
+  p.u.reg_result.token = c->token;
+  p.u.reg_result.table_version = s->version;
+  p.u.reg_result.mail_count = mail;
+  (void)srv_hold(s, &c->addr, &p, SRV_NONE, 0);
+}
+
+static void srv_register(udpc_server *s, uint64_t now, const udpc_addr *from,
+                         const udpc_packet *p, size_t req_len) {
+  const udpc_nick *nick = &p->u.reg.nick;
+  if (!srv_cookie_valid(s, now, from, p)) {
+    /* No state before validation; the COOKIE (27 bytes) is smaller than
+     * any REGISTER (>= 41), and srv_send checks it anyway. */
+    udpc_packet c;
+    pkt_init(&c, UDPC_PT_COOKIE, p->id, 0);
+    c.u.cookie.cookie_len = SRV_COOKIE_LEN;
+    if (srv_cookie_make(s, now, from, nick, c.u.cookie.cookie) != UDPC_OK)
+      return;
+    if (p->u.reg.cookie_len != 0) srv_log_drop(s, from, "invalid cookie");
+    srv_send(s, from, &c, req_len);
+    return;
+  }
+  uint32_t idx = nick_lookup(s, nick);
+  if (idx != SRV_NONE) {
+    srv_client *c = &s->clients[idx];
+    uint8_t h[SRV_HASH_LEN];
+    srv_cred_hash(h, c->salt, p->u.reg.credential);
+    if (sodium_memcmp(h, c->cred_hash, SRV_HASH_LEN) != 0) {
+      srv_reg_result(s, from, p->id, UDPC_REG_NICK_TAKEN, req_len);
+      return;
+    }
+    if (srv_held_full(s, 1)) {
+      srv_log_drop(s, from, "REGISTER: held acknowledgements full");
+      s->st.dropped_unexpected++;
+      return;
+    }
+    if (c->online && udpc_addr_equal(&c->addr, from)) {
+      /* Retransmission or re-reg from the live session: same token. */
+      srv_heard(s, idx, now);
+      srv_hold_reg_ok(s, idx, p->id);
+      return;
+    }
+    /* Come back online here. The previous token (live or ended) is
+     * forgotten: it now gets BAD_SESSION. */
+    if (tok_reserve(s) != UDPC_OK) {
+      srv_log_msg(s, 0, "out of memory (token map)");
+      return;
+    }
+    uint64_t t = srv_new_token(s);
+    tok_remove(s, c->token);
+    (void)tok_insert(s, t, idx); /* cannot fail: reserved */
+    c->token = t;
+    c->addr = *from;
+    srv_set_online(s, idx, now);
+    srv_heard(s, idx, now);
+    srv_table_changed(s, idx, now);
+    srv_hold_reg_ok(s, idx, p->id);
+    return;
+  }
+  if (s->n_clients >= s->max_clients) {
+    srv_reg_result(s, from, p->id, UDPC_REG_SERVER_FULL, req_len);
+    return;
+  }
+  if (srv_held_full(s, 1)) {
+    srv_log_drop(s, from, "REGISTER: held acknowledgements full");
+    s->st.dropped_unexpected++;
+    return;
+  }
+  /* Reserve every table before mutating anything. */
+  if (srv_reserve_clients(s, s->n_clients + 1) != UDPC_OK) {
+    srv_log_msg(s, 0, "out of memory (clients)");
+    return;
+  }
+  if (tok_reserve(s) != UDPC_OK) {
+    srv_log_msg(s, 0, "out of memory (token map)");
+    return;
+  }
+  if (srv_add_client(s, nick, &idx) != UDPC_OK) {
+    srv_log_msg(s, 0, "out of memory (nick map)");
+    return;
+  }
+  srv_client *c = &s->clients[idx];
+  srv_order_insert(s, idx);
+  udpc_rand_bytes(&s->rng, c->salt, sizeof c->salt);
+  srv_cred_hash(c->cred_hash, c->salt, p->u.reg.credential);
+  c->addr = *from;
+  c->registered_ms = now;
+  uint64_t t = srv_new_token(s);
+  (void)tok_insert(s, t, idx); /* cannot fail: reserved above */
+  c->token = t;
+  srv_set_online(s, idx, now);
+  srv_table_changed(s, idx, now);
+  srv_hold_reg_ok(s, idx, p->id);
+}
+
+/* ---- TABLE_REQ, HEARTBEAT (read-only) ------------------------------------ */
+static void srv_table_req(udpc_server *s, uint32_t idx, const udpc_packet *req) {
+  srv_client *c = &s->clients[idx];
+  udpc_packet p;
+  pkt_init(&p, UDPC_PT_TABLE_PAGE, req->id, c->token);
+  uint32_t total = s->n_clients;
+  /* Decision: a start beyond the table is clamped to total (empty page):
+   * TABLE_PAGE must satisfy start + count <= total. */
+  uint32_t start = req->u.table_req.start <= total ? req->u.table_req.start
+                                                   : total;
+  uint32_t n = total - start;
+  if (n > UDPC_TABLE_PAGE_MAX) n = UDPC_TABLE_PAGE_MAX;
+  p.u.table_page.version = s->version;
+  p.u.table_page.total = total;
+  p.u.table_page.start = start;
+  p.u.table_page.count = (uint8_t)n;
+  for (uint32_t i = 0; i < n; i++)
+    srv_entry(s, s->order[start + i], &p.u.table_page.entries[i]);
+  srv_send(s, &c->addr, &p, SIZE_MAX);
+}
+
+static void srv_heartbeat(udpc_server *s, uint32_t idx, const udpc_packet *req) {
+  srv_client *c = &s->clients[idx];
+  udpc_packet p;
+  pkt_init(&p, UDPC_PT_HEARTBEAT_ACK, req->id, c->token);
+  p.u.heartbeat_ack.table_version = s->version;
+  srv_send(s, &c->addr, &p, SIZE_MAX);
+}
+
+/* ---- DEREG, DEREG_OTHER (P8) ------------------------------------------------ */
+static void srv_hold_dereg_result(udpc_server *s, uint32_t idx, uint32_t id,
+                                  uint8_t status) {
+  srv_client *c = &s->clients[idx];
+  udpc_packet p;
+  pkt_init(&p, UDPC_PT_DEREG_RESULT, id, c->token);
+  p.u.dereg_result.status = status;
+  (void)srv_hold(s, &c->addr, &p, SRV_NONE, 0);
+}
+
+static void srv_dereg(udpc_server *s, uint64_t now, uint32_t idx,
+                      const udpc_packet *req) {
+  if (srv_held_full(s, 1)) {
+    srv_log_drop(s, &s->clients[idx].addr, "DEREG: held acks full");
+    s->st.dropped_unexpected++;
+    return;
+  }
+  srv_set_offline(s, idx, now);
+  srv_hold_dereg_result(s, idx, req->id, UDPC_DEREG_OK);
+}
+
+static int srv_is_operator(const udpc_server *s, const udpc_nick *n) {
+  for (size_t i = 0; i < s->n_operators; i++)
+    if (nick_eq(&s->operators[i], n)) return 1;
+  return 0;
+}
+
+static void srv_dereg_other(udpc_server *s, uint64_t now, uint32_t idx,
+                            const udpc_packet *req) {
+  srv_client *c = &s->clients[idx];
+  udpc_packet p;
+  pkt_init(&p, UDPC_PT_DEREG_RESULT, req->id, c->token);
+  if (!srv_is_operator(s, &c->nick)) {
+    p.u.dereg_result.status = UDPC_DEREG_NOT_PERMITTED;
+    srv_send(s, &c->addr, &p, SIZE_MAX);
+    return;
+  }
+  uint32_t t = nick_lookup(s, &req->u.dereg_other.target);
+  if (t == SRV_NONE) {
+    p.u.dereg_result.status = UDPC_DEREG_UNKNOWN_NICK;
+    srv_send(s, &c->addr, &p, SIZE_MAX);
+    return;
+  }
+  if (srv_held_full(s, 2)) {
+    srv_log_drop(s, &c->addr, "DEREG_OTHER: held acks full");
+    s->st.dropped_unexpected++;
+    return;
+  }
+  srv_client *tc = &s->clients[t];
+  if (tc->online) {
+    srv_set_offline(s, t, now);
+    /* KICKED: best effort, once, with the target's (now ended) token; it
+     * waits for the commit like the table delta it accompanies. */
+    udpc_packet k;
+    pkt_init(&k, UDPC_PT_KICKED, s->next_id++, tc->token);
+    k.u.kicked.by = c->nick;
+    (void)srv_hold(s, &tc->addr, &k, SRV_NONE, 0);
+  }
+  /* Decision: deregA of an already offline target is OK (idempotent). */
+  srv_hold_dereg_result(s, idx, req->id, UDPC_DEREG_OK);
+}
+
+/* ---- SAVE (P7) ------------------------------------------------------------- */
+static srv_win_ent *win_find(srv_client *c, uint32_t msg_id) {
+  if (c->win == NULL) return NULL;
+  for (uint32_t i = 0; i < SRV_WINDOW; i++) {
+    srv_win_ent *e = &c->win->e[i];
+    if (e->state != WIN_EMPTY && e->msg_id == msg_id) return e;
+  }
+  return NULL;
+}
+
+/* Find or add (overwriting the oldest) the window entry of msg_id. */
+static srv_win_ent *win_put(srv_client *c, uint32_t msg_id) {
+  srv_win_ent *e = win_find(c, msg_id);
+  if (e) return e;
+  if (c->win == NULL) {
+    c->win = calloc(1, sizeof *c->win);
+    if (c->win == NULL) return NULL;
+  }
+  e = &c->win->e[c->win->next];
+  c->win->next = (c->win->next + 1) % SRV_WINDOW;
+  memset(e, 0, sizeof *e);
+  e->msg_id = msg_id;
+  return e;
+}
+
+static void win_forget(udpc_server *s, uint32_t idx, uint32_t msg_id) {
+  if (idx >= s->n_clients) return;
+  srv_win_ent *e = win_find(&s->clients[idx], msg_id);
+  if (e) memset(e, 0, sizeof *e);
+}
+
+static void win_done(udpc_server *s, uint32_t idx, uint32_t msg_id,
+                     uint8_t status, uint32_t recip) {
+  srv_win_ent *e = win_put(&s->clients[idx], msg_id);
+  if (e == NULL) return; /* out of memory: no idempotency, still correct */
+  e->state = WIN_DONE;
+  e->status = status;
+  e->recip = recip;
+}
+
+/* Check the quotas, append, and say how it went. */
+static uint8_t srv_store_mail(udpc_server *s, uint64_t now, uint32_t sender,
+                              uint32_t recip, uint32_t msg_id,
+                              const uint8_t *text, size_t len) {
+  const udpc_nick *to = &s->clients[recip].nick;
+  uint32_t count = 0;
+  uint64_t total = 0;
+  if (udpc_store_mail_count(s->store, to, &count) != UDPC_OK ||
+      udpc_store_mail_total(s->store, &total) != UDPC_OK)
+    return UDPC_SAVE_STORE_ERROR;
+  if (count >= s->mail_per_recipient || total >= s->mail_total)
+    return UDPC_SAVE_QUOTA;
+  uint64_t seq = 0;
+  s->store_touched = 1;
+  if (udpc_store_mail_append(s->store, to, &s->clients[sender].nick, msg_id,
+                             now, text, len, &seq) != UDPC_OK)
+    return UDPC_SAVE_STORE_ERROR;
+  s->st.mail_stored++;
+  return UDPC_SAVE_SAVED;
+}
+
+/* Send (or hold, for SAVED) a SAVE_RESULT to the sender's live session and
+ * record the result in the sender's window. The window says DONE/SAVED
+ * only while an acknowledgement referencing it is held or after it was
+ * committed; otherwise a retransmission goes through mail_find again. */
+static void srv_save_result(udpc_server *s, uint32_t sender,
+                            uint64_t sender_token, uint32_t req_id,
+                            uint32_t msg_id, uint8_t status, uint32_t recip) {
+  srv_client *c = &s->clients[sender];
+  int live = c->online && c->token == sender_token;
+  if (status == UDPC_SAVE_STORE_ERROR) {
+    win_forget(s, sender, msg_id); /* let a retransmission try again */
+  } else if (status == UDPC_SAVE_SAVED) {
+    win_done(s, sender, msg_id, status, recip);
+    if (!live) {
+      win_forget(s, sender, msg_id);
+      return;
+    }
+  } else {
+    win_done(s, sender, msg_id, status, recip);
+  }
+  if (!live) return;
+  udpc_packet p;
+  pkt_init(&p, UDPC_PT_SAVE_RESULT, req_id, c->token);
+  p.u.save_result.status = status;
+  if (status == UDPC_SAVE_RECIPIENT_ONLINE && recip < s->n_clients)
+    srv_entry(s, recip, &p.u.save_result.entry);
+  if (status == UDPC_SAVE_SAVED) {
+    if (srv_hold(s, &c->addr, &p, sender, msg_id) != UDPC_OK)
+      win_forget(s, sender, msg_id);
+  } else {
+    srv_send(s, &c->addr, &p, SIZE_MAX);
+  }
+}
+
+static void srv_probe_send(udpc_server *s, const srv_probe *pr) {
+  const srv_client *r = &s->clients[pr->recip];
+  udpc_packet p;
+  pkt_init(&p, UDPC_PT_PROBE, pr->probe_id, pr->recip_token);
+  s->st.probes_sent++;
+  srv_send(s, &r->addr, &p, SIZE_MAX);
+}
+
+static void srv_save(udpc_server *s, uint64_t now, uint32_t idx,
+                     const udpc_packet *req) {
+  srv_client *c = &s->clients[idx];
+  uint32_t msg_id = req->u.save.msg_id;
+  srv_win_ent *w = win_find(c, msg_id);
+  if (w != NULL) {
+    if (w->state == WIN_PENDING) {
+      srv_log_drop(s, &c->addr, "SAVE: same (sender, msg_id) being probed");
+      return;
+    }
+    /* Done: repeat the result without storing again. */
+    udpc_packet p;
+    pkt_init(&p, UDPC_PT_SAVE_RESULT, req->id, c->token);
+    p.u.save_result.status = w->status;
+    if (w->status == UDPC_SAVE_RECIPIENT_ONLINE)
+      srv_entry(s, w->recip, &p.u.save_result.entry);
+    if (w->status == UDPC_SAVE_SAVED) {
+      if (srv_held_full(s, 1)) {
+        s->st.dropped_unexpected++;
+        srv_log_drop(s, &c->addr, "SAVE: held acks full");
+        return;
+      }
+      (void)srv_hold(s, &c->addr, &p, SRV_NONE, 0);
+    } else {
+      srv_send(s, &c->addr, &p, SIZE_MAX);
+    }
+    return;
+  }
+  uint32_t r = nick_lookup(s, &req->u.save.to);
+  if (r == SRV_NONE) {
+    srv_save_result(s, idx, c->token, req->id, msg_id,
+                    UDPC_SAVE_UNKNOWN_RECIPIENT, SRV_NONE);
+    return;
+  }
+  if (srv_held_full(s, 1)) {
+    s->st.dropped_unexpected++;
+    srv_log_drop(s, &c->addr, "SAVE: held acks full");
+    return;
+  }
+  /* Stored before (window forgotten, or a server restart)? */
+  if (udpc_store_mail_find(s->store, &s->clients[r].nick, &c->nick, msg_id,
+                           NULL) == UDPC_OK) {
+    srv_save_result(s, idx, c->token, req->id, msg_id, UDPC_SAVE_SAVED, r);
+    return;
+  }
+  if (!s->clients[r].online) {
+    uint8_t st = srv_store_mail(s, now, idx, r, msg_id, req->u.save.text.p,
+                                req->u.save.text.len);
+    srv_save_result(s, idx, c->token, req->id, msg_id, st, r);
+    return;
+  }
+  /* Recipient online in our view: probe it first. */
+  if (s->probe_tail - s->probe_head >= SRV_PROBES_MAX) {
+    s->st.dropped_unexpected++;
+    srv_log_drop(s, &c->addr, "SAVE: pending probes full");
+    return;
+  }
+  srv_win_ent *e = win_put(c, msg_id);
+  if (e == NULL) {
+    srv_log_drop(s, &c->addr, "SAVE: out of memory");
+    return;
+  }
+  e->state = WIN_PENDING;
+  e->recip = r;
+  uint32_t slot = s->probe_tail & (SRV_PROBES_MAX - 1);
+  srv_probe *pr = &s->probes[slot];
+  memset(pr, 0, offsetof(srv_probe, text));
+  pr->active = 1;
+  pr->probe_id = s->probe_id_base + s->probe_tail;
+  pr->t0 = now;
+  pr->sender = idx;
+  pr->sender_token = c->token;
+  pr->recip = r;
+  pr->recip_token = s->clients[r].token;
+  pr->req_id = req->id;
+  pr->msg_id = msg_id;
+  pr->text_len = req->u.save.text.len;
+  memcpy(pr->text, req->u.save.text.p, req->u.save.text.len);
+  s->probe_tail++;
+  srv_probe_send(s, pr);
+}
+
+static void srv_probe_ack(udpc_server *s, uint32_t idx, const udpc_packet *req,
+                          const udpc_addr *from) {
+  srv_probe *pr = &s->probes[req->id & (SRV_PROBES_MAX - 1)];
+  if (!pr->active || pr->probe_id != req->id || pr->recip != idx ||
+      pr->recip_token != req->token) {
+    s->st.dropped_unexpected++;
+    srv_log_drop(s, from, "PROBE_ACK for no pending probe");
+    return;
+  }
+  pr->active = 0;
+  srv_save_result(s, pr->sender, pr->sender_token, pr->req_id, pr->msg_id,
+                  UDPC_SAVE_RECIPIENT_ONLINE, pr->recip);
+}
+
+/* Probe unanswered for T_PROBE_TIMEOUT: recipient is gone. */
+static void srv_probe_timeout(udpc_server *s, uint64_t now, srv_probe *pr) {
+  pr->active = 0;
+  srv_client *r = &s->clients[pr->recip];
+  if (r->online && r->token == pr->recip_token)
+    srv_set_offline(s, pr->recip, now);
+  /* Decision: if the sender's window entry was overwritten meanwhile, it is
+   * re-added; if the held list is full, the mail is still stored and the
+   * result forgotten (a retransmission finds the mail with mail_find). */
+  uint8_t st = srv_store_mail(s, now, pr->sender, pr->recip, pr->msg_id,
+                              pr->text, pr->text_len);
+  srv_save_result(s, pr->sender, pr->sender_token, pr->req_id, pr->msg_id, st,
+                  pr->recip);
+}
+
+static void srv_probes_expire(udpc_server *s, uint64_t now) {
+  for (uint32_t k = s->probe_head; k != s->probe_tail; k++) {
+    srv_probe *pr = &s->probes[k & (SRV_PROBES_MAX - 1)];
+    if (!pr->active) continue;
+    /* t0 never decreases along the ring: stop at the first one not due. */
+    if (now < pr->t0 + UDPC_T_PROBE_RETRY) break;
+    if (now >= pr->t0 + UDPC_T_PROBE_TIMEOUT) {
+      srv_probe_timeout(s, now, pr);
+    } else if (!pr->resent) {
+      pr->resent = 1;
+      const srv_client *r = &s->clients[pr->recip];
+      if (r->online && r->token == pr->recip_token) srv_probe_send(s, pr);
+    }
+  }
+  while (s->probe_head != s->probe_tail &&
+         !s->probes[s->probe_head & (SRV_PROBES_MAX - 1)].active)
+    s->probe_head++;
+}
+
+/* ---- MAIL_REQ (P7) ----------------------------------------------------------- */
+static void srv_mail_req(udpc_server *s, uint32_t idx, const udpc_packet *req) {
+  srv_client *c = &s->clients[idx];
+  if (srv_held_full(s, 1)) {
+    s->st.dropped_unexpected++;
+    srv_log_drop(s, &c->addr, "MAIL_REQ: held acks full");
+    return;
+  }
+  uint64_t ack = req->u.mail_req.ack_upto;
+  uint32_t deleted = 0, count = 0;
+  if (udpc_store_mail_delete_upto(s->store, &c->nick, ack, &deleted) !=
+          UDPC_OK ||
+      udpc_store_mail_count(s->store, &c->nick, &count) != UDPC_OK) {
+    srv_log_msg(s, 0, "store failed on MAIL_REQ");
+    srv_send_error(s, &c->addr, req->id, UDPC_ERROR_INTERNAL, SIZE_MAX);
+    return;
+  }
+  if (deleted > 0) {
+    s->store_touched = 1;
+    s->st.mail_delivered += deleted;
+  }
+  udpc_packet p;
+  pkt_init(&p, UDPC_PT_MAIL_PAGE, req->id, c->token);
+  size_t n = 0;
+  /* Text is borrowed from the store until the next store call: encode
+   * (srv_send / srv_hold copy) before calling the store again. */
+  if (udpc_store_mail_page(s->store, &c->nick, ack, p.u.mail_page.mail,
+                           UDPC_MAIL_PAGE_MAX, &n) != UDPC_OK)
+    n = 0;
+  size_t size = UDPC_MAIL_PAGE_FIXED, fit = 0;
+  while (fit < n) {
+    size_t m = udpc_wire_mail_size(&p.u.mail_page.mail[fit]);
+    if (size + m > UDPC_MAX_PACKET) break;
+    size += m;
+    fit++;
+  }
+  p.u.mail_page.count = (uint8_t)fit;
+  p.u.mail_page.remaining = count >= fit ? count - (uint32_t)fit : 0;
+  if (deleted > 0) (void)srv_hold(s, &c->addr, &p, SRV_NONE, 0);
+  else srv_send(s, &c->addr, &p, SIZE_MAX);
+}
+
+/* ---- Dispatch ------------------------------------------------------------------ */
+static int is_c2s_request(uint8_t type) {
+  switch (type) {
+    case UDPC_PT_TABLE_REQ:
+    case UDPC_PT_HEARTBEAT:
+    case UDPC_PT_DEREG:
+    case UDPC_PT_DEREG_OTHER:
+    case UDPC_PT_SAVE:
+    case UDPC_PT_MAIL_REQ:
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+static void srv_malformed(udpc_server *s, const udpc_addr *from,
+                          const uint8_t *data, size_t len, int err) {
+  s->st.dropped_malformed++;
+  if (s->io.log) {
+    srv_line l = {.n = 0};
+    ln_str(&l, "rx ");
+    ln_addr(&l, from);
+    ln_str(&l, " len=");
+    ln_u64(&l, len);
+    ln_str(&l, ": undecodable (");
+    ln_str(&l, udpc_strerror(err));
+    ln_str(&l, ")");
+    srv_log(s, 3, &l);
+  }
+  if (err == UDPC_ERR_TOO_BIG || err == UDPC_ERR_TYPE) {
+    srv_log_drop(s, from, "malformed: too big or unknown type");
+    return;
+  }
+  uint8_t type = 0;
+  uint32_t id = 0;
+  int hr = udpc_wire_decode_header(&type, &id, data, len);
+  if (err == UDPC_ERR_VERSION) {
+    /* Unknown version: ERROR(VERSION) only when not larger than it. */
+    if (hr == UDPC_ERR_VERSION || hr == UDPC_ERR_TYPE || hr == UDPC_OK)
+      srv_send_error(s, from, id, UDPC_ERROR_VERSION, len);
+    return;
+  }
+  if (hr != UDPC_OK) {
+    srv_log_drop(s, from, "malformed header");
+    return;
+  }
+  if (type == UDPC_PT_REGISTER && err == UDPC_ERR_NICK) {
+    /* Stateless and never larger than the request (srv_send checks). */
+    srv_reg_result(s, from, id, UDPC_REG_INVALID_NICK, len);
+    return;
+  }
+  if (is_c2s_request(type)) {
+    srv_send_error(s, from, id, UDPC_ERROR_MALFORMED, len);
+    return;
+  }
+  srv_log_drop(s, from, "malformed");
+}
+
+static void srv_tokened(udpc_server *s, uint64_t now, const udpc_addr *from,
+                        const udpc_packet *p, size_t len) {
+  uint32_t idx = tok_lookup(s, p->token);
+  if (idx == SRV_NONE) {
+    s->st.dropped_bad_session++;
+    srv_log_drop(s, from, "unknown token");
+    if (p->type != UDPC_PT_PROBE_ACK)
+      srv_send_error(s, from, p->id, UDPC_ERROR_BAD_SESSION, len);
+    return;
+  }
+  srv_client *c = &s->clients[idx];
+  if (!udpc_addr_equal(&c->addr, from)) {
+    s->st.dropped_bad_session++;
+    srv_log_drop(s, from, "token from another address");
+    return;
+  }
+  if (!c->online) { /* the token of an ended session */
+    if (p->type == UDPC_PT_DEREG) {
+      if (srv_held_full(s, 1)) {
+        s->st.dropped_unexpected++;
+        srv_log_drop(s, from, "DEREG: held acks full");
+        return;
+      }
+      srv_hold_dereg_result(s, idx, p->id, UDPC_DEREG_OK);
+      return;
+    }
+    s->st.dropped_bad_session++;
+    srv_log_drop(s, from, "token of an ended session");
+    if (p->type != UDPC_PT_PROBE_ACK)
+      srv_send_error(s, from, p->id, UDPC_ERROR_SESSION_ENDED, len);
+    return;
+  }
+  srv_heard(s, idx, now);
+  switch (p->type) {
+    case UDPC_PT_TABLE_REQ: srv_table_req(s, idx, p); break;
+    case UDPC_PT_HEARTBEAT: srv_heartbeat(s, idx, p); break;
+    case UDPC_PT_DEREG: srv_dereg(s, now, idx, p); break;
+    case UDPC_PT_DEREG_OTHER: srv_dereg_other(s, now, idx, p); break;
+    case UDPC_PT_SAVE: srv_save(s, now, idx, p); break;
+    case UDPC_PT_MAIL_REQ: srv_mail_req(s, idx, p); break;
+    case UDPC_PT_PROBE_ACK: srv_probe_ack(s, idx, p, from); break;
+    default: break;
+  }
+}
+
+int udpc_server_recv(udpc_server *s, uint64_t now, const udpc_addr *from,
+                     const uint8_t *data, size_t len) {
+  UDPC_ENSURE(s != NULL && from != NULL && (data != NULL || len == 0),
+              UDPC_ERR_ARG);
+  s->st.rx++;
+  s->st.rx_bytes += len;
+  udpc_packet p;
+  int rc = len > UDPC_MAX_PACKET ? UDPC_ERR_TOO_BIG
+                                 : udpc_wire_decode(&p, data, len);
+  if (rc != UDPC_OK) {
+    srv_malformed(s, from, data, len, rc);
+    return UDPC_OK;
+  }
+  srv_tx_log(s, "rx", from, &p, len);
+  if (p.type == UDPC_PT_REGISTER) {
+    srv_register(s, now, from, &p, len);
+  } else if (is_c2s_request(p.type) || p.type == UDPC_PT_PROBE_ACK) {
+    srv_tokened(s, now, from, &p, len);
+  } else {
+    s->st.dropped_unexpected++;
+    srv_log_drop(s, from, "not a client-to-server packet");
+  }
+  return UDPC_OK;
+}
+
+/* ---- Flush: commit, then acknowledgements and deltas ------------------------- */
+static void srv_send_deltas(udpc_server *s) {
+  uint32_t i = 0;
+  while (i < s->n_changes) {
+    udpc_packet p;
+    pkt_init(&p, UDPC_PT_TABLE_DELTA, 0, 0);
+    p.u.table_delta.base_version = s->changes[i].version - 1;
+    uint8_t n = 0;
+    /* One delta covers consecutive versions and at most 20 distinct
+     * entries; an entry changed twice appears once, as it became last. */
+    while (i < s->n_changes) {
+      const udpc_entry *e = &s->changes[i].entry;
+      uint8_t k = 0;
+      while (k < n && !nick_eq(&p.u.table_delta.entries[k].nick, &e->nick)) k++;
+      if (k == n) {
+        if (n == UDPC_TABLE_PAGE_MAX) break;
+        n++;
+      }
+      p.u.table_delta.entries[k] = *e;
+      p.u.table_delta.new_version = s->changes[i].version;
+      i++;
+    }
+    p.u.table_delta.count = n;
+    for (uint32_t o = s->on_head; o != SRV_NONE; o = s->clients[o].next) {
+      p.id = s->next_id++;
+      p.token = s->clients[o].token;
+      srv_send(s, &s->clients[o].addr, &p, SIZE_MAX);
+    }
+  }
+}
+
+static void srv_user_record(const udpc_server *s, uint32_t idx,
+                            udpc_store_user *u) {
+  const srv_client *c = &s->clients[idx];
+  memset(u, 0, sizeof *u);
+  u->nick = c->nick;
+  memcpy(u->salt, c->salt, sizeof u->salt);
+  memcpy(u->cred_hash, c->cred_hash, sizeof u->cred_hash);
+  u->addr = c->addr;
+  u->status = c->online ? UDPC_STATUS_ONLINE : UDPC_STATUS_OFFLINE;
+  u->registered_ms = c->registered_ms;
+  u->last_seen_ms = c->last_seen_ms;
+}
+
+int udpc_server_flush(udpc_server *s, uint64_t now) {
+  UDPC_ENSURE(s != NULL, UDPC_ERR_ARG);
+  (void)now;
+  if (!s->store_touched && s->n_dirty == 0 && s->n_held == 0 &&
+      s->n_changes == 0 && !s->changes_overflow)
+    return UDPC_OK;
+  int rc = UDPC_OK;
+  for (uint32_t i = 0; i < s->n_dirty && rc == UDPC_OK; i++) {
+    udpc_store_user u;
+    srv_user_record(s, s->dirty[i], &u);
+    rc = udpc_store_user_put(s->store, &u);
+  }
+  if (rc == UDPC_OK) rc = udpc_store_commit(s->store);
+  if (rc != UDPC_OK) {
+    /* Nothing of this batch is acknowledged; clients retransmit. Dirty
+     * records and table changes stay for the next flush. */
+    for (uint32_t i = 0; i < s->n_held; i++)
+      if (s->held[i].win_client != SRV_NONE)
+        win_forget(s, s->held[i].win_client, s->held[i].win_msg_id);
+    srv_line l = {.n = 0};
+    ln_str(&l, "store commit failed (");
+    ln_str(&l, udpc_strerror(rc));
+    ln_str(&l, "); discarded ");
+    ln_u64(&l, s->n_held);
+    ln_str(&l, " acknowledgements");
+    srv_log(s, 1, &l);
+    s->n_held = 0;
+    return UDPC_ERR_STORE;
+  }
+  for (uint32_t i = 0; i < s->n_dirty; i++) s->clients[s->dirty[i]].dirty = 0;
+  s->n_dirty = 0;
+  s->store_touched = 0;
+  for (uint32_t i = 0; i < s->n_held; i++) {
+    const srv_held *h = &s->held[i];
+    if (s->io.log) {
+      udpc_packet p;
+      if (udpc_wire_decode(&p, h->data, h->len) == UDPC_OK)
+        srv_tx_log(s, "tx", &h->to, &p, h->len);
+    }
+    srv_emit(s, &h->to, h->data, h->len);
+  }
+  s->n_held = 0;
+  if (!s->changes_overflow) srv_send_deltas(s);
+  s->n_changes = 0;
+  s->changes_overflow = 0;
+  return UDPC_OK;
+}
+
+/* ---- Timers -------------------------------------------------------------------- */
+uint64_t udpc_server_next_deadline(const udpc_server *s) {
+  if (s == NULL) return UINT64_MAX;
+  uint64_t d = UINT64_MAX;
+  if (s->on_head != SRV_NONE)
+    d = s->clients[s->on_head].last_heard + SRV_SESSION_TIMEOUT;
+  for (uint32_t k = s->probe_head; k != s->probe_tail; k++) {
+    const srv_probe *pr = &s->probes[k & (SRV_PROBES_MAX - 1)];
+    if (!pr->active) continue;
+    uint64_t t = pr->t0 + (uint64_t)(pr->resent ? UDPC_T_PROBE_TIMEOUT
+                                                : UDPC_T_PROBE_RETRY);
+    if (t < d) d = t;
+    if (!pr->resent) break; /* later probes are due later still */
+  }
+  return d;
+}
+
+void udpc_server_handle_expiry(udpc_server *s, uint64_t now) {
+  if (s == NULL) return;
+  srv_probes_expire(s, now);
+  /* Decision: silent for >= 30 s (3 heartbeat intervals) ends a session. */
+  while (s->on_head != SRV_NONE &&
+         now >= s->clients[s->on_head].last_heard + SRV_SESSION_TIMEOUT) {
+    uint32_t idx = s->on_head;
+    if (s->io.log) {
+      srv_line l = {.n = 0};
+      ln_str(&l, "session timeout: ");
+      ln_str(&l, s->clients[idx].nick.s);
+      srv_log(s, 2, &l);
+    }
+    srv_set_offline(s, idx, now);
+  }
+}
+
+void udpc_server_get_stats(const udpc_server *s, udpc_server_stats *out) {
+  if (s == NULL || out == NULL) return;
+  *out = s->st;
+  out->registered = s->n_clients;
+  out->online = s->n_online;
+}
+
+/* ---- Life cycle ------------------------------------------------------------------ */
+static int srv_load_user(void *ctx, const udpc_store_user *u) {
+  udpc_server *s = ctx;
+  if (udpc_nick_check(u->nick.s, u->nick.len) != UDPC_OK ||
+      nick_lookup(s, &u->nick) != SRV_NONE) {
+    srv_log_msg(s, 1, "store: skipped a bad or duplicate user record");
+    return 0;
+  }
+  uint32_t idx;
+  UDPC_GUARD(srv_add_client(s, &u->nick, &idx));
+  srv_client *c = &s->clients[idx];
+  memcpy(c->salt, u->salt, sizeof c->salt);
+  memcpy(c->cred_hash, u->cred_hash, sizeof c->cred_hash);
+  c->addr = u->addr;
+  c->registered_ms = u->registered_ms;
+  c->last_seen_ms = u->last_seen_ms;
+  /* Everyone starts offline; a record saved as online is rewritten. */
+  if (u->status != UDPC_STATUS_OFFLINE) {
+    c->dirty = 1;
+    s->dirty[s->n_dirty++] = idx;
+    s->store_touched = 1;
+  }
+  return 0;
+}
+
+typedef struct {
+  udpc_nick nick;
+  uint32_t idx;
+} srv_sort_item;
+
+static int srv_sort_cmp(const void *a, const void *b) {
+  return nick_cmp(&((const srv_sort_item *)a)->nick,
+                  &((const srv_sort_item *)b)->nick);
+}
+
+/* Build order[] for the loaded clients in O(N log N). */
+static int srv_sort_loaded(udpc_server *s) {
+  if (s->n_clients == 0) return UDPC_OK;
+  srv_sort_item *t = malloc((size_t)s->n_clients * sizeof *t);
+  UDPC_ENSURE(t != NULL, UDPC_ERR_NOMEM);
+  for (uint32_t i = 0; i < s->n_clients; i++) {
+    t[i].nick = s->clients[i].nick;
+    t[i].idx = i;
+  }
+  qsort(t, s->n_clients, sizeof *t, srv_sort_cmp);
+  for (uint32_t i = 0; i < s->n_clients; i++) s->order[i] = t[i].idx;
+  free(t);
+  return UDPC_OK;
+}
+
+udpc_server *udpc_server_new(const udpc_server_config *cfg, uint64_t now) {
+  (void)now;
+  if (cfg == NULL || cfg->store == NULL || cfg->io.send == NULL ||
+      (cfg->n_operators > 0 && cfg->operators == NULL))
+    return NULL;
+  udpc_server *s = calloc(1, sizeof *s);
+  if (s == NULL) return NULL;
+  s->io = cfg->io;
+  s->store = cfg->store;
+  s->max_clients = cfg->max_clients ? cfg->max_clients : SRV_DEFAULT_MAX_CLIENTS;
+  s->mail_per_recipient = cfg->mail_per_recipient ? cfg->mail_per_recipient
+                                                  : SRV_DEFAULT_MAIL_PER_RECIPIENT;
+  s->mail_total = cfg->mail_total ? cfg->mail_total : SRV_DEFAULT_MAIL_TOTAL;
+  s->on_head = s->on_tail = SRV_NONE;
+  s->version = 1;
+  udpc_rand_derive(s->cookie_key, cfg->seed, "udpchat server cookie key v1");
+  uint8_t nk[32];
+  udpc_rand_derive(nk, cfg->seed, "udpchat server nick hash key v1");
+  memcpy(s->nick_key, nk, sizeof s->nick_key);
+  uint8_t rk[32];
+  udpc_rand_derive(rk, cfg->seed, "udpchat server random stream v1");
+  udpc_rand_init(&s->rng, rk);
+  sodium_memzero(rk, sizeof rk);
+  s->next_id = udpc_rand_u32(&s->rng);
+  s->probe_id_base = udpc_rand_u32(&s->rng) & ~(SRV_PROBES_MAX - 1);
+
+  if (cfg->n_operators > 0) {
+    s->operators = calloc(cfg->n_operators, sizeof *s->operators);
+    if (s->operators == NULL) goto fail;
+    for (size_t i = 0; i < cfg->n_operators; i++) {
+      const char *o = cfg->operators[i];
+      /* Operator nicks are folded like typed nicks; a bad one is a bad
+       * config. */
+      if (o == NULL ||
+          udpc_nick_from_input(&s->operators[i], o, strlen(o)) != UDPC_OK)
+        goto fail;
+    }
+    s->n_operators = cfg->n_operators;
+  }
+  s->held = malloc(SRV_HELD_MAX * sizeof *s->held);
+  s->changes = malloc(SRV_CHANGES_MAX * sizeof *s->changes);
+  s->probes = calloc(SRV_PROBES_MAX, sizeof *s->probes);
+  if (s->held == NULL || s->changes == NULL || s->probes == NULL) goto fail;
+  if (srv_reserve_clients(s, 64) != UDPC_OK) goto fail;
+
+  if (udpc_store_user_foreach(s->store, srv_load_user, s) != UDPC_OK) goto fail;
+  if (srv_sort_loaded(s) != UDPC_OK) goto fail;
+  return s;
+fail:
+  udpc_server_free(s);
+  return NULL;
+}
+
+void udpc_server_free(udpc_server *s) {
+  if (s == NULL) return;
+  for (uint32_t i = 0; i < s->n_clients; i++) free(s->clients[i].win);
+  free(s->clients);
+  free(s->order);
+  free(s->dirty);
+  free(s->nick_map);
+  free(s->tok_map);
+  free(s->held);
+  free(s->changes);
+  free(s->probes);
+  free(s->operators);
+  sodium_memzero(s->cookie_key, sizeof s->cookie_key);
+  udpc_rand_wipe(&s->rng);
+  free(s);
+}
