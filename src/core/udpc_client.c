@@ -1,0 +1,1446 @@
+/*
+ * udpc_client.c - the sans-IO client core (PROTOCOL.md P4-P10).
+ *
+ * Input: datagrams (udpc_client_recv), typed lines (udpc_client_command) and
+ * the passing of time (udpc_client_handle_expiry). Output: datagrams through
+ * io.send and display events through cfg->event. No sockets, clocks, stdio
+ * or OS randomness here; every packet goes through udpc_wire_encode /
+ * udpc_wire_decode.
+ *
+ * Decisions where the design is silent (listed for PROTOCOL.md):
+ * - Ids: one u32 counter started at udpc_rand_u32 of the seed; every new
+ *   request, chat and heartbeat takes the next id; retransmissions reuse it.
+ *   A REGISTER resent with a cookie takes a new id; so does each page request
+ *   of a table walk or mail delivery.
+ * - Request queue: one request in flight; the FIFO behind it accepts user
+ *   commands while fewer than 64 wait. Internal requests (SAVE after a
+ *   missing ACK, snapshot TABLE_REQ, MAIL_REQ, exit's DEREG) bypass that
+ *   bound (they are bounded by construction: <= 64 chats outstanding).
+ *   Page follow-ups (next TABLE_REQ start, next MAIL_REQ ack_upto) replace
+ *   the request in flight instead of queuing, so a walk is never interleaved.
+ * - A snapshot is requested at most once at a time (snap_pending).
+ * - `send` to a nick our table lists OFFLINE queues a SAVE at once (no direct
+ *   try) and shows nothing until the SAVE_RESULT.
+ * - Incoming CHAT is accepted only while ONLINE (an OFFLINE client does not
+ *   ACK, so the sender falls back to the server and the message arrives as
+ *   mail on `reg`). CHAT_ACK is accepted in any state for a chat still
+ *   outstanding, from the address the chat was sent to (the peer's table
+ *   address at send time).
+ * - A chat whose ACK wait ends while we are not ONLINE is not saved:
+ *   "[No ACK from <nick>; you are offline, message not delivered.]".
+ * - Going OFFLINE (dereg, KICKED, SESSION_ENDED, refused re-registration)
+ *   drops the queue; each dropped SAVE is reported:
+ *   "[Message to <nick> not sent: you are offline.]".
+ * - On every successful registration the table version is reset to 0 (the
+ *   server's version may have restarted) and a snapshot is requested; the
+ *   stale rows stay visible to `list` until it completes. HEARTBEAT_ACK with
+ *   a version different from ours (not only greater) requests a snapshot.
+ * - A snapshot walk ends when start + count >= total, or on an empty page, or
+ *   when UDPC_CLIENT_TABLE_MAX entries are held; pages are sorted and
+ *   de-duplicated by nick on completion.
+ * - `[You have messages]` is shown once per registration, right before the
+ *   first mail actually displayed (mail already shown as a chat is skipped
+ *   silently but still acknowledged).
+ * - `exit` while ONLINE queues a DEREG behind pending requests, and waits
+ *   for outstanding chats to be ACKed or handed to the server first. On
+ *   DEREG_RESULT OK only `[Exiting]` is shown (status 0); DEREG_RESULT with a
+ *   failure status: a notice, `[Exiting]`, status 1.
+ * - A COOKIE restarts REGISTER's 5 sends at most 4 times per registration
+ *   (a server, or a spoofer, cannot keep us registering forever).
+ * - ERROR(RATE_LIMITED) is ignored (retransmission continues);
+ *   ERROR(MALFORMED/VERSION/INTERNAL) fails the request in flight with a
+ *   notice (a REGISTER failing so is handled like a refusal).
+ * - Commands needing a session while REGISTERING:
+ *   "[Registration in progress, please wait.]".
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "udpc_client.h"
+#include "udpc_rand.h"
+#include "udpchat.h"
+
+/* Physical queue size: 64 user requests + 64 SAVEs of expired chats + a few
+ * internal requests (snapshot, mail, exit's DEREG, a re-queued request). */
+#define CQ_CAP (UDPC_CLIENT_QUEUE_MAX + UDPC_CLIENT_CHATS_MAX + 8)
+
+typedef struct {
+  uint8_t type;     /* UDPC_PT_* */
+  uint8_t for_exit; /* DEREG issued by `exit` */
+  uint32_t id;
+  int sends;
+  uint64_t deadline;
+  uint32_t start;    /* TABLE_REQ */
+  uint64_t ack_upto; /* MAIL_REQ */
+  uint32_t msg_id;   /* SAVE */
+  udpc_nick nick;    /* SAVE to, DEREG_OTHER target */
+  uint16_t text_len; /* SAVE */
+  uint8_t text[UDPC_TEXT_MAX];
+} creq;
+
+typedef struct {
+  int used;
+  uint32_t id;
+  udpc_nick to;
+  udpc_addr addr;
+  uint64_t deadline;
+  uint16_t text_len;
+  uint8_t text[UDPC_TEXT_MAX];
+} cchat;
+
+typedef struct {
+  udpc_nick nick; /* len 0: unused slot */
+  uint64_t used_at;
+  uint32_t ids[UDPC_CLIENT_DEDUPE_IDS];
+  uint8_t n;
+  uint8_t pos;
+} csender;
+
+typedef struct {
+  udpc_entry *v;
+  size_t n;
+  size_t cap;
+} ctable;
+
+struct udpc_client {
+  udpc_client_config cfg;
+  int state;
+  int started;
+  int exit_status;
+  int ever_online; /* a refusal before the first success exits (status 1) */
+  int exiting;
+  udpc_rand rng;
+  uint32_t next_id;
+  uint64_t token;
+
+  /* registration */
+  uint8_t cookie_len;
+  uint8_t cookie[UDPC_COOKIE_MAX];
+  int cookie_rounds;
+
+  /* server requests */
+  int inflight_active;
+  creq inflight;
+  creq queue[CQ_CAP];
+  size_t q_head;
+  size_t q_len;
+
+  /* heartbeat */
+  uint64_t hb_deadline;
+  uint32_t hb_id;
+  int hb_sent;
+
+  /* table */
+  ctable table;
+  uint64_t table_version; /* 0: none since the last registration */
+  ctable stage;           /* snapshot walk in progress */
+  uint64_t walk_version;
+  int snap_pending;
+
+  /* mail delivery */
+  int mail_active;
+  int mail_shown;
+  uint64_t mail_last_seq;
+
+  /* chats waiting for an ACK */
+  cchat chats[UDPC_CLIENT_CHATS_MAX];
+
+  /* duplicate suppression: per sender, the last 64 msg ids shown */
+  csender senders[UDPC_CLIENT_DEDUPE_SENDERS];
+  uint64_t lru_clock;
+};
+
+/* ---- Small helpers -------------------------------------------------------- */
+
+static int nick_eq(const udpc_nick *a, const udpc_nick *b) {
+  return a->len == b->len && memcmp(a->s, b->s, a->len) == 0;
+}
+
+static int nick_cmp(const udpc_nick *a, const udpc_nick *b) {
+  size_t n = a->len < b->len ? a->len : b->len;
+  int r = memcmp(a->s, b->s, n);
+  if (r != 0) {
+    return r;
+  }
+  return (int)a->len - (int)b->len;
+}
+
+static void client_log(const udpc_client *c, int level, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+static void client_log(const udpc_client *c, int level, const char *fmt, ...) {
+  char buf[256];
+  va_list ap;
+  if (c->cfg.io.log == NULL) {
+    return;
+  }
+  va_start(ap, fmt);
+  (void)vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  c->cfg.io.log(c->cfg.io.ctx, level, buf);
+}
+
+static void emit(udpc_client *c, udpc_event *ev) {
+  if (c->cfg.event != NULL) {
+    c->cfg.event(c->cfg.io.ctx, ev);
+  }
+}
+
+static void emit_simple(udpc_client *c, int type, int status,
+                        const udpc_nick *nick) {
+  udpc_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.type = type;
+  ev.status = status;
+  if (nick != NULL) {
+    ev.nick = *nick;
+  }
+  emit(c, &ev);
+}
+
+static void notice(udpc_client *c, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+static void notice(udpc_client *c, const char *fmt, ...) {
+  char buf[512];
+  udpc_event ev;
+  va_list ap;
+  int n;
+  va_start(ap, fmt);
+  n = vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (n < 0) {
+    return;
+  }
+  if ((size_t)n >= sizeof buf) {
+    n = (int)sizeof buf - 1;
+  }
+  memset(&ev, 0, sizeof ev);
+  ev.type = UDPC_EV_NOTICE;
+  ev.text.p = (const uint8_t *)buf;
+  ev.text.len = (uint16_t)n;
+  emit(c, &ev);
+}
+
+static uint32_t new_id(udpc_client *c) { return c->next_id++; }
+
+static void send_pkt(udpc_client *c, const udpc_addr *to,
+                     const udpc_packet *p) {
+  uint8_t buf[UDPC_MAX_PACKET];
+  int n = udpc_wire_encode(p, buf, sizeof buf);
+  if (n < 0) {
+    client_log(c, 0, "client: cannot encode %s: %s", udpc_ptype_name(p->type),
+               udpc_strerror(n));
+    return;
+  }
+  c->cfg.io.send(c->cfg.io.ctx, to, buf, (size_t)n);
+}
+
+static void done(udpc_client *c, int status) {
+  c->state = UDPC_CS_DONE;
+  c->exit_status = status;
+  c->inflight_active = 0;
+  c->q_len = 0;
+  for (size_t i = 0; i < UDPC_CLIENT_CHATS_MAX; i++) {
+    c->chats[i].used = 0;
+  }
+}
+
+static void exit_now(udpc_client *c, int status) {
+  emit_simple(c, UDPC_EV_EXITING, 0, NULL);
+  done(c, status);
+}
+
+/* ---- Table -------------------------------------------------------------- */
+
+/* Index of nick, or -(insertion point) - 1. */
+static long table_search(const ctable *t, const udpc_nick *nick) {
+  size_t lo = 0, hi = t->n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    int r = nick_cmp(&t->v[mid].nick, nick);
+    if (r == 0) {
+      return (long)mid;
+    }
+    if (r < 0) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return -(long)lo - 1;
+}
+
+static const udpc_entry *table_find(const udpc_client *c,
+                                    const udpc_nick *nick) {
+  long i = table_search(&c->table, nick);
+  return i >= 0 ? &c->table.v[i] : NULL;
+}
+
+static int table_reserve(ctable *t, size_t want) {
+  size_t cap;
+  udpc_entry *v;
+  if (want <= t->cap) {
+    return UDPC_OK;
+  }
+  if (want > UDPC_CLIENT_TABLE_MAX) {
+    return UDPC_ERR_NOMEM;
+  }
+  cap = t->cap == 0 ? 64 : t->cap * 2;
+  while (cap < want) {
+    cap *= 2;
+  }
+  if (cap > UDPC_CLIENT_TABLE_MAX) {
+    cap = UDPC_CLIENT_TABLE_MAX;
+  }
+  v = realloc(t->v, cap * sizeof *v);
+  if (v == NULL) {
+    return UDPC_ERR_NOMEM;
+  }
+  t->v = v;
+  t->cap = cap;
+  return UDPC_OK;
+}
+
+static void table_upsert(udpc_client *c, const udpc_entry *e) {
+  ctable *t = &c->table;
+  long i = table_search(t, &e->nick);
+  size_t at;
+  if (i >= 0) {
+    t->v[i] = *e;
+    return;
+  }
+  if (table_reserve(t, t->n + 1) != UDPC_OK) {
+    client_log(c, 1, "client: table full, entry %s not kept", e->nick.s);
+    return;
+  }
+  at = (size_t)(-(i + 1));
+  memmove(&t->v[at + 1], &t->v[at], (t->n - at) * sizeof t->v[0]);
+  t->v[at] = *e;
+  t->n++;
+}
+
+static void table_remove(udpc_client *c, const udpc_nick *nick) {
+  ctable *t = &c->table;
+  long i = table_search(t, nick);
+  size_t at;
+  if (i < 0) {
+    return;
+  }
+  at = (size_t)i;
+  memmove(&t->v[at], &t->v[at + 1], (t->n - at - 1) * sizeof t->v[0]);
+  t->n--;
+}
+
+static int entry_cmp(const void *a, const void *b) {
+  return nick_cmp(&((const udpc_entry *)a)->nick,
+                  &((const udpc_entry *)b)->nick);
+}
+
+/* ---- Dedupe window -------------------------------------------------------- */
+
+static csender *sender_find(udpc_client *c, const udpc_nick *nick) {
+  for (size_t i = 0; i < UDPC_CLIENT_DEDUPE_SENDERS; i++) {
+    if (c->senders[i].nick.len != 0 && nick_eq(&c->senders[i].nick, nick)) {
+      return &c->senders[i];
+    }
+  }
+  return NULL;
+}
+
+static int dedupe_seen(udpc_client *c, const udpc_nick *nick, uint32_t id) {
+  csender *s = sender_find(c, nick);
+  if (s == NULL) {
+    return 0;
+  }
+  for (size_t i = 0; i < s->n; i++) {
+    if (s->ids[i] == id) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
+static void dedupe_add(udpc_client *c, const udpc_nick *nick, uint32_t id) {
+  csender *s = sender_find(c, nick);
+  if (s == NULL) {
+    /* take an unused slot, else evict the least recently used sender */
+    s = &c->senders[0];
+    for (size_t i = 0; i < UDPC_CLIENT_DEDUPE_SENDERS; i++) {
+      csender *x = &c->senders[i];
+      if (x->nick.len == 0) {
+        s = x;
+        break;
+      }
+      if (x->used_at < s->used_at) {
+        s = x;
+      }
+    }
+    memset(s, 0, sizeof *s);
+    s->nick = *nick;
+  }
+  s->ids[s->pos] = id;
+  s->pos = (uint8_t)((s->pos + 1u) % UDPC_CLIENT_DEDUPE_IDS);
+  if (s->n < UDPC_CLIENT_DEDUPE_IDS) {
+    s->n++;
+  }
+  s->used_at = ++c->lru_clock;
+}
+
+/* ---- Request queue -------------------------------------------------------- */
+
+static creq *q_at(udpc_client *c, size_t i) {
+  return &c->queue[(c->q_head + i) % CQ_CAP];
+}
+
+/* Append; an internal request goes before exit's DEREG if that is last, so
+ * that nothing is left behind the DEREG that ends the client. */
+static int q_push_back(udpc_client *c, const creq *r) {
+  if (c->q_len >= CQ_CAP) {
+    return UDPC_ERR_NOMEM;
+  }
+  *q_at(c, c->q_len) = *r;
+  c->q_len++;
+  if (c->q_len >= 2 && !r->for_exit && q_at(c, c->q_len - 2)->for_exit) {
+    creq tmp = *q_at(c, c->q_len - 2);
+    *q_at(c, c->q_len - 2) = *q_at(c, c->q_len - 1);
+    *q_at(c, c->q_len - 1) = tmp;
+  }
+  return UDPC_OK;
+}
+
+static int q_push_front(udpc_client *c, const creq *r) {
+  if (c->q_len >= CQ_CAP) {
+    return UDPC_ERR_NOMEM;
+  }
+  c->q_head = (c->q_head + CQ_CAP - 1) % CQ_CAP;
+  c->q_len++;
+  *q_at(c, 0) = *r;
+  return UDPC_OK;
+}
+
+static int chats_outstanding(const udpc_client *c) {
+  for (size_t i = 0; i < UDPC_CLIENT_CHATS_MAX; i++) {
+    if (c->chats[i].used) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* Send (or resend) the request in flight. */
+static void send_inflight(udpc_client *c, uint64_t now) {
+  creq *r = &c->inflight;
+  udpc_packet p;
+  memset(&p, 0, sizeof p);
+  p.type = r->type;
+  p.id = r->id;
+  p.token = c->token;
+  switch (r->type) {
+  case UDPC_PT_REGISTER:
+    p.u.reg.cookie_len = c->cookie_len;
+    memcpy(p.u.reg.cookie, c->cookie, c->cookie_len);
+    p.u.reg.nick = c->cfg.nick;
+    memcpy(p.u.reg.credential, c->cfg.credential, UDPC_CRED_LEN);
+    break;
+  case UDPC_PT_TABLE_REQ:
+    p.u.table_req.start = r->start;
+    break;
+  case UDPC_PT_DEREG:
+    break;
+  case UDPC_PT_DEREG_OTHER:
+    p.u.dereg_other.target = r->nick;
+    break;
+  case UDPC_PT_SAVE:
+    p.u.save.to = r->nick;
+    p.u.save.msg_id = r->msg_id;
+    p.u.save.text.p = r->text;
+    p.u.save.text.len = r->text_len;
+    break;
+  case UDPC_PT_MAIL_REQ:
+    p.u.mail_req.ack_upto = r->ack_upto;
+    break;
+  default:
+    return;
+  }
+  r->sends++;
+  r->deadline = now + UDPC_T_REQUEST_RETRY;
+  send_pkt(c, &c->cfg.server, &p);
+}
+
+/* Start the next queued request if none is in flight and we may send. */
+static void pump(udpc_client *c, uint64_t now) {
+  if (c->inflight_active || c->state != UDPC_CS_ONLINE || c->q_len == 0) {
+    return;
+  }
+  /* exit's DEREG waits until every chat is ACKed or handed to the server */
+  if (q_at(c, 0)->for_exit && chats_outstanding(c)) {
+    return;
+  }
+  c->inflight = *q_at(c, 0);
+  c->q_head = (c->q_head + 1) % CQ_CAP;
+  c->q_len--;
+  c->inflight_active = 1;
+  c->inflight.id = new_id(c);
+  c->inflight.sends = 0;
+  send_inflight(c, now);
+}
+
+/* Replace the request in flight by a follow-up (next page): new id, fresh
+ * sends. */
+static void reissue_inflight(udpc_client *c, uint64_t now) {
+  c->inflight.id = new_id(c);
+  c->inflight.sends = 0;
+  send_inflight(c, now);
+}
+
+static void finish_inflight(udpc_client *c, uint64_t now) {
+  c->inflight_active = 0;
+  pump(c, now);
+}
+
+static int inflight_is(const udpc_client *c, int type, uint32_t id) {
+  return c->inflight_active && c->inflight.type == type && c->inflight.id == id;
+}
+
+static void request_snapshot(udpc_client *c, uint64_t now) {
+  creq r;
+  if (c->snap_pending) {
+    return;
+  }
+  memset(&r, 0, sizeof r);
+  r.type = UDPC_PT_TABLE_REQ;
+  r.start = 0;
+  if (q_push_back(c, &r) != UDPC_OK) {
+    client_log(c, 1, "client: queue full, snapshot not requested");
+    return;
+  }
+  c->snap_pending = 1;
+  pump(c, now);
+}
+
+/* ---- State changes --------------------------------------------------------- */
+
+static void report_dropped_save(udpc_client *c, const creq *r) {
+  if (r->type == UDPC_PT_SAVE) {
+    notice(c, "[Message to %s not sent: you are offline.]", r->nick.s);
+  }
+}
+
+/* Session over: drop every server request; exit if `exit` was waiting. */
+static void go_offline(udpc_client *c, int show) {
+  c->state = UDPC_CS_OFFLINE;
+  c->token = 0;
+  c->hb_sent = 0;
+  if (show) {
+    emit_simple(c, UDPC_EV_OFFLINE, 0, NULL);
+  }
+  if (c->inflight_active) {
+    c->inflight_active = 0;
+    report_dropped_save(c, &c->inflight);
+  }
+  while (c->q_len > 0) {
+    report_dropped_save(c, q_at(c, 0));
+    c->q_head = (c->q_head + 1) % CQ_CAP;
+    c->q_len--;
+  }
+  c->snap_pending = 0;
+  c->mail_active = 0;
+  if (c->exiting) {
+    exit_now(c, 0);
+  }
+}
+
+static void begin_register(udpc_client *c, uint64_t now) {
+  if (c->inflight_active && c->inflight.type != UDPC_PT_REGISTER) {
+    /* re-registration: the interrupted request resumes afterwards */
+    if (q_push_front(c, &c->inflight) != UDPC_OK) {
+      report_dropped_save(c, &c->inflight);
+    }
+  }
+  c->state = UDPC_CS_REGISTERING;
+  c->token = 0;
+  c->hb_sent = 0;
+  c->cookie_len = 0;
+  c->cookie_rounds = 0;
+  memset(&c->inflight, 0, sizeof c->inflight);
+  c->inflight.type = UDPC_PT_REGISTER;
+  c->inflight.id = new_id(c);
+  c->inflight_active = 1;
+  send_inflight(c, now);
+}
+
+static void registration_failed(udpc_client *c) {
+  c->inflight_active = 0;
+  if (!c->ever_online) {
+    exit_now(c, 1);
+    return;
+  }
+  go_offline(c, 0);
+}
+
+/* ---- Public API: lifecycle --------------------------------------------- */
+
+udpc_client *udpc_client_new(const udpc_client_config *cfg, uint64_t now) {
+  udpc_client *c;
+  (void)now;
+  if (cfg == NULL || cfg->io.send == NULL) {
+    return NULL;
+  }
+  if (cfg->nick.len == 0 || cfg->nick.len > UDPC_NICK_MAX ||
+      udpc_nick_check(cfg->nick.s, cfg->nick.len) != UDPC_OK) {
+    return NULL;
+  }
+  if (cfg->server.family != 4 && cfg->server.family != 6) {
+    return NULL;
+  }
+  c = calloc(1, sizeof *c);
+  if (c == NULL) {
+    return NULL;
+  }
+  c->cfg = *cfg;
+  c->cfg.nick.s[c->cfg.nick.len] = '\0';
+  c->state = UDPC_CS_REGISTERING;
+  c->exit_status = -1;
+  udpc_rand_init(&c->rng, cfg->seed);
+  c->next_id = udpc_rand_u32(&c->rng);
+  return c;
+}
+
+void udpc_client_free(udpc_client *c) {
+  if (c == NULL) {
+    return;
+  }
+  free(c->table.v);
+  free(c->stage.v);
+  udpc_rand_wipe(&c->rng);
+  memset(c->cfg.credential, 0, sizeof c->cfg.credential);
+  free(c);
+}
+
+int udpc_client_start(udpc_client *c, uint64_t now) {
+  if (c == NULL) {
+    return UDPC_ERR_ARG;
+  }
+  if (c->started) {
+    return UDPC_ERR_STATE;
+  }
+  c->started = 1;
+  begin_register(c, now);
+  return UDPC_OK;
+}
+
+int udpc_client_exit_status(const udpc_client *c) {
+  if (c == NULL) {
+    return -1;
+  }
+  return c->state == UDPC_CS_DONE ? c->exit_status : -1;
+}
+
+int udpc_client_state(const udpc_client *c) {
+  if (c == NULL) {
+    return UDPC_ERR_ARG;
+  }
+  return c->state;
+}
+
+size_t udpc_client_table_count(const udpc_client *c) {
+  return c == NULL ? 0 : c->table.n;
+}
+
+int udpc_client_table_get(const udpc_client *c, size_t i, udpc_entry *out) {
+  if (c == NULL || out == NULL) {
+    return UDPC_ERR_ARG;
+  }
+  if (i >= c->table.n) {
+    return UDPC_ERR_NOT_FOUND;
+  }
+  *out = c->table.v[i];
+  return UDPC_OK;
+}
+
+/* ---- Timers ----------------------------------------------------------------- */
+
+uint64_t udpc_client_next_deadline(const udpc_client *c) {
+  uint64_t t = UINT64_MAX;
+  if (c == NULL || c->state == UDPC_CS_DONE || !c->started) {
+    return UINT64_MAX;
+  }
+  if (c->inflight_active && c->inflight.deadline < t) {
+    t = c->inflight.deadline;
+  }
+  for (size_t i = 0; i < UDPC_CLIENT_CHATS_MAX; i++) {
+    if (c->chats[i].used && c->chats[i].deadline < t) {
+      t = c->chats[i].deadline;
+    }
+  }
+  if (c->state == UDPC_CS_ONLINE && c->hb_deadline < t) {
+    t = c->hb_deadline;
+  }
+  return t;
+}
+
+/* The ACK wait of chat ch is over: tell the user and hand it to the server. */
+static void chat_expired(udpc_client *c, cchat *ch) {
+  creq r;
+  ch->used = 0;
+  if (c->state != UDPC_CS_ONLINE) {
+    notice(c, "[No ACK from %s; you are offline, message not delivered.]",
+           ch->to.s);
+    return;
+  }
+  emit_simple(c, UDPC_EV_NO_ACK, 0, &ch->to);
+  memset(&r, 0, sizeof r);
+  r.type = UDPC_PT_SAVE;
+  r.nick = ch->to;
+  r.msg_id = ch->id;
+  r.text_len = ch->text_len;
+  memcpy(r.text, ch->text, ch->text_len);
+  if (q_push_back(c, &r) != UDPC_OK) {
+    notice(c, "[Message to %s not delivered: too many requests waiting.]",
+           ch->to.s);
+  }
+}
+
+static void request_expired(udpc_client *c, uint64_t now) {
+  creq *r = &c->inflight;
+  if (r->sends < UDPC_N_REQUEST_SENDS) {
+    send_inflight(c, now);
+    return;
+  }
+  c->inflight_active = 0;
+  client_log(c, 2, "client: %s id=%u unanswered after %d sends",
+             udpc_ptype_name(r->type), (unsigned)r->id, r->sends);
+  emit_simple(c, UDPC_EV_SERVER_DOWN, 0, NULL);
+  switch (r->type) {
+  case UDPC_PT_REGISTER:
+  case UDPC_PT_DEREG:
+  case UDPC_PT_SAVE:
+    exit_now(c, 1);
+    return;
+  case UDPC_PT_TABLE_REQ:
+    c->snap_pending = 0;
+    break;
+  case UDPC_PT_MAIL_REQ:
+    c->mail_active = 0;
+    break;
+  default:
+    break;
+  }
+  pump(c, now);
+}
+
+void udpc_client_handle_expiry(udpc_client *c, uint64_t now) {
+  if (c == NULL || !c->started) {
+    return;
+  }
+  /* chats first, earliest deadline first (then lowest id), so that their
+   * SAVEs queue in a deterministic order */
+  for (;;) {
+    cchat *first = NULL;
+    if (c->state == UDPC_CS_DONE) {
+      return;
+    }
+    for (size_t i = 0; i < UDPC_CLIENT_CHATS_MAX; i++) {
+      cchat *ch = &c->chats[i];
+      if (!ch->used || ch->deadline > now) {
+        continue;
+      }
+      if (first == NULL || ch->deadline < first->deadline ||
+          (ch->deadline == first->deadline && ch->id < first->id)) {
+        first = ch;
+      }
+    }
+    if (first == NULL) {
+      break;
+    }
+    chat_expired(c, first);
+  }
+  pump(c, now);
+  if (c->state == UDPC_CS_DONE) {
+    return;
+  }
+  if (c->inflight_active && c->inflight.deadline <= now) {
+    request_expired(c, now);
+    if (c->state == UDPC_CS_DONE) {
+      return;
+    }
+  }
+  if (c->state == UDPC_CS_ONLINE && c->hb_deadline <= now) {
+    udpc_packet p;
+    memset(&p, 0, sizeof p);
+    p.type = UDPC_PT_HEARTBEAT;
+    c->hb_id = new_id(c);
+    c->hb_sent = 1;
+    p.id = c->hb_id;
+    p.token = c->token;
+    c->hb_deadline = now + UDPC_T_HEARTBEAT;
+    send_pkt(c, &c->cfg.server, &p);
+  }
+}
+
+/* ---- Received packets ----------------------------------------------------- */
+
+static void on_cookie(udpc_client *c, uint64_t now, const udpc_packet *p) {
+  c->cookie_len = p->u.cookie.cookie_len;
+  memcpy(c->cookie, p->u.cookie.cookie, c->cookie_len);
+  if (c->cookie_rounds >= UDPC_CLIENT_COOKIE_ROUNDS) {
+    /* keep the cookie for the next scheduled retransmission (same id) */
+    client_log(c, 3, "client: COOKIE round limit reached, not restarting");
+    return;
+  }
+  c->cookie_rounds++;
+  reissue_inflight(c, now);
+}
+
+static void on_register_result(udpc_client *c, uint64_t now,
+                               const udpc_packet *p) {
+  creq r;
+  if (p->u.reg_result.status != UDPC_REG_OK) {
+    emit_simple(c, UDPC_EV_REG_REFUSED, p->u.reg_result.status, &c->cfg.nick);
+    registration_failed(c);
+    return;
+  }
+  c->inflight_active = 0;
+  c->state = UDPC_CS_ONLINE;
+  c->ever_online = 1;
+  c->token = p->u.reg_result.token;
+  c->hb_deadline = now + UDPC_T_HEARTBEAT;
+  c->hb_sent = 0;
+  c->table_version = 0;
+  emit_simple(c, UDPC_EV_REGISTERED, 0, NULL);
+  request_snapshot(c, now);
+  if (p->u.reg_result.mail_count > 0 && !c->mail_active) {
+    memset(&r, 0, sizeof r);
+    r.type = UDPC_PT_MAIL_REQ;
+    r.ack_upto = 0;
+    if (q_push_back(c, &r) == UDPC_OK) {
+      c->mail_active = 1;
+      c->mail_shown = 0;
+      c->mail_last_seq = 0;
+    }
+  }
+  pump(c, now);
+}
+
+static void snapshot_complete(udpc_client *c, uint64_t now) {
+  ctable tmp;
+  size_t n = 0;
+  qsort(c->stage.v, c->stage.n, sizeof c->stage.v[0], entry_cmp);
+  for (size_t i = 0; i < c->stage.n; i++) {
+    if (n > 0 && nick_eq(&c->stage.v[n - 1].nick, &c->stage.v[i].nick)) {
+      c->stage.v[n - 1] = c->stage.v[i];
+      continue;
+    }
+    c->stage.v[n++] = c->stage.v[i];
+  }
+  c->stage.n = n;
+  tmp = c->table;
+  c->table = c->stage;
+  c->stage = tmp;
+  c->stage.n = 0;
+  c->table_version = c->walk_version;
+  c->snap_pending = 0;
+  emit_simple(c, UDPC_EV_TABLE_UPDATED, 0, NULL);
+  finish_inflight(c, now);
+}
+
+static void on_table_page(udpc_client *c, uint64_t now, const udpc_packet *p) {
+  uint32_t next;
+  if (p->u.table_page.start != c->inflight.start) {
+    client_log(c, 3, "client: TABLE_PAGE start %u, asked %u: dropped",
+               (unsigned)p->u.table_page.start, (unsigned)c->inflight.start);
+    return;
+  }
+  if (p->u.table_page.start == 0) {
+    c->walk_version = p->u.table_page.version;
+    c->stage.n = 0;
+  } else if (p->u.table_page.version != c->walk_version) {
+    /* the table changed mid-walk: restart at 0 */
+    c->stage.n = 0;
+    c->inflight.start = 0;
+    reissue_inflight(c, now);
+    return;
+  }
+  for (size_t i = 0; i < p->u.table_page.count; i++) {
+    const udpc_entry *e = &p->u.table_page.entries[i];
+    if (e->status == UDPC_STATUS_REMOVED) {
+      continue;
+    }
+    if (table_reserve(&c->stage, c->stage.n + 1) != UDPC_OK) {
+      break;
+    }
+    c->stage.v[c->stage.n++] = *e;
+  }
+  next = p->u.table_page.start + p->u.table_page.count;
+  if (next >= p->u.table_page.total || p->u.table_page.count == 0 ||
+      c->stage.n >= UDPC_CLIENT_TABLE_MAX) {
+    snapshot_complete(c, now);
+    return;
+  }
+  c->inflight.start = next;
+  reissue_inflight(c, now);
+}
+
+static void on_table_delta(udpc_client *c, uint64_t now, const udpc_packet *p) {
+  if (c->table_version >= p->u.table_delta.new_version) {
+    return; /* old news */
+  }
+  if (c->table_version == 0 ||
+      c->table_version != p->u.table_delta.base_version) {
+    request_snapshot(c, now); /* gap (or no table yet) */
+    return;
+  }
+  for (size_t i = 0; i < p->u.table_delta.count; i++) {
+    const udpc_entry *e = &p->u.table_delta.entries[i];
+    if (e->status == UDPC_STATUS_REMOVED) {
+      table_remove(c, &e->nick);
+    } else {
+      table_upsert(c, e);
+    }
+  }
+  c->table_version = p->u.table_delta.new_version;
+  emit_simple(c, UDPC_EV_TABLE_UPDATED, 0, NULL);
+}
+
+static void on_dereg_result(udpc_client *c, uint64_t now,
+                            const udpc_packet *p) {
+  creq r = c->inflight;
+  c->inflight_active = 0;
+  if (r.for_exit) {
+    if (p->u.dereg_result.status != UDPC_DEREG_OK) {
+      notice(c, "[Server could not deregister you.]");
+      exit_now(c, 1);
+      return;
+    }
+    exit_now(c, 0);
+    return;
+  }
+  if (p->u.dereg_result.status != UDPC_DEREG_OK) {
+    notice(c, "[Server could not deregister you, try again later.]");
+    pump(c, now);
+    return;
+  }
+  go_offline(c, 1);
+}
+
+static void on_save_result(udpc_client *c, uint64_t now, const udpc_packet *p) {
+  creq r = c->inflight;
+  c->inflight_active = 0;
+  switch (p->u.save_result.status) {
+  case UDPC_SAVE_SAVED:
+    emit_simple(c, UDPC_EV_SAVED, 0, NULL);
+    break;
+  case UDPC_SAVE_RECIPIENT_ONLINE:
+    emit_simple(c, UDPC_EV_EXISTS, 0, &r.nick);
+    request_snapshot(c, now);
+    break;
+  default:
+    emit_simple(c, UDPC_EV_SAVE_REFUSED, p->u.save_result.status, &r.nick);
+    break;
+  }
+  pump(c, now);
+}
+
+static void on_mail_page(udpc_client *c, uint64_t now, const udpc_packet *p) {
+  if (p->u.mail_page.count == 0) {
+    c->mail_active = 0;
+    finish_inflight(c, now);
+    return;
+  }
+  for (size_t i = 0; i < p->u.mail_page.count; i++) {
+    const udpc_mail *m = &p->u.mail_page.mail[i];
+    udpc_event ev;
+    if (m->seq <= c->mail_last_seq) {
+      continue; /* already handled */
+    }
+    c->mail_last_seq = m->seq;
+    if (dedupe_seen(c, &m->from, m->msg_id)) {
+      continue; /* shown directly as a chat already */
+    }
+    dedupe_add(c, &m->from, m->msg_id);
+    if (!c->mail_shown) {
+      c->mail_shown = 1;
+      emit_simple(c, UDPC_EV_HAVE_MAIL, 0, NULL);
+    }
+    memset(&ev, 0, sizeof ev);
+    ev.type = UDPC_EV_MAIL;
+    ev.nick = m->from;
+    ev.text = m->text;
+    ev.timestamp_ms = m->timestamp_ms;
+    emit(c, &ev);
+  }
+  c->inflight.ack_upto = c->mail_last_seq;
+  reissue_inflight(c, now);
+}
+
+static void on_error(udpc_client *c, uint64_t now, const udpc_packet *p) {
+  int for_inflight = c->inflight_active && c->inflight.id == p->id;
+  int for_hb = c->hb_sent && c->hb_id == p->id;
+  uint8_t code = p->u.error.code;
+  if (!for_inflight && !for_hb) {
+    client_log(c, 3, "client: ERROR id=%u matches no request: dropped",
+               (unsigned)p->id);
+    return;
+  }
+  if (code == UDPC_ERROR_BAD_SESSION) {
+    if (c->state == UDPC_CS_ONLINE) {
+      client_log(c, 2,
+                 "client: session unknown to the server, registering again");
+      begin_register(c, now);
+    }
+    return;
+  }
+  if (code == UDPC_ERROR_SESSION_ENDED) {
+    if (c->state == UDPC_CS_ONLINE) {
+      go_offline(c, 1);
+    }
+    return;
+  }
+  if (code == UDPC_ERROR_RATE_LIMITED || !for_inflight) {
+    return; /* retransmission continues */
+  }
+  if (c->inflight.type == UDPC_PT_REGISTER) {
+    emit_simple(c, UDPC_EV_REG_REFUSED, UDPC_REG_STORE_ERROR, &c->cfg.nick);
+    registration_failed(c);
+    return;
+  }
+  notice(c, "[Server refused the request: %s.]",
+         code == UDPC_ERROR_MALFORMED ? "malformed request"
+         : code == UDPC_ERROR_VERSION ? "unsupported protocol version"
+                                      : "internal error");
+  if (c->inflight.type == UDPC_PT_TABLE_REQ) {
+    c->snap_pending = 0;
+  } else if (c->inflight.type == UDPC_PT_MAIL_REQ) {
+    c->mail_active = 0;
+  }
+  if (c->inflight.for_exit) {
+    exit_now(c, 1);
+    return;
+  }
+  finish_inflight(c, now);
+}
+
+static void on_chat(udpc_client *c, const udpc_addr *from,
+                    const udpc_packet *p) {
+  const udpc_entry *e;
+  udpc_packet ack;
+  udpc_event ev;
+  if (c->state != UDPC_CS_ONLINE) {
+    client_log(c, 3, "client: CHAT while not online: dropped");
+    return;
+  }
+  if (!nick_eq(&p->u.chat.to, &c->cfg.nick)) {
+    client_log(c, 3, "client: CHAT for %s, not us: dropped", p->u.chat.to.s);
+    return;
+  }
+  e = table_find(c, &p->u.chat.from);
+  if (e == NULL || !udpc_addr_equal(&e->addr, from)) {
+    client_log(c, 3,
+               "client: CHAT from %s at an address not in the table: dropped",
+               p->u.chat.from.s);
+    return;
+  }
+  memset(&ack, 0, sizeof ack);
+  ack.type = UDPC_PT_CHAT_ACK;
+  ack.id = p->id;
+  ack.u.chat_ack.from = c->cfg.nick;
+  send_pkt(c, from, &ack);
+  if (dedupe_seen(c, &p->u.chat.from, p->id)) {
+    return; /* ACKed again, not shown again */
+  }
+  dedupe_add(c, &p->u.chat.from, p->id);
+  memset(&ev, 0, sizeof ev);
+  ev.type = UDPC_EV_CHAT;
+  ev.nick = p->u.chat.from;
+  ev.text = p->u.chat.text;
+  emit(c, &ev);
+}
+
+static void on_chat_ack(udpc_client *c, uint64_t now, const udpc_addr *from,
+                        const udpc_packet *p) {
+  for (size_t i = 0; i < UDPC_CLIENT_CHATS_MAX; i++) {
+    cchat *ch = &c->chats[i];
+    if (ch->used && ch->id == p->id && nick_eq(&ch->to, &p->u.chat_ack.from) &&
+        udpc_addr_equal(&ch->addr, from)) {
+      ch->used = 0;
+      emit_simple(c, UDPC_EV_DELIVERED, 0, &ch->to);
+      pump(c, now); /* exit's DEREG may have been waiting for this */
+      return;
+    }
+  }
+  client_log(c, 3,
+             "client: CHAT_ACK id=%u matches no outstanding chat: dropped",
+             (unsigned)p->id);
+}
+
+int udpc_client_recv(udpc_client *c, uint64_t now, const udpc_addr *from,
+                     const uint8_t *data, size_t len) {
+  udpc_packet p;
+  int rc;
+  int from_server;
+  if (c == NULL || from == NULL || (data == NULL && len > 0)) {
+    return UDPC_ERR_ARG;
+  }
+  if (c->state == UDPC_CS_DONE || !c->started) {
+    return UDPC_OK;
+  }
+  rc = udpc_wire_decode(&p, data, len);
+  if (rc != UDPC_OK) {
+    client_log(c, 3, "client: undecodable datagram (%zu bytes): %s", len,
+               udpc_strerror(rc));
+    return UDPC_OK;
+  }
+  if (p.type == UDPC_PT_CHAT) {
+    on_chat(c, from, &p);
+    return UDPC_OK;
+  }
+  if (p.type == UDPC_PT_CHAT_ACK) {
+    on_chat_ack(c, now, from, &p);
+    return UDPC_OK;
+  }
+
+  from_server = udpc_addr_equal(from, &c->cfg.server);
+  if (!from_server) {
+    client_log(c, 3, "client: %s from a non-server address: dropped",
+               udpc_ptype_name(p.type));
+    return UDPC_OK;
+  }
+  switch (p.type) {
+  case UDPC_PT_COOKIE:
+  case UDPC_PT_REGISTER_RESULT:
+    if (c->state != UDPC_CS_REGISTERING ||
+        !inflight_is(c, UDPC_PT_REGISTER, p.id)) {
+      client_log(c, 3, "client: unexpected %s id=%u: dropped",
+                 udpc_ptype_name(p.type), (unsigned)p.id);
+      return UDPC_OK;
+    }
+    if (p.type == UDPC_PT_COOKIE) {
+      on_cookie(c, now, &p);
+    } else {
+      on_register_result(c, now, &p);
+    }
+    return UDPC_OK;
+  case UDPC_PT_ERROR:
+    on_error(c, now, &p);
+    return UDPC_OK;
+  default:
+    break;
+  }
+
+  if (!udpc_ptype_has_token(p.type) || c->state != UDPC_CS_ONLINE ||
+      p.token != c->token) {
+    client_log(c, 3, "client: %s id=%u with no/wrong token or state: dropped",
+               udpc_ptype_name(p.type), (unsigned)p.id);
+    return UDPC_OK;
+  }
+  switch (p.type) {
+  case UDPC_PT_TABLE_DELTA:
+    on_table_delta(c, now, &p);
+    return UDPC_OK;
+  case UDPC_PT_KICKED:
+    emit_simple(c, UDPC_EV_KICKED, 0, &p.u.kicked.by);
+    go_offline(c, 1);
+    return UDPC_OK;
+  case UDPC_PT_PROBE: {
+    udpc_packet ack;
+    memset(&ack, 0, sizeof ack);
+    ack.type = UDPC_PT_PROBE_ACK;
+    ack.id = p.id;
+    ack.token = c->token;
+    send_pkt(c, from, &ack);
+    return UDPC_OK;
+  }
+  case UDPC_PT_HEARTBEAT_ACK:
+    if (!c->hb_sent || p.id != c->hb_id) {
+      client_log(c, 3, "client: HEARTBEAT_ACK id=%u unexpected: dropped",
+                 (unsigned)p.id);
+      return UDPC_OK;
+    }
+    if (p.u.heartbeat_ack.table_version != c->table_version) {
+      request_snapshot(c, now);
+    }
+    return UDPC_OK;
+  case UDPC_PT_TABLE_PAGE:
+    if (inflight_is(c, UDPC_PT_TABLE_REQ, p.id)) {
+      on_table_page(c, now, &p);
+      return UDPC_OK;
+    }
+    break;
+  case UDPC_PT_DEREG_RESULT:
+    if (inflight_is(c, UDPC_PT_DEREG, p.id)) {
+      on_dereg_result(c, now, &p);
+      return UDPC_OK;
+    }
+    if (inflight_is(c, UDPC_PT_DEREG_OTHER, p.id)) {
+      emit_simple(c, UDPC_EV_DEREG_OTHER, p.u.dereg_result.status,
+                  &c->inflight.nick);
+      finish_inflight(c, now);
+      return UDPC_OK;
+    }
+    break;
+  case UDPC_PT_SAVE_RESULT:
+    if (inflight_is(c, UDPC_PT_SAVE, p.id)) {
+      on_save_result(c, now, &p);
+      return UDPC_OK;
+    }
+    break;
+  case UDPC_PT_MAIL_PAGE:
+    if (inflight_is(c, UDPC_PT_MAIL_REQ, p.id)) {
+      on_mail_page(c, now, &p);
+      return UDPC_OK;
+    }
+    break;
+  default:
+    break;
+  }
+  client_log(c, 3, "client: unexpected %s id=%u: dropped",
+             udpc_ptype_name(p.type), (unsigned)p.id);
+  return UDPC_OK;
+}
+
+/* ---- Typed commands ------------------------------------------------------- */
+
+static const char *help_text(const char *topic, size_t len) {
+  static const struct {
+    const char *word;
+    const char *text;
+  } k[] = {
+      {"send", "[send <nick> <message>: send a message to <nick>; every "
+               "space is kept.]"},
+      {"list", "[list: show the client table (nick, ip, port, status).]"},
+      {"reg", "[reg <nick>: come back online with your own nick and receive "
+              "stored messages.]"},
+      {"dereg", "[dereg <nick>: go offline (your own nick only); the client "
+                "keeps running.]"},
+      {"deregA", "[deregA <nick>: deregister another user (operators "
+                 "only).]"},
+      {"exit", "[exit: deregister and quit.]"},
+      {"help", "[help [command]: list the commands, or explain one.]"},
+  };
+  for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+    if (strlen(k[i].word) == len && memcmp(k[i].word, topic, len) == 0) {
+      return k[i].text;
+    }
+  }
+  return "[Commands: send <nick> <message>, list, reg <nick>, dereg <nick>, "
+         "deregA <nick>, exit, help [command]]";
+}
+
+/* 1 if the session is usable; else shows why not and returns 0. */
+static int need_online(udpc_client *c) {
+  if (c->state == UDPC_CS_ONLINE) {
+    return 1;
+  }
+  if (c->state == UDPC_CS_REGISTERING) {
+    notice(c, "[Registration in progress, please wait.]");
+  } else {
+    notice(c, "[You are offline; use reg <nick> to come back.]");
+  }
+  return 0;
+}
+
+static int queue_has_room(udpc_client *c) {
+  if (c->q_len < UDPC_CLIENT_QUEUE_MAX) {
+    return 1;
+  }
+  notice(c, "[Too many requests waiting for the server; try again shortly.]");
+  return 0;
+}
+
+static void cmd_send(udpc_client *c, uint64_t now, const udpc_cmd *cmd) {
+  const udpc_entry *e;
+  if (!need_online(c)) {
+    return;
+  }
+  e = table_find(c, &cmd->nick);
+  if (e == NULL) {
+    notice(c, "[Unknown user %s; use list to see the table.]", cmd->nick.s);
+    return;
+  }
+  if (!queue_has_room(c)) {
+    return;
+  }
+  if (e->status != UDPC_STATUS_ONLINE) {
+    /* our table says offline: straight to the server, nothing shown yet */
+    creq r;
+    memset(&r, 0, sizeof r);
+    r.type = UDPC_PT_SAVE;
+    r.nick = cmd->nick;
+    r.msg_id = new_id(c);
+    r.text_len = (uint16_t)cmd->arg_len;
+    memcpy(r.text, cmd->arg, cmd->arg_len);
+    (void)q_push_back(c, &r); /* room checked above */
+    pump(c, now);
+    return;
+  }
+  for (size_t i = 0; i < UDPC_CLIENT_CHATS_MAX; i++) {
+    cchat *ch = &c->chats[i];
+    udpc_packet p;
+    if (ch->used) {
+      continue;
+    }
+    ch->used = 1;
+    ch->id = new_id(c);
+    ch->to = cmd->nick;
+    ch->addr = e->addr;
+    ch->deadline = now + UDPC_T_CHAT_ACK;
+    ch->text_len = (uint16_t)cmd->arg_len;
+    memcpy(ch->text, cmd->arg, cmd->arg_len);
+    memset(&p, 0, sizeof p);
+    p.type = UDPC_PT_CHAT;
+    p.id = ch->id;
+    p.u.chat.from = c->cfg.nick;
+    p.u.chat.to = ch->to;
+    p.u.chat.text.p = ch->text;
+    p.u.chat.text.len = ch->text_len;
+    send_pkt(c, &ch->addr, &p);
+    return;
+  }
+  notice(c, "[Too many messages waiting for an ACK; try again shortly.]");
+}
+
+static void cmd_list(udpc_client *c) {
+  udpc_event ev;
+  int width = 4;
+  if (c->table.n == 0) {
+    notice(c, "[Table is empty.]");
+    return;
+  }
+  for (size_t i = 0; i < c->table.n; i++) {
+    if ((int)c->table.v[i].nick.len > width) {
+      width = c->table.v[i].nick.len;
+    }
+  }
+  memset(&ev, 0, sizeof ev);
+  ev.type = UDPC_EV_LIST_ROW;
+  ev.width = width;
+  emit(c, &ev); /* header: entry nick length 0 */
+  for (size_t i = 0; i < c->table.n; i++) {
+    memset(&ev, 0, sizeof ev);
+    ev.type = UDPC_EV_LIST_ROW;
+    ev.width = width;
+    ev.entry = c->table.v[i];
+    ev.nick = c->table.v[i].nick;
+    emit(c, &ev);
+  }
+}
+
+static void cmd_reg(udpc_client *c, uint64_t now, const udpc_cmd *cmd) {
+  if (!nick_eq(&cmd->nick, &c->cfg.nick)) {
+    notice(c, "[You can only reg your own nick %s.]", c->cfg.nick.s);
+    return;
+  }
+  if (c->state == UDPC_CS_ONLINE) {
+    notice(c, "[You are already registered.]");
+    return;
+  }
+  if (c->state == UDPC_CS_REGISTERING) {
+    notice(c, "[Registration in progress, please wait.]");
+    return;
+  }
+  begin_register(c, now);
+}
+
+static void cmd_dereg(udpc_client *c, uint64_t now, const udpc_cmd *cmd) {
+  creq r;
+  if (!nick_eq(&cmd->nick, &c->cfg.nick)) {
+    notice(c, "[You can only dereg yourself (%s); use deregA <nick>.]",
+           c->cfg.nick.s);
+    return;
+  }
+  if (!need_online(c) || !queue_has_room(c)) {
+    return;
+  }
+  memset(&r, 0, sizeof r);
+  r.type = UDPC_PT_DEREG;
+  (void)q_push_back(c, &r);
+  pump(c, now);
+}
+
+static void cmd_dereg_other(udpc_client *c, uint64_t now, const udpc_cmd *cmd) {
+  creq r;
+  if (!need_online(c) || !queue_has_room(c)) {
+    return;
+  }
+  memset(&r, 0, sizeof r);
+  r.type = UDPC_PT_DEREG_OTHER;
+  r.nick = cmd->nick;
+  (void)q_push_back(c, &r);
+  pump(c, now);
+}
+
+static void cmd_exit(udpc_client *c, uint64_t now) {
+  creq r;
+  c->exiting = 1;
+  if (c->state != UDPC_CS_ONLINE) {
+    exit_now(c, 0);
+    return;
+  }
+  memset(&r, 0, sizeof r);
+  r.type = UDPC_PT_DEREG;
+  r.for_exit = 1;
+  if (q_push_back(c, &r) != UDPC_OK) {
+    exit_now(c, 1); /* cannot happen: the queue keeps room for this */
+    return;
+  }
+  pump(c, now);
+}
+
+int udpc_client_command(udpc_client *c, uint64_t now, const char *line,
+                        size_t len) {
+  udpc_cmd cmd;
+  char err[256];
+  int rc;
+  if (c == NULL || (line == NULL && len > 0)) {
+    return UDPC_ERR_ARG;
+  }
+  if (c->state == UDPC_CS_DONE) {
+    return UDPC_OK;
+  }
+  rc = udpc_cmd_parse(&cmd, line, len, err, sizeof err);
+  if (rc != UDPC_OK) {
+    if (err[0] != '\0') {
+      notice(c, "%s", err);
+    }
+    return UDPC_ERR_ARG;
+  }
+  if (c->exiting && cmd.type != UDPC_CMD_HELP && cmd.type != UDPC_CMD_LIST) {
+    notice(c, "[Exiting, please wait.]");
+    return UDPC_OK;
+  }
+  switch (cmd.type) {
+  case UDPC_CMD_SEND:
+    cmd_send(c, now, &cmd);
+    break;
+  case UDPC_CMD_LIST:
+    cmd_list(c);
+    break;
+  case UDPC_CMD_REG:
+    cmd_reg(c, now, &cmd);
+    break;
+  case UDPC_CMD_DEREG:
+    cmd_dereg(c, now, &cmd);
+    break;
+  case UDPC_CMD_DEREGA:
+    cmd_dereg_other(c, now, &cmd);
+    break;
+  case UDPC_CMD_EXIT:
+    cmd_exit(c, now);
+    break;
+  case UDPC_CMD_HELP:
+    notice(c, "%s", help_text(cmd.arg, cmd.arg_len));
+    break;
+  default:
+    return UDPC_ERR_ARG;
+  }
+  return UDPC_OK;
+}
