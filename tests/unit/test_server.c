@@ -1,0 +1,1193 @@
+/*
+ * test_server.c - the server core (design.md P1-P9), driven with packets
+ * built by udpc_wire_encode from fake addresses. Every datagram the server
+ * sends is checked in the capturing io.send: it must decode with
+ * udpc_wire_decode and be at most 1200 bytes.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "udpc_store.h"
+#include "udpc_wire.h"
+#include "udpchat.h"
+
+#define T0 1764000000000ULL /* UTC ms */
+#define MAX_OUT 8192
+
+typedef struct {
+  udpc_addr to;
+  size_t len;
+  uint8_t data[UDPC_MAX_PACKET];
+} out_pkt;
+
+typedef struct {
+  udpc_store *st;
+  udpc_server *s;
+  uint64_t now;
+  out_pkt *out;
+  size_t n_out;
+  size_t n_logs;
+  uint32_t next_id;
+} fx;
+
+static void cap_send(void *ctx, const udpc_addr *to, const uint8_t *data,
+                     size_t len) {
+  fx *f = ctx;
+  assert_true(len > 0 && len <= UDPC_MAX_PACKET);
+  udpc_packet p;
+  assert_int_equal(udpc_wire_decode(&p, data, len), UDPC_OK);
+  assert_true(f->n_out < MAX_OUT);
+  out_pkt *o = &f->out[f->n_out++];
+  o->to = *to;
+  o->len = len;
+  memcpy(o->data, data, len);
+}
+
+static void cap_log(void *ctx, int level, const char *msg) {
+  fx *f = ctx;
+  assert_true(level >= 0 && level <= 3);
+  assert_non_null(msg);
+  assert_true(msg[0] != '\0');
+  f->n_logs++;
+}
+
+static const char *const OPS[] = {"op"};
+
+static udpc_server *mk_server(fx *f, uint32_t max_clients, uint32_t per,
+                              uint32_t total) {
+  udpc_server_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  for (int i = 0; i < 32; i++) cfg.seed[i] = (uint8_t)(i * 7 + 1);
+  cfg.operators = OPS;
+  cfg.n_operators = 1;
+  cfg.max_clients = max_clients;
+  cfg.mail_per_recipient = per;
+  cfg.mail_total = total;
+  cfg.store = f->st;
+  cfg.io.ctx = f;
+  cfg.io.send = cap_send;
+  cfg.io.log = cap_log;
+  return udpc_server_new(&cfg, f->now);
+}
+
+static fx *fx_new_cfg(uint32_t max_clients, uint32_t per, uint32_t total) {
+  fx *f = calloc(1, sizeof *f);
+  assert_non_null(f);
+  f->out = calloc(MAX_OUT, sizeof *f->out);
+  assert_non_null(f->out);
+  f->st = udpc_store_mem_new();
+  assert_non_null(f->st);
+  f->now = T0;
+  f->next_id = 1000;
+  f->s = mk_server(f, max_clients, per, total);
+  assert_non_null(f->s);
+  return f;
+}
+
+static int setup(void **state) {
+  *state = fx_new_cfg(0, 0, 0);
+  return 0;
+}
+
+static int teardown(void **state) {
+  fx *f = *state;
+  udpc_server_free(f->s);
+  udpc_store_free(f->st);
+  free(f->out);
+  free(f);
+  return 0;
+}
+
+static udpc_addr A(unsigned n) {
+  udpc_addr a;
+  memset(&a, 0, sizeof a);
+  a.family = 4;
+  a.ip[0] = 10;
+  a.ip[1] = (uint8_t)(n >> 8);
+  a.ip[2] = (uint8_t)n;
+  a.ip[3] = 1;
+  a.port = (uint16_t)(40000 + n);
+  return a;
+}
+
+static udpc_nick nk(const char *s) {
+  udpc_nick n;
+  memset(&n, 0, sizeof n);
+  n.len = (uint8_t)strlen(s);
+  memcpy(n.s, s, n.len);
+  return n;
+}
+
+static void clear(fx *f) { f->n_out = 0; }
+
+static size_t feed(fx *f, const udpc_addr *from, const udpc_packet *p) {
+  uint8_t buf[UDPC_MAX_PACKET];
+  int n = udpc_wire_encode(p, buf, sizeof buf);
+  assert_true(n > 0);
+  assert_int_equal(udpc_server_recv(f->s, f->now, from, buf, (size_t)n),
+                   UDPC_OK);
+  return (size_t)n;
+}
+
+static void flush_ok(fx *f) {
+  assert_int_equal(udpc_server_flush(f->s, f->now), UDPC_OK);
+}
+
+static udpc_packet out_at(const fx *f, size_t i) {
+  udpc_packet p;
+  assert_true(i < f->n_out);
+  assert_int_equal(udpc_wire_decode(&p, f->out[i].data, f->out[i].len),
+                   UDPC_OK);
+  return p;
+}
+
+/* The only output; asserts there is exactly one and where it went. */
+static udpc_packet only_out(const fx *f, const udpc_addr *to) {
+  assert_int_equal(f->n_out, 1);
+  if (to) assert_true(udpc_addr_equal(&f->out[0].to, to));
+  return out_at(f, 0);
+}
+
+/* Number of outputs of a type sent to `to` (NULL: anywhere). */
+static size_t count_out(const fx *f, uint8_t type, const udpc_addr *to) {
+  size_t n = 0;
+  for (size_t i = 0; i < f->n_out; i++) {
+    udpc_packet p = out_at(f, i);
+    if (p.type == type && (!to || udpc_addr_equal(&f->out[i].to, to))) n++;
+  }
+  return n;
+}
+
+static udpc_packet pkt(uint8_t type, uint32_t id, uint64_t token) {
+  udpc_packet p;
+  memset(&p, 0, sizeof p);
+  p.type = type;
+  p.id = id;
+  p.token = token;
+  return p;
+}
+
+static udpc_packet reg_pkt(const char *nick, uint8_t cred, uint32_t id,
+                           const uint8_t *cookie, uint8_t cookie_len) {
+  udpc_packet p = pkt(UDPC_PT_REGISTER, id, 0);
+  p.u.reg.nick = nk(nick);
+  memset(p.u.reg.credential, cred, UDPC_CRED_LEN);
+  p.u.reg.cookie_len = cookie_len;
+  if (cookie_len) memcpy(p.u.reg.cookie, cookie, cookie_len);
+  return p;
+}
+
+/* REGISTER without cookie -> COOKIE; returns the cookie. */
+static udpc_packet get_cookie(fx *f, const udpc_addr *from, const char *nick,
+                              uint8_t cred) {
+  clear(f);
+  udpc_packet r = reg_pkt(nick, cred, f->next_id++, NULL, 0);
+  feed(f, from, &r);
+  udpc_packet c = only_out(f, from);
+  assert_int_equal(c.type, UDPC_PT_COOKIE);
+  assert_int_equal(c.id, r.id);
+  clear(f);
+  return c;
+}
+
+/* REGISTER with a cookie, flush; returns the REGISTER_RESULT. */
+static udpc_packet reg_result(fx *f, const udpc_addr *from, const char *nick,
+                              uint8_t cred) {
+  udpc_packet c = get_cookie(f, from, nick, cred);
+  udpc_packet r = reg_pkt(nick, cred, f->next_id++, c.u.cookie.cookie,
+                          c.u.cookie.cookie_len);
+  feed(f, from, &r);
+  flush_ok(f);
+  for (size_t i = 0; i < f->n_out; i++) {
+    udpc_packet p = out_at(f, i);
+    if (p.type == UDPC_PT_REGISTER_RESULT) {
+      assert_int_equal(p.id, r.id);
+      assert_true(udpc_addr_equal(&f->out[i].to, from));
+      return p;
+    }
+  }
+  fail_msg("no REGISTER_RESULT");
+  return c;
+}
+
+static uint64_t reg(fx *f, const udpc_addr *from, const char *nick,
+                    uint8_t cred) {
+  udpc_packet p = reg_result(f, from, nick, cred);
+  assert_int_equal(p.u.reg_result.status, UDPC_REG_OK);
+  assert_true(p.u.reg_result.token != 0);
+  clear(f);
+  return p.u.reg_result.token;
+}
+
+static udpc_server_stats stats(const fx *f) {
+  udpc_server_stats st;
+  udpc_server_get_stats(f->s, &st);
+  return st;
+}
+
+static udpc_packet save_pkt(uint64_t token, uint32_t id, const char *to,
+                            uint32_t msg_id, const char *text) {
+  udpc_packet p = pkt(UDPC_PT_SAVE, id, token);
+  p.u.save.to = nk(to);
+  p.u.save.msg_id = msg_id;
+  p.u.save.text.p = (const uint8_t *)text;
+  p.u.save.text.len = (uint16_t)strlen(text);
+  return p;
+}
+
+static uint32_t mail_count(fx *f, const char *nick) {
+  udpc_nick n = nk(nick);
+  uint32_t c = 0;
+  assert_int_equal(udpc_store_mail_count(f->st, &n, &c), UDPC_OK);
+  return c;
+}
+
+static void advance(fx *f, uint64_t ms) {
+  f->now += ms;
+  udpc_server_handle_expiry(f->s, f->now);
+}
+
+/* ---- Registration and cookies (P5) ---------------------------------- */
+
+static void test_register_without_cookie_gets_only_smaller_cookie_no_state(
+    void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1);
+  udpc_packet r = reg_pkt("alice", 1, 7, NULL, 0);
+  size_t req_len = feed(f, &a, &r);
+  udpc_packet c = only_out(f, &a);
+  assert_int_equal(c.type, UDPC_PT_COOKIE);
+  assert_int_equal(c.id, 7);
+  assert_true(f->out[0].len < req_len);
+  clear(f);
+  flush_ok(f);
+  assert_int_equal(f->n_out, 0);
+  assert_int_equal(stats(f).registered, 0);
+  assert_int_equal(stats(f).online, 0);
+  udpc_store_user u;
+  udpc_nick n = nk("alice");
+  assert_int_equal(udpc_store_user_get(f->st, &n, &u), UDPC_ERR_NOT_FOUND);
+  assert_int_equal(udpc_store_mem_commit_count(f->st), 0);
+}
+
+static void test_register_forged_cookie_gets_fresh_cookie_no_state(
+    void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1);
+  udpc_packet c = get_cookie(f, &a, "alice", 1);
+  c.u.cookie.cookie[10] ^= 1; /* forge the tag */
+  udpc_packet r = reg_pkt("alice", 1, 8, c.u.cookie.cookie, 20);
+  size_t len = feed(f, &a, &r);
+  udpc_packet o = only_out(f, &a);
+  assert_int_equal(o.type, UDPC_PT_COOKIE);
+  assert_true(f->out[0].len < len);
+  /* A valid cookie for another address or nick is no good either. */
+  clear(f);
+  c = get_cookie(f, &a, "alice", 1);
+  udpc_addr b = A(2);
+  r = reg_pkt("alice", 1, 9, c.u.cookie.cookie, c.u.cookie.cookie_len);
+  feed(f, &b, &r);
+  assert_int_equal(only_out(f, &b).type, UDPC_PT_COOKIE);
+  clear(f);
+  r = reg_pkt("alicf", 1, 9, c.u.cookie.cookie, c.u.cookie.cookie_len);
+  feed(f, &a, &r);
+  assert_int_equal(only_out(f, &a).type, UDPC_PT_COOKIE);
+  clear(f);
+  flush_ok(f);
+  assert_int_equal(f->n_out, 0);
+  assert_int_equal(stats(f).registered, 0);
+}
+
+static void test_register_cookie_valid_two_buckets_then_expired(void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1);
+  f->now = T0 - T0 % UDPC_T_COOKIE_BUCKET; /* start of a bucket */
+  udpc_packet c = get_cookie(f, &a, "alice", 1);
+  /* Next bucket: previous bucket's cookie still accepted. */
+  f->now += UDPC_T_COOKIE_BUCKET + 10;
+  udpc_packet r = reg_pkt("alice", 1, 9, c.u.cookie.cookie, 20);
+  feed(f, &a, &r);
+  assert_int_equal(f->n_out, 0); /* held until flush */
+  flush_ok(f);
+  assert_int_equal(count_out(f, UDPC_PT_REGISTER_RESULT, &a), 1);
+  /* Two buckets later: expired -> fresh COOKIE. */
+  clear(f);
+  udpc_addr b = A(2);
+  c = get_cookie(f, &b, "bob", 2);
+  f->now += 2 * UDPC_T_COOKIE_BUCKET;
+  r = reg_pkt("bob", 2, 10, c.u.cookie.cookie, 20);
+  feed(f, &b, &r);
+  assert_int_equal(only_out(f, &b).type, UDPC_PT_COOKIE);
+  assert_int_equal(stats(f).registered, 1);
+}
+
+static void test_register_ok_welcome_held_until_commit(void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1);
+  udpc_packet c = get_cookie(f, &a, "alice", 1);
+  udpc_packet r = reg_pkt("alice", 1, 42, c.u.cookie.cookie, 20);
+  feed(f, &a, &r);
+  assert_int_equal(f->n_out, 0); /* acknowledged means committed */
+  flush_ok(f);
+  assert_int_equal(udpc_store_mem_commit_count(f->st), 1);
+  udpc_packet p = out_at(f, 0);
+  assert_int_equal(p.type, UDPC_PT_REGISTER_RESULT);
+  assert_int_equal(p.id, 42);
+  assert_int_equal(p.u.reg_result.status, UDPC_REG_OK);
+  assert_true(p.u.reg_result.token != 0);
+  assert_int_equal(p.u.reg_result.table_version, 2); /* 1 + the new entry */
+  assert_int_equal(p.u.reg_result.mail_count, 0);
+  /* The subject is online: it also gets the delta. */
+  assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, &a), 1);
+  /* Persisted: only a keyed hash of the credential. */
+  udpc_store_user u;
+  udpc_nick n = nk("alice");
+  assert_int_equal(udpc_store_user_get(f->st, &n, &u), UDPC_OK);
+  uint8_t raw[UDPC_CRED_LEN];
+  memset(raw, 1, sizeof raw);
+  assert_memory_not_equal(u.cred_hash, raw, sizeof raw);
+  assert_true(udpc_addr_equal(&u.addr, &a));
+  assert_int_equal(stats(f).registered, 1);
+  assert_int_equal(stats(f).online, 1);
+}
+
+static void test_register_duplicate_nick_other_credential_nick_taken(
+    void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1), b = A(2);
+  uint64_t t = reg(f, &a, "alice", 1);
+  udpc_packet p = reg_result(f, &b, "alice", 2);
+  assert_int_equal(p.u.reg_result.status, UDPC_REG_NICK_TAKEN);
+  assert_int_equal(p.u.reg_result.token, 0);
+  /* The owner's session is untouched. */
+  clear(f);
+  udpc_packet hb = pkt(UDPC_PT_HEARTBEAT, 5, t);
+  feed(f, &a, &hb);
+  assert_int_equal(only_out(f, &a).type, UDPC_PT_HEARTBEAT_ACK);
+}
+
+static void test_register_same_credential_new_address_comes_back_old_token_bad(
+    void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1), b = A(2);
+  uint64_t t1 = reg(f, &a, "alice", 1);
+  uint64_t t2 = reg(f, &b, "alice", 1);
+  assert_true(t1 != t2);
+  udpc_packet hb = pkt(UDPC_PT_HEARTBEAT, 5, t1);
+  feed(f, &a, &hb);
+  udpc_packet e = only_out(f, &a);
+  assert_int_equal(e.type, UDPC_PT_ERROR);
+  assert_int_equal(e.u.error.code, UDPC_ERROR_BAD_SESSION);
+  clear(f);
+  hb.token = t2;
+  feed(f, &b, &hb);
+  assert_int_equal(only_out(f, &b).type, UDPC_PT_HEARTBEAT_ACK);
+  assert_int_equal(stats(f).registered, 1);
+}
+
+static void test_register_retransmit_same_address_keeps_token(void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1);
+  uint64_t t1 = reg(f, &a, "alice", 1);
+  udpc_packet p = reg_result(f, &a, "alice", 1);
+  assert_int_equal(p.u.reg_result.status, UDPC_REG_OK);
+  assert_true(p.u.reg_result.token == t1);
+  assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, NULL), 0); /* no change */
+}
+
+static void test_register_invalid_nick_answer_not_larger_than_request(
+    void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1);
+  udpc_packet r = reg_pkt("Alice", 1, 3, NULL, 0); /* uppercase on wire */
+  uint8_t buf[UDPC_MAX_PACKET];
+  int n = udpc_wire_encode_raw(&r, buf, sizeof buf);
+  assert_true(n > 0);
+  assert_int_equal(udpc_server_recv(f->s, f->now, &a, buf, (size_t)n), UDPC_OK);
+  udpc_packet o = only_out(f, &a);
+  assert_int_equal(o.type, UDPC_PT_REGISTER_RESULT);
+  assert_int_equal(o.u.reg_result.status, UDPC_REG_INVALID_NICK);
+  assert_true(f->out[0].len <= (size_t)n);
+  assert_int_equal(stats(f).registered, 0);
+  assert_int_equal(stats(f).dropped_malformed, 1);
+}
+
+static void test_register_server_full(void **state) {
+  fx *f = *state;
+  udpc_server_free(f->s);
+  f->s = mk_server(f, 2, 0, 0);
+  udpc_addr a = A(1), b = A(2), c = A(3);
+  reg(f, &a, "a", 1);
+  reg(f, &b, "b", 2);
+  udpc_packet p = reg_result(f, &c, "c", 3);
+  assert_int_equal(p.u.reg_result.status, UDPC_REG_SERVER_FULL);
+  /* A known nick may still come back. */
+  reg(f, &c, "a", 1);
+  assert_int_equal(stats(f).registered, 2);
+}
+
+static void test_restart_loads_users_offline_old_tokens_bad_session(
+    void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1);
+  uint64_t t = reg(f, &a, "alice", 1);
+  udpc_server_free(f->s);
+  f->s = mk_server(f, 0, 0, 0);
+  assert_int_equal(stats(f).registered, 1);
+  assert_int_equal(stats(f).online, 0);
+  udpc_packet hb = pkt(UDPC_PT_HEARTBEAT, 5, t);
+  feed(f, &a, &hb);
+  udpc_packet e = only_out(f, &a);
+  assert_int_equal(e.u.error.code, UDPC_ERROR_BAD_SESSION);
+  /* Credential still recognised; another credential is not. */
+  udpc_packet p = reg_result(f, &a, "alice", 9);
+  assert_int_equal(p.u.reg_result.status, UDPC_REG_NICK_TAKEN);
+  reg(f, &a, "alice", 1);
+}
+
+/* ---- Table (P6) --------------------------------------------------------- */
+
+static void test_table_paging_45_clients_sorted_20_per_page(void **state) {
+  fx *f = *state;
+  uint64_t tok[45];
+  for (unsigned i = 0; i < 45; i++) {
+    char name[8] = "c00";
+    unsigned k = (i * 17) % 45; /* register out of order */
+    name[1] = (char)('0' + k / 10);
+    name[2] = (char)('0' + k % 10);
+    udpc_addr a = A(i + 1);
+    tok[i] = reg(f, &a, name, (uint8_t)i);
+  }
+  udpc_addr a = A(1);
+  uint32_t starts[] = {0, 20, 40, 45, 99};
+  uint32_t counts[] = {20, 20, 5, 0, 0};
+  uint32_t seen = 0;
+  for (int pg = 0; pg < 5; pg++) {
+    clear(f);
+    udpc_packet q = pkt(UDPC_PT_TABLE_REQ, 77, tok[0]);
+    q.u.table_req.start = starts[pg];
+    feed(f, &a, &q);
+    udpc_packet p = only_out(f, &a);
+    assert_int_equal(p.type, UDPC_PT_TABLE_PAGE);
+    assert_int_equal(p.id, 77);
+    assert_int_equal(p.token, tok[0]);
+    assert_int_equal(p.u.table_page.total, 45);
+    assert_int_equal(p.u.table_page.version, 46);
+    assert_int_equal(p.u.table_page.count, counts[pg]);
+    for (unsigned i = 0; i < p.u.table_page.count; i++, seen++) {
+      char want[8] = "c00";
+      want[1] = (char)('0' + seen / 10);
+      want[2] = (char)('0' + seen % 10);
+      assert_string_equal(p.u.table_page.entries[i].nick.s, want);
+      assert_int_equal(p.u.table_page.entries[i].status, UDPC_STATUS_ONLINE);
+    }
+  }
+  assert_int_equal(seen, 45);
+}
+
+static void test_delta_sent_only_to_online_clients(void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1), b = A(2), c = A(3);
+  reg(f, &a, "a", 1);
+  uint64_t tb = reg(f, &b, "b", 2);
+  udpc_packet d = pkt(UDPC_PT_DEREG, 50, tb);
+  feed(f, &b, &d);
+  flush_ok(f);
+  clear(f);
+  reg_result(f, &c, "c", 3); /* a change while b is offline */
+  assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, &a), 1);
+  assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, &c), 1);
+  assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, &b), 0);
+  for (size_t i = 0; i < f->n_out; i++) {
+    udpc_packet p = out_at(f, i);
+    if (p.type != UDPC_PT_TABLE_DELTA) continue;
+    assert_int_equal(p.u.table_delta.count, 1);
+    assert_string_equal(p.u.table_delta.entries[0].nick.s, "c");
+    assert_int_equal(p.u.table_delta.new_version,
+                     p.u.table_delta.base_version + 1);
+  }
+}
+
+static void test_heartbeat_ack_carries_table_version(void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1);
+  uint64_t t = reg(f, &a, "a", 1);
+  udpc_packet hb = pkt(UDPC_PT_HEARTBEAT, 31, t);
+  feed(f, &a, &hb);
+  udpc_packet p = only_out(f, &a);
+  assert_int_equal(p.type, UDPC_PT_HEARTBEAT_ACK);
+  assert_int_equal(p.id, 31);
+  assert_int_equal(p.token, t);
+  assert_int_equal(p.u.heartbeat_ack.table_version, 2);
+}
+
+static void test_heartbeat_timeout_marks_offline_with_delta(void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1), b = A(2);
+  uint64_t ta = reg(f, &a, "a", 1);
+  uint64_t tb = reg(f, &b, "b", 2);
+  assert_int_equal(udpc_server_next_deadline(f->s), f->now + 30000);
+  /* a keeps sending heartbeats, b is silent. */
+  for (int i = 0; i < 3; i++) {
+    advance(f, 10000);
+    udpc_packet hb = pkt(UDPC_PT_HEARTBEAT, (uint32_t)i, ta);
+    feed(f, &a, &hb);
+  }
+  flush_ok(f);
+  assert_int_equal(stats(f).online, 1);
+  assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, &a), 1);
+  assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, &b), 0);
+  for (size_t i = 0; i < f->n_out; i++) {
+    udpc_packet p = out_at(f, i);
+    if (p.type == UDPC_PT_TABLE_DELTA) {
+      assert_string_equal(p.u.table_delta.entries[0].nick.s, "b");
+      assert_int_equal(p.u.table_delta.entries[0].status, UDPC_STATUS_OFFLINE);
+    }
+  }
+  clear(f);
+  udpc_packet hb = pkt(UDPC_PT_HEARTBEAT, 9, tb);
+  feed(f, &b, &hb);
+  assert_int_equal(only_out(f, &b).u.error.code, UDPC_ERROR_SESSION_ENDED);
+  assert_int_equal(udpc_server_next_deadline(f->s), f->now + 30000 - 0);
+}
+
+/* ---- Dereg and deregA (P8) ---------------------------------------------- */
+
+static void test_dereg_ok_then_ended_token_session_ended(void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1), b = A(2);
+  uint64_t ta = reg(f, &a, "a", 1);
+  reg(f, &b, "b", 2);
+  udpc_packet d = pkt(UDPC_PT_DEREG, 60, ta);
+  feed(f, &a, &d);
+  assert_int_equal(f->n_out, 0);
+  flush_ok(f);
+  assert_int_equal(count_out(f, UDPC_PT_DEREG_RESULT, &a), 1);
+  assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, &b), 1);
+  assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, &a), 0);
+  assert_int_equal(out_at(f, 0).u.dereg_result.status, UDPC_DEREG_OK);
+  assert_int_equal(stats(f).online, 1);
+  /* A retransmitted DEREG with the ended token: OK again. */
+  clear(f);
+  feed(f, &a, &d);
+  flush_ok(f);
+  assert_int_equal(only_out(f, &a).type, UDPC_PT_DEREG_RESULT);
+  /* Anything else with the ended token: SESSION_ENDED. */
+  clear(f);
+  udpc_packet q = pkt(UDPC_PT_TABLE_REQ, 61, ta);
+  feed(f, &a, &q);
+  udpc_packet e = only_out(f, &a);
+  assert_int_equal(e.type, UDPC_PT_ERROR);
+  assert_int_equal(e.id, 61);
+  assert_int_equal(e.u.error.code, UDPC_ERROR_SESSION_ENDED);
+  /* Once the nick registers again, the old token is just unknown. */
+  reg(f, &a, "a", 1);
+  feed(f, &a, &q);
+  assert_int_equal(only_out(f, &a).u.error.code, UDPC_ERROR_BAD_SESSION);
+}
+
+static void test_deregA_by_non_operator_not_permitted(void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1), b = A(2);
+  uint64_t ta = reg(f, &a, "a", 1);
+  reg(f, &b, "b", 2);
+  udpc_packet d = pkt(UDPC_PT_DEREG_OTHER, 70, ta);
+  d.u.dereg_other.target = nk("b");
+  feed(f, &a, &d);
+  udpc_packet p = only_out(f, &a);
+  assert_int_equal(p.type, UDPC_PT_DEREG_RESULT);
+  assert_int_equal(p.u.dereg_result.status, UDPC_DEREG_NOT_PERMITTED);
+  assert_int_equal(stats(f).online, 2);
+}
+
+static void test_deregA_by_operator_kicks_target(void **state) {
+  fx *f = *state;
+  udpc_addr o = A(1), b = A(2);
+  uint64_t to = reg(f, &o, "op", 1);
+  uint64_t tb = reg(f, &b, "b", 2);
+  udpc_packet d = pkt(UDPC_PT_DEREG_OTHER, 71, to);
+  d.u.dereg_other.target = nk("zed");
+  feed(f, &o, &d);
+  assert_int_equal(only_out(f, &o).u.dereg_result.status,
+                   UDPC_DEREG_UNKNOWN_NICK);
+  clear(f);
+  d.u.dereg_other.target = nk("b");
+  feed(f, &o, &d);
+  assert_int_equal(f->n_out, 0);
+  flush_ok(f);
+  assert_int_equal(count_out(f, UDPC_PT_KICKED, &b), 1);
+  assert_int_equal(count_out(f, UDPC_PT_DEREG_RESULT, &o), 1);
+  assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, &o), 1);
+  assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, &b), 0);
+  for (size_t i = 0; i < f->n_out; i++) {
+    udpc_packet p = out_at(f, i);
+    if (p.type == UDPC_PT_KICKED) {
+      assert_string_equal(p.u.kicked.by.s, "op");
+      assert_int_equal(p.token, tb);
+    }
+    if (p.type == UDPC_PT_DEREG_RESULT)
+      assert_int_equal(p.u.dereg_result.status, UDPC_DEREG_OK);
+  }
+  assert_int_equal(stats(f).online, 1);
+  clear(f);
+  udpc_packet hb = pkt(UDPC_PT_HEARTBEAT, 1, tb);
+  feed(f, &b, &hb);
+  assert_int_equal(only_out(f, &b).u.error.code, UDPC_ERROR_SESSION_ENDED);
+}
+
+/* ---- SAVE and probes (P7) ------------------------------------------------- */
+
+static void test_save_to_offline_saved_once_when_sent_five_times(void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1), b = A(2);
+  uint64_t ta = reg(f, &a, "a", 1);
+  uint64_t tb = reg(f, &b, "b", 2);
+  udpc_packet d = pkt(UDPC_PT_DEREG, 1, tb);
+  feed(f, &b, &d);
+  flush_ok(f);
+  clear(f);
+  udpc_packet sv = save_pkt(ta, 90, "b", 1234, "hello b");
+  for (int i = 0; i < 5; i++) {
+    feed(f, &a, &sv);
+    if (i == 2) {
+      flush_ok(f); /* some retransmissions in a later batch */
+    }
+  }
+  flush_ok(f);
+  assert_int_equal(count_out(f, UDPC_PT_SAVE_RESULT, &a), 5);
+  for (size_t i = 0; i < f->n_out; i++) {
+    udpc_packet p = out_at(f, i);
+    assert_int_equal(p.type, UDPC_PT_SAVE_RESULT);
+    assert_int_equal(p.id, 90);
+    assert_int_equal(p.u.save_result.status, UDPC_SAVE_SAVED);
+  }
+  assert_int_equal(mail_count(f, "b"), 1);
+  assert_int_equal(stats(f).mail_stored, 1);
+  assert_int_equal(stats(f).probes_sent, 0);
+}
+
+static void test_save_unknown_recipient(void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1);
+  uint64_t ta = reg(f, &a, "a", 1);
+  udpc_packet sv = save_pkt(ta, 91, "nobody", 1, "x");
+  feed(f, &a, &sv);
+  udpc_packet p = only_out(f, &a);
+  assert_int_equal(p.u.save_result.status, UDPC_SAVE_UNKNOWN_RECIPIENT);
+}
+
+static void test_save_to_online_probe_ack_gives_recipient_online_entry(
+    void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1), b = A(2);
+  uint64_t ta = reg(f, &a, "a", 1);
+  uint64_t tb = reg(f, &b, "b", 2);
+  udpc_packet sv = save_pkt(ta, 92, "b", 55, "are you there");
+  feed(f, &a, &sv);
+  udpc_packet pr = only_out(f, &b);
+  assert_int_equal(pr.type, UDPC_PT_PROBE);
+  assert_int_equal(pr.token, tb);
+  clear(f);
+  feed(f, &a, &sv); /* retransmission while probing: ignored */
+  assert_int_equal(f->n_out, 0);
+  /* A PROBE_ACK with the wrong id is dropped. */
+  udpc_packet ack = pkt(UDPC_PT_PROBE_ACK, pr.id + 1, tb);
+  feed(f, &b, &ack);
+  assert_int_equal(f->n_out, 0);
+  ack.id = pr.id;
+  feed(f, &b, &ack);
+  udpc_packet r = only_out(f, &a);
+  assert_int_equal(r.type, UDPC_PT_SAVE_RESULT);
+  assert_int_equal(r.id, 92);
+  assert_int_equal(r.u.save_result.status, UDPC_SAVE_RECIPIENT_ONLINE);
+  assert_string_equal(r.u.save_result.entry.nick.s, "b");
+  assert_int_equal(r.u.save_result.entry.status, UDPC_STATUS_ONLINE);
+  assert_true(udpc_addr_equal(&r.u.save_result.entry.addr, &b));
+  assert_int_equal(mail_count(f, "b"), 0);
+  /* The same SAVE again gets the same answer, no new probe. */
+  clear(f);
+  feed(f, &a, &sv);
+  assert_int_equal(only_out(f, &a).u.save_result.status,
+                   UDPC_SAVE_RECIPIENT_ONLINE);
+  /* Nothing left pending. */
+  advance(f, 1000);
+  flush_ok(f);
+  assert_int_equal(stats(f).online, 2);
+}
+
+static void test_save_probe_unanswered_resent_then_offline_delta_saved(
+    void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1), b = A(2);
+  uint64_t ta = reg(f, &a, "a", 1);
+  reg(f, &b, "b", 2);
+  udpc_packet sv = save_pkt(ta, 93, "b", 56, "gone?");
+  feed(f, &a, &sv);
+  assert_int_equal(count_out(f, UDPC_PT_PROBE, &b), 1);
+  assert_int_equal(udpc_server_next_deadline(f->s), f->now + 250);
+  clear(f);
+  advance(f, 249);
+  assert_int_equal(f->n_out, 0);
+  advance(f, 1);
+  assert_int_equal(only_out(f, &b).type, UDPC_PT_PROBE);
+  assert_int_equal(udpc_server_next_deadline(f->s), f->now + 250);
+  clear(f);
+  advance(f, 250);
+  assert_int_equal(f->n_out, 0); /* SAVED and delta wait for the commit */
+  assert_int_equal(mail_count(f, "b"), 1);
+  flush_ok(f);
+  assert_int_equal(count_out(f, UDPC_PT_SAVE_RESULT, &a), 1);
+  assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, &a), 1);
+  assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, &b), 0);
+  for (size_t i = 0; i < f->n_out; i++) {
+    udpc_packet p = out_at(f, i);
+    if (p.type == UDPC_PT_SAVE_RESULT) {
+      assert_int_equal(p.id, 93);
+      assert_int_equal(p.u.save_result.status, UDPC_SAVE_SAVED);
+    }
+  }
+  assert_int_equal(stats(f).online, 1);
+  assert_int_equal(stats(f).probes_sent, 2);
+  /* Retransmission: SAVED again, stored once. */
+  clear(f);
+  feed(f, &a, &sv);
+  flush_ok(f);
+  assert_int_equal(only_out(f, &a).u.save_result.status, UDPC_SAVE_SAVED);
+  assert_int_equal(mail_count(f, "b"), 1);
+}
+
+static void test_save_quota_per_recipient_and_total(void **state) {
+  fx *f = *state;
+  udpc_server_free(f->s);
+  f->s = mk_server(f, 0, 2, 3);
+  udpc_addr a = A(1), b = A(2), c = A(3);
+  uint64_t ta = reg(f, &a, "a", 1);
+  uint64_t tb = reg(f, &b, "b", 2);
+  uint64_t tc = reg(f, &c, "c", 3);
+  udpc_packet d = pkt(UDPC_PT_DEREG, 1, tb);
+  feed(f, &b, &d);
+  d.token = tc;
+  feed(f, &c, &d);
+  flush_ok(f);
+  uint8_t want[] = {UDPC_SAVE_SAVED, UDPC_SAVE_SAVED, UDPC_SAVE_QUOTA};
+  for (uint32_t i = 0; i < 3; i++) {
+    clear(f);
+    udpc_packet sv = save_pkt(ta, 100 + i, "b", i, "m");
+    feed(f, &a, &sv);
+    flush_ok(f);
+    assert_int_equal(only_out(f, &a).u.save_result.status, want[i]);
+  }
+  clear(f);
+  udpc_packet sv = save_pkt(ta, 110, "c", 9, "m");
+  feed(f, &a, &sv);
+  flush_ok(f);
+  assert_int_equal(only_out(f, &a).u.save_result.status, UDPC_SAVE_SAVED);
+  clear(f);
+  sv = save_pkt(ta, 111, "c", 10, "m"); /* total 3 reached */
+  feed(f, &a, &sv);
+  flush_ok(f);
+  assert_int_equal(only_out(f, &a).u.save_result.status, UDPC_SAVE_QUOTA);
+  assert_int_equal(mail_count(f, "b"), 2);
+  assert_int_equal(mail_count(f, "c"), 1);
+}
+
+/* ---- Mail delivery (P7) ----------------------------------------------- */
+
+static void test_mail_delivery_in_order_paged_deleted_only_on_ack(
+    void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1), b = A(2);
+  uint64_t ta = reg(f, &a, "a", 1);
+  uint64_t tb = reg(f, &b, "b", 2);
+  udpc_packet d = pkt(UDPC_PT_DEREG, 1, tb);
+  feed(f, &b, &d);
+  flush_ok(f);
+  /* 40 mails, some big (only a few fit per page). */
+  static char big[UDPC_TEXT_MAX + 1];
+  memset(big, 'x', UDPC_TEXT_MAX);
+  for (uint32_t i = 0; i < 40; i++) {
+    char small[16] = "m00";
+    small[1] = (char)('0' + i / 10);
+    small[2] = (char)('0' + i % 10);
+    udpc_packet sv = save_pkt(ta, 200 + i, "b", i, i % 7 == 3 ? big : small);
+    feed(f, &a, &sv);
+  }
+  flush_ok(f);
+  assert_int_equal(mail_count(f, "b"), 40);
+  udpc_packet rr = reg_result(f, &b, "b", 2);
+  assert_int_equal(rr.u.reg_result.mail_count, 40);
+  tb = rr.u.reg_result.token;
+  uint64_t ack = 0, last_seq = 0;
+  uint32_t got = 0;
+  int pages = 0;
+  for (;;) {
+    clear(f);
+    udpc_packet mr = pkt(UDPC_PT_MAIL_REQ, 300 + (uint32_t)pages, tb);
+    mr.u.mail_req.ack_upto = ack;
+    feed(f, &b, &mr);
+    flush_ok(f);
+    udpc_packet p = only_out(f, &b);
+    assert_int_equal(p.type, UDPC_PT_MAIL_PAGE);
+    assert_true(f->out[0].len <= UDPC_MAX_PACKET);
+    assert_true(p.u.mail_page.count <= UDPC_MAIL_PAGE_MAX);
+    if (p.u.mail_page.count == 0) {
+      assert_int_equal(p.u.mail_page.remaining, 0);
+      break;
+    }
+    for (unsigned i = 0; i < p.u.mail_page.count; i++, got++) {
+      const udpc_mail *m = &p.u.mail_page.mail[i];
+      assert_true(m->seq > last_seq);
+      last_seq = m->seq;
+      assert_int_equal(m->msg_id, got);
+      assert_string_equal(m->from.s, "a");
+      assert_true(m->timestamp_ms >= T0);
+      if (got % 7 == 3) assert_int_equal(m->text.len, UDPC_TEXT_MAX);
+      else assert_int_equal(m->text.len, 3);
+    }
+    assert_int_equal(p.u.mail_page.remaining, 40 - got);
+    /* Nothing deleted before the ack. */
+    assert_int_equal(mail_count(f, "b"), 40 - (ack ? (uint32_t)0 : 0) -
+                                             (got - p.u.mail_page.count));
+    /* Asking again without acking gives the same page. */
+    clear(f);
+    feed(f, &b, &mr);
+    flush_ok(f);
+    assert_int_equal(only_out(f, &b).u.mail_page.count, p.u.mail_page.count);
+    ack = last_seq;
+    pages++;
+  }
+  assert_int_equal(got, 40);
+  assert_true(pages >= 3);
+  assert_int_equal(mail_count(f, "b"), 0);
+  assert_int_equal(stats(f).mail_delivered, 40);
+}
+
+/* ---- Security (P9) ------------------------------------------------------ */
+
+static void test_forged_token_and_wrong_address_dropped_and_counted(
+    void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1), evil = A(66);
+  uint64_t ta = reg(f, &a, "a", 1);
+  udpc_server_stats s0 = stats(f);
+  /* Right token, wrong source: silently dropped. */
+  udpc_packet d = pkt(UDPC_PT_DEREG, 1, ta);
+  feed(f, &evil, &d);
+  flush_ok(f);
+  assert_int_equal(f->n_out, 0);
+  assert_int_equal(stats(f).online, 1);
+  assert_int_equal(stats(f).dropped_bad_session, s0.dropped_bad_session + 1);
+  /* Forged token: BAD_SESSION (7 bytes, smaller than the request). */
+  d.token = ta ^ 0x100;
+  size_t len = feed(f, &evil, &d);
+  udpc_packet e = only_out(f, &evil);
+  assert_int_equal(e.u.error.code, UDPC_ERROR_BAD_SESSION);
+  assert_true(f->out[0].len <= len);
+  assert_int_equal(stats(f).dropped_bad_session, s0.dropped_bad_session + 2);
+  /* Forged PROBE_ACK: dropped without an answer. */
+  clear(f);
+  udpc_packet pa = pkt(UDPC_PT_PROBE_ACK, 5, ta ^ 1);
+  feed(f, &a, &pa);
+  pa.token = ta;
+  feed(f, &a, &pa); /* right token, no such probe */
+  assert_int_equal(f->n_out, 0);
+  assert_int_equal(stats(f).online, 1);
+}
+
+static void test_server_to_client_types_dropped_and_counted(void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1);
+  uint64_t ta = reg(f, &a, "a", 1);
+  udpc_server_stats s0 = stats(f);
+  udpc_packet p = pkt(UDPC_PT_HEARTBEAT_ACK, 1, ta);
+  feed(f, &a, &p);
+  p = pkt(UDPC_PT_CHAT_ACK, 2, 0);
+  p.u.chat_ack.from = nk("a");
+  feed(f, &a, &p);
+  p = pkt(UDPC_PT_ERROR, 3, 0);
+  p.u.error.code = UDPC_ERROR_INTERNAL;
+  feed(f, &a, &p);
+  assert_int_equal(f->n_out, 0);
+  assert_int_equal(stats(f).dropped_unexpected, s0.dropped_unexpected + 3);
+}
+
+static void test_malformed_request_error_only_when_not_larger(void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1);
+  uint64_t ta = reg(f, &a, "a", 1);
+  uint8_t buf[UDPC_MAX_PACKET];
+  udpc_packet hb = pkt(UDPC_PT_TABLE_REQ, 9, ta);
+  int n = udpc_wire_encode(&hb, buf, sizeof buf);
+  assert_true(n > 7);
+  /* Truncated to 7 bytes: ERROR(MALFORMED), 7 bytes. */
+  assert_int_equal(udpc_server_recv(f->s, f->now, &a, buf, 7), UDPC_OK);
+  udpc_packet e = only_out(f, &a);
+  assert_int_equal(e.u.error.code, UDPC_ERROR_MALFORMED);
+  assert_int_equal(e.id, 9);
+  assert_true(f->out[0].len <= 7);
+  /* 6 bytes: no answer (ERROR would be larger). */
+  clear(f);
+  assert_int_equal(udpc_server_recv(f->s, f->now, &a, buf, 6), UDPC_OK);
+  assert_int_equal(f->n_out, 0);
+  /* Unknown version: ERROR(VERSION) only if >= 7 bytes. */
+  buf[0] = 2;
+  assert_int_equal(udpc_server_recv(f->s, f->now, &a, buf, 6), UDPC_OK);
+  assert_int_equal(f->n_out, 0);
+  assert_int_equal(udpc_server_recv(f->s, f->now, &a, buf, (size_t)n),
+                   UDPC_OK);
+  e = only_out(f, &a);
+  assert_int_equal(e.u.error.code, UDPC_ERROR_VERSION);
+  /* Unknown type: never answered. */
+  clear(f);
+  buf[0] = 1;
+  buf[1] = 0x55;
+  assert_int_equal(udpc_server_recv(f->s, f->now, &a, buf, (size_t)n),
+                   UDPC_OK);
+  assert_int_equal(f->n_out, 0);
+  /* Too big: dropped. */
+  static uint8_t huge[UDPC_MAX_PACKET + 1];
+  memcpy(huge, buf, (size_t)n);
+  huge[1] = UDPC_PT_HEARTBEAT;
+  assert_int_equal(udpc_server_recv(f->s, f->now, &a, huge, sizeof huge),
+                   UDPC_OK);
+  assert_int_equal(f->n_out, 0);
+  assert_int_equal(stats(f).dropped_malformed, 6);
+  assert_int_equal(udpc_server_recv(f->s, f->now, NULL, buf, 1), UDPC_ERR_ARG);
+  assert_int_equal(udpc_server_recv(NULL, f->now, &a, buf, 1), UDPC_ERR_ARG);
+}
+
+/* ---- Commit failures ("acknowledged means committed") ------------------ */
+
+static void test_commit_failure_sends_no_ack_retransmit_succeeds(void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1);
+  udpc_packet c = get_cookie(f, &a, "alice", 1);
+  udpc_packet r = reg_pkt("alice", 1, 5, c.u.cookie.cookie, 20);
+  feed(f, &a, &r);
+  udpc_store_mem_fail_commits(f->st, 1);
+  assert_int_equal(udpc_server_flush(f->s, f->now), UDPC_ERR_STORE);
+  assert_int_equal(f->n_out, 0); /* no REGISTER_RESULT, no delta */
+  /* The client retransmits; now the commit works. */
+  feed(f, &a, &r);
+  flush_ok(f);
+  udpc_packet p = out_at(f, 0);
+  assert_int_equal(p.type, UDPC_PT_REGISTER_RESULT);
+  assert_int_equal(p.u.reg_result.status, UDPC_REG_OK);
+  uint64_t t = p.u.reg_result.token;
+  udpc_store_user u;
+  udpc_nick n = nk("alice");
+  assert_int_equal(udpc_store_user_get(f->st, &n, &u), UDPC_OK);
+  /* DEREG: same rule. */
+  clear(f);
+  udpc_packet d = pkt(UDPC_PT_DEREG, 6, t);
+  feed(f, &a, &d);
+  udpc_store_mem_fail_commits(f->st, 1);
+  assert_int_equal(udpc_server_flush(f->s, f->now), UDPC_ERR_STORE);
+  assert_int_equal(f->n_out, 0);
+  feed(f, &a, &d);
+  flush_ok(f);
+  assert_int_equal(count_out(f, UDPC_PT_DEREG_RESULT, &a), 1);
+  assert_int_equal(udpc_store_user_get(f->st, &n, &u), UDPC_OK);
+  assert_int_equal(u.status, UDPC_STATUS_OFFLINE);
+}
+
+static void test_commit_failure_on_save_no_ack_and_stored_once(void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1), b = A(2);
+  uint64_t ta = reg(f, &a, "a", 1);
+  uint64_t tb = reg(f, &b, "b", 2);
+  udpc_packet d = pkt(UDPC_PT_DEREG, 1, tb);
+  feed(f, &b, &d);
+  flush_ok(f);
+  clear(f);
+  udpc_packet sv = save_pkt(ta, 400, "b", 77, "keep me");
+  feed(f, &a, &sv);
+  udpc_store_mem_fail_commits(f->st, 1);
+  assert_int_equal(udpc_server_flush(f->s, f->now), UDPC_ERR_STORE);
+  assert_int_equal(f->n_out, 0);
+  feed(f, &a, &sv);
+  flush_ok(f);
+  assert_int_equal(only_out(f, &a).u.save_result.status, UDPC_SAVE_SAVED);
+  assert_int_equal(mail_count(f, "b"), 1);
+  /* MAIL_PAGE after a delete waits for the commit too. */
+  udpc_packet rr = reg_result(f, &b, "b", 2);
+  tb = rr.u.reg_result.token;
+  clear(f);
+  udpc_packet mr = pkt(UDPC_PT_MAIL_REQ, 401, tb);
+  feed(f, &b, &mr); /* ack 0: read-only, sent at once */
+  udpc_packet pg = only_out(f, &b);
+  assert_int_equal(pg.u.mail_page.count, 1);
+  clear(f);
+  mr.u.mail_req.ack_upto = pg.u.mail_page.mail[0].seq;
+  feed(f, &b, &mr);
+  assert_int_equal(f->n_out, 0);
+  udpc_store_mem_fail_commits(f->st, 1);
+  assert_int_equal(udpc_server_flush(f->s, f->now), UDPC_ERR_STORE);
+  assert_int_equal(f->n_out, 0);
+  feed(f, &b, &mr);
+  flush_ok(f);
+  assert_int_equal(only_out(f, &b).u.mail_page.count, 0);
+}
+
+/* ---- Robustness ------------------------------------------------------- */
+
+static uint32_t lcg(uint32_t *x) {
+  *x = *x * 1664525u + 1013904223u;
+  return *x >> 8;
+}
+
+static void feed_all_truncations(fx *f, const udpc_addr *from,
+                                 const udpc_packet *p) {
+  uint8_t buf[UDPC_MAX_PACKET];
+  int n = udpc_wire_encode(p, buf, sizeof buf);
+  assert_true(n > 0);
+  for (size_t len = 0; len < (size_t)n; len++) {
+    uint8_t *copy = malloc(len ? len : 1); /* exact size: ASan sees overreads */
+    memcpy(copy, buf, len);
+    assert_int_equal(udpc_server_recv(f->s, f->now, from, copy, len), UDPC_OK);
+    free(copy);
+  }
+  /* And with one extra trailing byte. */
+  buf[n] = 0;
+  assert_int_equal(udpc_server_recv(f->s, f->now, from, buf, (size_t)n + 1),
+                   UDPC_OK);
+}
+
+static void test_malformed_truncations_of_every_packet_never_crash(
+    void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1), b = A(2);
+  uint64_t ta = reg(f, &a, "op", 1);
+  uint64_t tb = reg(f, &b, "b", 2);
+  udpc_packet c = get_cookie(f, &a, "op", 1);
+  udpc_packet ps[16];
+  size_t n = 0;
+  ps[n++] = reg_pkt("op", 1, 1, c.u.cookie.cookie, 20);
+  ps[n++] = reg_pkt("zz", 1, 1, NULL, 0);
+  ps[n] = pkt(UDPC_PT_TABLE_REQ, 2, ta);
+  ps[n++].u.table_req.start = 3;
+  ps[n++] = pkt(UDPC_PT_HEARTBEAT, 3, ta);
+  ps[n] = pkt(UDPC_PT_DEREG_OTHER, 4, ta);
+  ps[n++].u.dereg_other.target = nk("nobody");
+  ps[n++] = save_pkt(ta, 5, "b", 9, "truncate me");
+  ps[n] = pkt(UDPC_PT_MAIL_REQ, 6, ta);
+  ps[n++].u.mail_req.ack_upto = 0;
+  ps[n++] = pkt(UDPC_PT_PROBE_ACK, 7, tb);
+  ps[n] = pkt(UDPC_PT_CHAT, 8, 0);
+  ps[n].u.chat.from = nk("a");
+  ps[n].u.chat.to = nk("b");
+  ps[n].u.chat.text.p = (const uint8_t *)"hi";
+  ps[n++].u.chat.text.len = 2;
+  ps[n] = pkt(UDPC_PT_ERROR, 9, 0);
+  ps[n++].u.error.code = 1;
+  ps[n++] = pkt(UDPC_PT_DEREG, 10, ta); /* last: ends the session */
+  for (size_t i = 0; i < n; i++) {
+    feed_all_truncations(f, &a, &ps[i]);
+    advance(f, 100);
+    (void)udpc_server_flush(f->s, f->now);
+  }
+  assert_true(stats(f).dropped_malformed > 50);
+  assert_true(f->n_logs > 0);
+}
+
+static void test_random_datagrams_fixed_seed_never_crash(void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1), b = A(2);
+  uint64_t ta = reg(f, &a, "a", 1);
+  reg(f, &b, "b", 2);
+  uint32_t x = 12345;
+  static uint8_t buf[UDPC_MAX_PACKET + 8];
+  for (int i = 0; i < 20000; i++) {
+    size_t len = lcg(&x) % (i % 10 == 0 ? sizeof buf : 64);
+    for (size_t k = 0; k < len; k++) buf[k] = (uint8_t)lcg(&x);
+    if (len >= 2 && i % 2 == 0) {
+      buf[0] = 1; /* valid version, often a known type */
+      static const uint8_t types[] = {0x01, 0x10, 0x20, 0x30, 0x31,
+                                      0x40, 0x50, 0x61, 0x70, 0x7f};
+      buf[1] = types[lcg(&x) % sizeof types];
+    }
+    if (len >= 14 && i % 4 == 0) { /* sometimes a valid token */
+      for (int k = 0; k < 8; k++) buf[6 + k] = (uint8_t)(ta >> (56 - 8 * k));
+    }
+    udpc_addr from = (i % 3 == 0) ? a : A(100 + (unsigned)(i % 50));
+    uint8_t *copy = malloc(len ? len : 1);
+    memcpy(copy, buf, len);
+    assert_int_equal(udpc_server_recv(f->s, f->now, &from, copy, len),
+                     UDPC_OK);
+    free(copy);
+    if (i % 100 == 0) {
+      advance(f, 50);
+      (void)udpc_server_flush(f->s, f->now);
+      clear(f);
+    }
+  }
+  (void)udpc_server_flush(f->s, f->now);
+}
+
+static void test_new_rejects_bad_config(void **state) {
+  (void)state;
+  udpc_server_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  assert_null(udpc_server_new(NULL, T0));
+  assert_null(udpc_server_new(&cfg, T0)); /* no store, no send */
+  udpc_store *st = udpc_store_mem_new();
+  cfg.store = st;
+  cfg.io.send = cap_send;
+  static const char *const bad[] = {"no spaces"};
+  cfg.operators = bad;
+  cfg.n_operators = 1;
+  assert_null(udpc_server_new(&cfg, T0));
+  cfg.n_operators = 0;
+  udpc_server *s = udpc_server_new(&cfg, T0);
+  assert_non_null(s);
+  assert_int_equal(udpc_server_next_deadline(s), UINT64_MAX);
+  assert_int_equal(udpc_server_flush(s, T0), UDPC_OK);
+  udpc_server_free(s);
+  udpc_server_free(NULL);
+  udpc_store_free(st);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      T(test_register_without_cookie_gets_only_smaller_cookie_no_state),
+      T(test_register_forged_cookie_gets_fresh_cookie_no_state),
+      T(test_register_cookie_valid_two_buckets_then_expired),
+      T(test_register_ok_welcome_held_until_commit),
+      T(test_register_duplicate_nick_other_credential_nick_taken),
+      T(test_register_same_credential_new_address_comes_back_old_token_bad),
+      T(test_register_retransmit_same_address_keeps_token),
+      T(test_register_invalid_nick_answer_not_larger_than_request),
+      T(test_register_server_full),
+      T(test_restart_loads_users_offline_old_tokens_bad_session),
+      T(test_table_paging_45_clients_sorted_20_per_page),
+      T(test_delta_sent_only_to_online_clients),
+      T(test_heartbeat_ack_carries_table_version),
+      T(test_heartbeat_timeout_marks_offline_with_delta),
+      T(test_dereg_ok_then_ended_token_session_ended),
+      T(test_deregA_by_non_operator_not_permitted),
+      T(test_deregA_by_operator_kicks_target),
+      T(test_save_to_offline_saved_once_when_sent_five_times),
+      T(test_save_unknown_recipient),
+      T(test_save_to_online_probe_ack_gives_recipient_online_entry),
+      T(test_save_probe_unanswered_resent_then_offline_delta_saved),
+      T(test_save_quota_per_recipient_and_total),
+      T(test_mail_delivery_in_order_paged_deleted_only_on_ack),
+      T(test_forged_token_and_wrong_address_dropped_and_counted),
+      T(test_server_to_client_types_dropped_and_counted),
+      T(test_malformed_request_error_only_when_not_larger),
+      T(test_commit_failure_sends_no_ack_retransmit_succeeds),
+      T(test_commit_failure_on_save_no_ack_and_stored_once),
+      T(test_malformed_truncations_of_every_packet_never_crash),
+      T(test_random_datagrams_fixed_seed_never_crash),
+      cmocka_unit_test(test_new_rejects_bad_config),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
