@@ -1,0 +1,234 @@
+/*
+ * main.c - udpchat command line: `udpchat -s <port>` (server) or
+ * `udpchat -c <nick> <server-ip> <server-port> <client-port>` (client), as
+ * in the original UdpChat, plus long options. Bad arguments: one error line
+ * "udpchat: ..." and the usage on stderr, exit status 2.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "udpc_cliapp.h"
+#include "udpc_log.h"
+#include "udpc_net.h"
+#include "udpc_srvapp.h"
+#include "udpchat.h"
+
+#define MAIN_USAGE_EXIT 2
+#define MAIN_MAX_OPERATORS 64
+
+static const char usage_text[] =
+    "Usage: udpchat -s <port> [server options]\n"
+    "       udpchat -c <nick> <server-ip> <server-port> <client-port> "
+    "[client options]\n"
+    "       udpchat --help | --version\n"
+    "\n"
+    "Ports are 0 (any free port) or 1024-65535. <server-ip> is an IPv4 or\n"
+    "IPv6 address or a host name. <nick> is 1-32 of a-z 0-9 _ - (upper case\n"
+    "is folded to lower case).\n"
+    "\n"
+    "Server options:\n"
+    "  --bind ADDR        listen on ADDR (default: :: dual-stack, IPv6 and\n"
+    "                     IPv4; 0.0.0.0 when IPv6 is unavailable)\n"
+    "  --operator NICK    NICK may deregA other users (repeatable)\n"
+    "  --log-level LEVEL  error, warn, info or debug (default: info)\n"
+    "  --log-file PATH    append the log to PATH instead of stderr\n"
+    "\n"
+    "Client options:\n"
+    "  --state-dir DIR    where this nick's credential is kept (default:\n"
+    "                     $XDG_STATE_HOME/udpchat or ~/.local/state/udpchat)\n"
+    "  --bind ADDR        local address of the client socket (default: ::\n"
+    "                     dual-stack; 0.0.0.0 when IPv6 is unavailable)\n"
+    "  --no-color         no colors or bell on a terminal (or set NO_COLOR)\n"
+    "  --log-level LEVEL  error, warn, info or debug (default: error)\n"
+    "  --log-file PATH    append the log to PATH instead of stderr\n"
+    "\n"
+    "Client commands: send <nick> <message>, list, reg <nick>, dereg <nick>,\n"
+    "deregA <nick>, help [command], exit (also Ctrl-C or end of input).\n"
+    "\n"
+    "Exit status: 0 normal exit; 1 server not responding, registration\n"
+    "refused or a runtime error; 2 invalid command line.\n";
+
+static void usage(FILE *f) { fputs(usage_text, f); }
+
+static int usage_error(const char *fmt, const char *arg)
+    __attribute__((format(printf, 1, 0)));
+
+static int usage_error(const char *fmt, const char *arg) {
+  fputs("udpchat: ", stderr);
+  fprintf(stderr, fmt, arg);
+  fputc('\n', stderr);
+  usage(stderr);
+  return MAIN_USAGE_EXIT;
+}
+
+typedef struct {
+  const char *name;
+  int takes_value;
+  int where; /* 1 server, 2 client, 3 both */
+} long_opt;
+
+static const long_opt long_opts[] = {
+    {"help", 0, 3},      {"version", 0, 3},   {"bind", 1, 3},
+    {"operator", 1, 1},  {"log-level", 1, 3}, {"log-file", 1, 3},
+    {"state-dir", 1, 2}, {"no-color", 0, 2},
+};
+
+static const long_opt *find_long(const char *name, size_t len) {
+  for (size_t i = 0; i < sizeof long_opts / sizeof long_opts[0]; i++)
+    if (strlen(long_opts[i].name) == len &&
+        memcmp(long_opts[i].name, name, len) == 0)
+      return &long_opts[i];
+  return NULL;
+}
+
+int main(int argc, char **argv) {
+  char mode = 0; /* 's' or 'c' */
+  const char *pos[8];
+  int n_pos = 0;
+  int end_of_opts = 0;
+  const char *bind = NULL, *log_file = NULL, *state_dir = NULL;
+  const char *log_level_name = NULL;
+  int no_color = 0;
+  const char *first_server_only = NULL, *first_client_only = NULL;
+  static udpc_nick op_nicks[MAIN_MAX_OPERATORS];
+  static const char *ops[MAIN_MAX_OPERATORS];
+  size_t n_ops = 0;
+  char err[256];
+
+  /* --help and --version win over everything else. */
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--") == 0) break;
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      usage(stdout);
+      return 0;
+    }
+    if (strcmp(argv[i], "--version") == 0) {
+      printf("udpchat %s (protocol version %d)\n", UDPC_VERSION_STRING,
+             UDPC_PROTOCOL_VERSION);
+      return 0;
+    }
+  }
+
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!end_of_opts && strcmp(a, "--") == 0) {
+      end_of_opts = 1;
+      continue;
+    }
+    if (!end_of_opts && strncmp(a, "--", 2) == 0) {
+      const char *name = a + 2;
+      const char *eq = strchr(name, '=');
+      size_t name_len = eq != NULL ? (size_t)(eq - name) : strlen(name);
+      const long_opt *lo = find_long(name, name_len);
+      if (lo == NULL) return usage_error("unknown option '%s'", a);
+      const char *val = NULL;
+      if (lo->takes_value) {
+        if (eq != NULL) {
+          val = eq + 1;
+        } else if (i + 1 < argc) {
+          val = argv[++i];
+        } else {
+          return usage_error("option '%s' needs a value", a);
+        }
+      } else if (eq != NULL) {
+        return usage_error("option '%s' takes no value", a);
+      }
+      if (lo->where == 1 && first_server_only == NULL) first_server_only = a;
+      if (lo->where == 2 && first_client_only == NULL) first_client_only = a;
+      if (strcmp(lo->name, "bind") == 0) {
+        if (val[0] == '\0') return usage_error("%s", "empty --bind address");
+        bind = val;
+      } else if (strcmp(lo->name, "operator") == 0) {
+        if (n_ops >= MAIN_MAX_OPERATORS)
+          return usage_error("%s", "too many --operator options (max 64)");
+        if (udpc_nick_from_input(&op_nicks[n_ops], val, strlen(val)) != 0)
+          return usage_error("invalid operator nick '%s': use 1-32 of a-z "
+                             "0-9 _ -",
+                             val);
+        ops[n_ops] = op_nicks[n_ops].s;
+        n_ops++;
+      } else if (strcmp(lo->name, "log-level") == 0) {
+        if (udpc_log_level_parse(val) < 0)
+          return usage_error("invalid log level '%s': use error, warn, info "
+                             "or debug",
+                             val);
+        log_level_name = val;
+      } else if (strcmp(lo->name, "log-file") == 0) {
+        if (val[0] == '\0') return usage_error("%s", "empty --log-file path");
+        log_file = val;
+      } else if (strcmp(lo->name, "state-dir") == 0) {
+        if (val[0] == '\0') return usage_error("%s", "empty --state-dir path");
+        state_dir = val;
+      } else if (strcmp(lo->name, "no-color") == 0) {
+        no_color = 1;
+      }
+      continue;
+    }
+    if (!end_of_opts && (strcmp(a, "-s") == 0 || strcmp(a, "-c") == 0)) {
+      if (mode != 0) return usage_error("%s", "give only one of -s and -c");
+      mode = a[1];
+      continue;
+    }
+    /* "-5" is a (bad) port, not an option. */
+    if (!end_of_opts && a[0] == '-' && a[1] != '\0' &&
+        !(a[1] >= '0' && a[1] <= '9'))
+      return usage_error("unknown option '%s'", a);
+    if (n_pos >= (int)(sizeof pos / sizeof pos[0]))
+      return usage_error("too many arguments ('%s')", a);
+    pos[n_pos++] = a;
+  }
+
+  if (mode == 0) {
+    if (argc <= 1) return usage_error("%s", "missing -s or -c");
+    return usage_error("%s", "missing -s <port> or -c <nick> <server-ip> "
+                             "<server-port> <client-port>");
+  }
+
+  if (mode == 's') {
+    if (n_pos != 1)
+      return usage_error("%s", n_pos < 1 ? "-s needs <port>"
+                                         : "-s takes exactly one <port>");
+    if (first_client_only != NULL)
+      return usage_error("option '%s' is for the client (-c) only",
+                         first_client_only);
+    udpc_srvapp_opts so;
+    memset(&so, 0, sizeof so);
+    if (udpc_net_parse_port(pos[0], &so.port, err, sizeof err) != 0)
+      return usage_error("%s", err);
+    so.bind = bind;
+    so.operators = ops;
+    so.n_operators = n_ops;
+    so.log_level = log_level_name != NULL ? udpc_log_level_parse(log_level_name)
+                                          : UDPC_LOG_INFO;
+    so.log_file = log_file;
+    return udpc_srvapp_run(&so);
+  }
+
+  if (n_pos != 4)
+    return usage_error("%s", "-c needs <nick> <server-ip> <server-port> "
+                             "<client-port>");
+  if (first_server_only != NULL)
+    return usage_error("option '%s' is for the server (-s) only",
+                       first_server_only);
+  udpc_cliapp_opts co;
+  memset(&co, 0, sizeof co);
+  if (udpc_nick_from_input(&co.nick, pos[0], strlen(pos[0])) != 0)
+    return usage_error("invalid nick '%s': use 1-32 of a-z 0-9 _ -", pos[0]);
+  if (pos[1][0] == '\0') return usage_error("%s", "empty <server-ip>");
+  co.server_host = pos[1];
+  if (udpc_net_parse_port(pos[2], &co.server_port, err, sizeof err) != 0)
+    return usage_error("%s", err);
+  if (co.server_port == 0)
+    return usage_error("%s", "invalid server port '0': the server's port "
+                             "must be 1024-65535");
+  if (udpc_net_parse_port(pos[3], &co.client_port, err, sizeof err) != 0)
+    return usage_error("%s", err);
+  co.bind = bind;
+  co.state_dir = state_dir;
+  co.no_color = no_color;
+  co.log_level = log_level_name != NULL ? udpc_log_level_parse(log_level_name)
+                                        : UDPC_LOG_ERROR;
+  co.log_file = log_file;
+  return udpc_cliapp_run(&co);
+}

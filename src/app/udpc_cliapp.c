@@ -1,0 +1,240 @@
+/*
+ * udpc_cliapp.c - the client driver (see udpc_cliapp.h).
+ *
+ * Start-up: credential from the state directory, resolve the server, bind
+ * the client port, print "udpchat client <nick> bound to <addr>", show the
+ * prompt, start registration. Then a poll loop over the socket and stdin,
+ * with the core's next deadline as the timer. End of input and the first
+ * SIGINT/SIGTERM act as the `exit` command; a second signal exits at once.
+ * The process ends when udpc_client_exit_status says so.
+ */
+#include "udpc_cliapp.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "udpc_log.h"
+#include "udpc_loop.h"
+#include "udpc_net.h"
+#include "udpc_state.h"
+#include "udpc_term.h"
+
+#define CLI_BATCH 64
+#define CLI_RXBUF 65536
+#define CLI_FORCED_EXIT 130
+
+typedef struct {
+  udpc_net_sock sock;
+  udpc_client *client;
+  udpc_loop *loop;
+  udpc_term term;
+  int stdin_open;
+  int exit_requested; /* exit sent because of EOF or a signal */
+  int forced_status;  /* -1, or the status of a forced exit */
+  uint8_t rx[CLI_RXBUF];
+} cliapp;
+
+static void cli_check_done(cliapp *a) {
+  if (a->forced_status >= 0 || udpc_client_exit_status(a->client) >= 0)
+    udpc_loop_stop(a->loop);
+}
+
+static void cli_send(void *ctx, const udpc_addr *to, const uint8_t *data,
+                     size_t len) {
+  cliapp *a = ctx;
+  char err[256];
+  if (udpc_net_sendto(&a->sock, to, data, len, err, sizeof err) != 0)
+    udpc_log(UDPC_LOG_DEBUG, "%s", err);
+}
+
+static void cli_event(void *ctx, const udpc_event *ev) {
+  cliapp *a = ctx;
+  udpc_term_event(&a->term, ev);
+}
+
+static void cli_request_exit(cliapp *a) {
+  if (a->exit_requested) return;
+  a->exit_requested = 1;
+  (void)udpc_client_command(a->client, udpc_loop_now(a->loop), "exit", 4);
+}
+
+static void cli_on_line(void *ctx, const char *line, size_t len) {
+  cliapp *a = ctx;
+  if (a->forced_status >= 0 || udpc_client_exit_status(a->client) >= 0)
+    return; /* done: ignore the rest of a pasted batch */
+  udpc_term_input_done(&a->term);
+  if (len == 0) {
+    udpc_term_prompt(&a->term);
+    return;
+  }
+  int rc = udpc_client_command(a->client, udpc_loop_now(a->loop), line, len);
+  if (rc != UDPC_OK)
+    udpc_log(UDPC_LOG_WARN, "command refused by the core: %s",
+             udpc_strerror(rc));
+  /* `exit` typed by the user counts as the one exit request. */
+  if (len == 4 && memcmp(line, "exit", 4) == 0) a->exit_requested = 1;
+  udpc_term_prompt(&a->term);
+}
+
+static void cli_on_stdin(udpc_loop *l, int fd, short revents, void *ctx) {
+  cliapp *a = ctx;
+  (void)revents;
+  int rc = udpc_term_read(&a->term, fd, cli_on_line, a);
+  if (rc != 0) {
+    if (rc < 0) udpc_log(UDPC_LOG_WARN, "stdin: %s", strerror(errno));
+    udpc_loop_del_fd(l, fd);
+    a->stdin_open = 0;
+    if (udpc_client_exit_status(a->client) < 0) cli_request_exit(a);
+  }
+  cli_check_done(a);
+}
+
+static void cli_on_socket(udpc_loop *l, int fd, short revents, void *ctx) {
+  cliapp *a = ctx;
+  (void)fd;
+  (void)revents;
+  for (int i = 0; i < CLI_BATCH; i++) {
+    udpc_addr from;
+    char err[256];
+    ssize_t n = udpc_net_recvfrom(&a->sock, a->rx, sizeof a->rx, &from, err,
+                                  sizeof err);
+    if (n == -2) break;
+    if (n == -1) {
+      udpc_log(UDPC_LOG_DEBUG, "%s", err);
+      continue;
+    }
+    size_t len = (size_t)n;
+    if (len > sizeof a->rx) len = sizeof a->rx;
+    (void)udpc_client_recv(a->client, udpc_loop_now(l), &from, a->rx, len);
+    if (udpc_client_exit_status(a->client) >= 0) break;
+  }
+  cli_check_done(a);
+}
+
+static uint64_t cli_deadline(void *ctx) {
+  cliapp *a = ctx;
+  return udpc_client_next_deadline(a->client);
+}
+
+static void cli_expire(udpc_loop *l, uint64_t now, void *ctx) {
+  cliapp *a = ctx;
+  (void)l;
+  udpc_client_handle_expiry(a->client, now);
+  cli_check_done(a);
+}
+
+static void cli_on_signal(udpc_loop *l, int signo, void *ctx) {
+  cliapp *a = ctx;
+  (void)l;
+  udpc_log(UDPC_LOG_INFO, "signal %d", signo);
+  if (!a->exit_requested) {
+    /* Ctrl-C is `exit`: dereg, then leave. */
+    udpc_term_input_done(&a->term);
+    cli_request_exit(a);
+  } else {
+    udpc_term_notice(&a->term, "[Interrupted again: exiting now.]");
+    a->forced_status = CLI_FORCED_EXIT;
+  }
+  cli_check_done(a);
+}
+
+int udpc_cliapp_run(const udpc_cliapp_opts *o) {
+  static cliapp app; /* large receive buffer: keep it off the stack */
+  cliapp *a = &app;
+  char err[512];
+  char dir[UDPC_STATE_PATH_MAX];
+  int status = 1;
+  int created = 0;
+
+  memset(a, 0, sizeof *a);
+  a->sock.fd = -1;
+  a->forced_status = -1;
+  udpc_term_init(&a->term, o->no_color);
+  if (udpc_log_open(o->log_level, o->log_file, err, sizeof err) != 0) {
+    fprintf(stderr, "udpchat: %s\n", err);
+    udpc_term_free(&a->term);
+    return 1;
+  }
+
+  udpc_client_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.nick = o->nick;
+  if (udpc_state_dir(o->state_dir, dir, sizeof dir, err, sizeof err) != 0)
+    goto fail;
+  if (udpc_state_credential(dir, o->nick.s, cfg.credential, &created, err,
+                            sizeof err) != 0)
+    goto fail;
+  udpc_log(UDPC_LOG_INFO, "%s credential for %s in %s",
+           created ? "created" : "loaded", o->nick.s, dir);
+  if (udpc_net_resolve(o->server_host, o->server_port, &cfg.server, err,
+                       sizeof err) != 0)
+    goto fail;
+  if (udpc_net_bind(&a->sock, o->bind, o->client_port, err, sizeof err) != 0)
+    goto fail;
+  if (udpc_loop_random(cfg.seed, sizeof cfg.seed, err, sizeof err) != 0)
+    goto fail;
+  a->loop = udpc_loop_new(CLOCK_MONOTONIC, err, sizeof err);
+  if (a->loop == NULL) goto fail;
+  cfg.io.ctx = a;
+  cfg.io.send = cli_send;
+  cfg.io.log = udpc_log_io;
+  cfg.event = cli_event;
+  a->client = udpc_client_new(&cfg, udpc_loop_now(a->loop));
+  if (a->client == NULL) {
+    snprintf(err, sizeof err, "cannot create the client core");
+    goto fail;
+  }
+  if (udpc_loop_add_fd(a->loop, a->sock.fd, cli_on_socket, a, err,
+                       sizeof err) != 0)
+    goto fail;
+  if (udpc_loop_add_fd(a->loop, STDIN_FILENO, cli_on_stdin, a, err,
+                       sizeof err) != 0)
+    goto fail;
+  a->stdin_open = 1;
+  udpc_loop_set_timer(a->loop, cli_deadline, cli_expire, a);
+  if (udpc_loop_catch_signals(a->loop, cli_on_signal, a, err, sizeof err) != 0)
+    goto fail;
+
+  udpc_addr local;
+  if (udpc_net_local(&a->sock, &local, err, sizeof err) != 0) goto fail;
+  char as[UDPC_NET_ADDRSTR_MAX], ss[UDPC_NET_ADDRSTR_MAX];
+  udpc_net_format_addr(&local, as, sizeof as);
+  udpc_net_format_addr(&cfg.server, ss, sizeof ss);
+  char info[256];
+  snprintf(info, sizeof info, "udpchat client %s bound to %s", o->nick.s, as);
+  udpc_term_info(&a->term, info);
+  udpc_log(UDPC_LOG_INFO, "client %s bound to %s, server %s", o->nick.s, as,
+           ss);
+  udpc_term_prompt(&a->term);
+
+  int rc = udpc_client_start(a->client, udpc_loop_now(a->loop));
+  if (rc != UDPC_OK) {
+    snprintf(err, sizeof err, "cannot start registration: %s",
+             udpc_strerror(rc));
+    goto fail;
+  }
+  cli_check_done(a);
+  if (udpc_loop_run(a->loop, err, sizeof err) != 0) goto fail;
+  status = a->forced_status >= 0 ? a->forced_status
+                                 : udpc_client_exit_status(a->client);
+  if (status < 0) status = 1;
+  goto out;
+
+fail:
+  udpc_term_finish(&a->term);
+  if (o->log_file != NULL) udpc_log(UDPC_LOG_ERROR, "%s", err);
+  fprintf(stderr, "udpchat: %s\n", err);
+  status = 1;
+out:
+  udpc_term_finish(&a->term);
+  udpc_client_free(a->client);
+  udpc_net_close(&a->sock);
+  udpc_loop_free(a->loop);
+  udpc_term_free(&a->term);
+  udpc_log_close();
+  return status;
+}

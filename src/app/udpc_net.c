@@ -1,0 +1,335 @@
+/*
+ * udpc_net.c - UDP socket helpers (see udpc_net.h).
+ */
+#include "udpc_net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void set_err(char *err, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t cap, const char *fmt, ...) {
+  if (err == NULL || cap == 0) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, cap, fmt, ap);
+  va_end(ap);
+}
+
+int udpc_net_parse_port(const char *s, uint16_t *out, char *err,
+                        size_t err_cap) {
+  unsigned long v = 0;
+  size_t n = 0;
+  if (s == NULL || s[0] == '\0') goto bad;
+  for (n = 0; s[n] != '\0'; n++) {
+    if (s[n] < '0' || s[n] > '9') goto bad;
+    v = v * 10 + (unsigned long)(s[n] - '0');
+    if (v > 65535) goto bad;
+  }
+  if (v != 0 && v < 1024) goto bad;
+  *out = (uint16_t)v;
+  return 0;
+bad:
+  set_err(err, err_cap, "invalid port '%s': must be 0 or 1024-65535",
+          s != NULL ? s : "");
+  return -1;
+}
+
+/* sockaddr -> udpc_addr, unmapping IPv4-mapped IPv6 addresses. */
+static int from_sockaddr(const struct sockaddr_storage *ss, udpc_addr *out) {
+  memset(out, 0, sizeof *out);
+  if (ss->ss_family == AF_INET) {
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+    out->family = 4;
+    memcpy(out->ip, &sin->sin_addr, 4);
+    out->port = ntohs(sin->sin_port);
+    return 0;
+  }
+  if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+    if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+      out->family = 4;
+      memcpy(out->ip, &sin6->sin6_addr.s6_addr[12], 4);
+    } else {
+      out->family = 6;
+      memcpy(out->ip, &sin6->sin6_addr, 16);
+    }
+    out->port = ntohs(sin6->sin6_port);
+    return 0;
+  }
+  return -1;
+}
+
+/* udpc_addr -> sockaddr suitable for a socket of family sock_family. */
+static int to_sockaddr(const udpc_addr *a, int sock_family,
+                       struct sockaddr_storage *ss, socklen_t *len) {
+  memset(ss, 0, sizeof *ss);
+  if (sock_family == AF_INET) {
+    if (a->family != 4) return -1;
+    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+    sin->sin_family = AF_INET;
+    memcpy(&sin->sin_addr, a->ip, 4);
+    sin->sin_port = htons(a->port);
+    *len = sizeof *sin;
+    return 0;
+  }
+  struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+  sin6->sin6_family = AF_INET6;
+  if (a->family == 4) {
+    sin6->sin6_addr.s6_addr[10] = 0xff;
+    sin6->sin6_addr.s6_addr[11] = 0xff;
+    memcpy(&sin6->sin6_addr.s6_addr[12], a->ip, 4);
+  } else if (a->family == 6) {
+    memcpy(&sin6->sin6_addr, a->ip, 16);
+  } else {
+    return -1;
+  }
+  sin6->sin6_port = htons(a->port);
+  *len = sizeof *sin6;
+  return 0;
+}
+
+int udpc_net_resolve(const char *host, uint16_t port, udpc_addr *out, char *err,
+                     size_t err_cap) {
+  struct addrinfo hints, *res = NULL;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_DGRAM;
+  hints.ai_protocol = IPPROTO_UDP;
+  hints.ai_flags = AI_ADDRCONFIG;
+  int rc = getaddrinfo(host, NULL, &hints, &res);
+  if (rc == EAI_NONAME || rc == EAI_ADDRFAMILY || rc == EAI_NODATA) {
+    /* AI_ADDRCONFIG hides loopback-only setups; retry without it. */
+    hints.ai_flags = 0;
+    rc = getaddrinfo(host, NULL, &hints, &res);
+  }
+  if (rc != 0) {
+    set_err(err, err_cap, "cannot resolve '%s': %s", host,
+            rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+    return -1;
+  }
+  int ok = -1;
+  for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+    struct sockaddr_storage ss;
+    if (ai->ai_addrlen > sizeof ss) continue;
+    memset(&ss, 0, sizeof ss);
+    memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+    if (from_sockaddr(&ss, out) == 0) {
+      out->port = port;
+      ok = 0;
+      break;
+    }
+  }
+  freeaddrinfo(res);
+  if (ok != 0)
+    set_err(err, err_cap, "cannot resolve '%s': no IP address", host);
+  return ok;
+}
+
+static void enlarge_rcvbuf(int fd) {
+  int want = UDPC_NET_RCVBUF;
+  /* SO_RCVBUFFORCE works for privileged processes beyond rmem_max; fall back
+   * to SO_RCVBUF (capped by the kernel). Failure is harmless. */
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want) != 0) {
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want) != 0) {
+      /* best effort */
+    }
+  }
+}
+
+static int bind_one(int family, const struct sockaddr *sa, socklen_t salen,
+                    int dual_stack, int *out_fd, int *out_errno) {
+  int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *out_errno = errno;
+    return -1;
+  }
+  if (family == AF_INET6) {
+    int v6only = dual_stack ? 0 : 1;
+    if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) !=
+        0) {
+      /* Keep the system default; binding still decides. */
+    }
+  }
+  if (bind(fd, sa, salen) != 0) {
+    *out_errno = errno;
+    (void)close(fd);
+    return -1;
+  }
+  enlarge_rcvbuf(fd);
+  *out_fd = fd;
+  return 0;
+}
+
+int udpc_net_bind(udpc_net_sock *out, const char *host, uint16_t port,
+                  char *err, size_t err_cap) {
+  int fd = -1, e = 0;
+  out->fd = -1;
+  out->family = 0;
+  if (host == NULL) {
+    struct sockaddr_in6 sin6;
+    memset(&sin6, 0, sizeof sin6);
+    sin6.sin6_family = AF_INET6;
+    sin6.sin6_addr = in6addr_any;
+    sin6.sin6_port = htons(port);
+    if (bind_one(AF_INET6, (const struct sockaddr *)&sin6, sizeof sin6, 1, &fd,
+                 &e) == 0) {
+      out->fd = fd;
+      out->family = AF_INET6;
+      return 0;
+    }
+    if (e != EAFNOSUPPORT && e != EADDRNOTAVAIL && e != EPROTONOSUPPORT) {
+      set_err(err, err_cap, "cannot bind UDP port %u: %s", (unsigned)port,
+              strerror(e));
+      return -1;
+    }
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_ANY);
+    sin.sin_port = htons(port);
+    if (bind_one(AF_INET, (const struct sockaddr *)&sin, sizeof sin, 0, &fd,
+                 &e) == 0) {
+      out->fd = fd;
+      out->family = AF_INET;
+      return 0;
+    }
+    set_err(err, err_cap, "cannot bind UDP port %u: %s", (unsigned)port,
+            strerror(e));
+    return -1;
+  }
+
+  udpc_addr a;
+  if (udpc_net_resolve(host, port, &a, err, err_cap) != 0) return -1;
+  struct sockaddr_storage ss;
+  socklen_t len = 0;
+  int family = a.family == 4 ? AF_INET : AF_INET6;
+  if (to_sockaddr(&a, family, &ss, &len) != 0) {
+    set_err(err, err_cap, "cannot bind '%s': unsupported address", host);
+    return -1;
+  }
+  int dual = 0;
+  if (family == AF_INET6) {
+    const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&ss;
+    dual = IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr);
+  }
+  if (bind_one(family, (const struct sockaddr *)&ss, len, dual, &fd, &e) != 0) {
+    set_err(err, err_cap, "cannot bind UDP %s port %u: %s", host,
+            (unsigned)port, strerror(e));
+    return -1;
+  }
+  out->fd = fd;
+  out->family = family;
+  return 0;
+}
+
+void udpc_net_close(udpc_net_sock *s) {
+  if (s->fd >= 0) {
+    if (close(s->fd) != 0) {
+      /* nothing to recover for a UDP socket */
+    }
+  }
+  s->fd = -1;
+}
+
+int udpc_net_local(const udpc_net_sock *s, udpc_addr *out, char *err,
+                   size_t err_cap) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  memset(&ss, 0, sizeof ss);
+  if (getsockname(s->fd, (struct sockaddr *)&ss, &len) != 0) {
+    set_err(err, err_cap, "getsockname: %s", strerror(errno));
+    return -1;
+  }
+  if (from_sockaddr(&ss, out) != 0) {
+    set_err(err, err_cap, "getsockname: unexpected address family");
+    return -1;
+  }
+  /* Report the wildcard of a dual-stack socket as IPv6 "::". */
+  if (s->family == AF_INET6 && out->family == 4) {
+    const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&ss;
+    out->family = 6;
+    memcpy(out->ip, &sin6->sin6_addr, 16);
+  }
+  return 0;
+}
+
+int udpc_net_sendto(const udpc_net_sock *s, const udpc_addr *to,
+                    const uint8_t *data, size_t len, char *err,
+                    size_t err_cap) {
+  struct sockaddr_storage ss;
+  socklen_t sl = 0;
+  if (to_sockaddr(to, s->family, &ss, &sl) != 0) {
+    char a[UDPC_NET_ADDRSTR_MAX];
+    udpc_net_format_addr(to, a, sizeof a);
+    set_err(err, err_cap,
+            "sendto %s: address family not usable on this "
+            "socket",
+            a);
+    return -1;
+  }
+  for (;;) {
+    ssize_t n = sendto(s->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL,
+                       (const struct sockaddr *)&ss, sl);
+    if (n >= 0) {
+      if ((size_t)n != len) {
+        set_err(err, err_cap, "sendto: short send %zd of %zu", n, len);
+        return -1;
+      }
+      return 0;
+    }
+    if (errno == EINTR) continue;
+    char a[UDPC_NET_ADDRSTR_MAX];
+    udpc_net_format_addr(to, a, sizeof a);
+    set_err(err, err_cap, "sendto %s: %s", a, strerror(errno));
+    return -1;
+  }
+}
+
+ssize_t udpc_net_recvfrom(const udpc_net_sock *s, uint8_t *buf, size_t cap,
+                          udpc_addr *from, char *err, size_t err_cap) {
+  for (;;) {
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    memset(&ss, 0, sizeof ss);
+    ssize_t n = recvfrom(s->fd, buf, cap, MSG_DONTWAIT | MSG_TRUNC,
+                         (struct sockaddr *)&ss, &sl);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return -2;
+      /* ICMP errors surfacing on the socket (ECONNREFUSED and friends) say
+       * nothing about the next datagram: report and let the caller go on. */
+      set_err(err, err_cap, "recvfrom: %s", strerror(errno));
+      return -1;
+    }
+    if (from_sockaddr(&ss, from) != 0) continue; /* not IP: drop */
+    return n;
+  }
+}
+
+void udpc_net_format_ip(const udpc_addr *a, char *buf, size_t cap) {
+  char ip[INET6_ADDRSTRLEN];
+  const char *r = NULL;
+  if (a->family == 4)
+    r = inet_ntop(AF_INET, a->ip, ip, sizeof ip);
+  else if (a->family == 6)
+    r = inet_ntop(AF_INET6, a->ip, ip, sizeof ip);
+  snprintf(buf, cap, "%s", r != NULL ? ip : "?");
+}
+
+void udpc_net_format_addr(const udpc_addr *a, char *buf, size_t cap) {
+  char ip[INET6_ADDRSTRLEN];
+  udpc_net_format_ip(a, ip, sizeof ip);
+  if (a->family == 6)
+    snprintf(buf, cap, "[%s]:%u", ip, (unsigned)a->port);
+  else
+    snprintf(buf, cap, "%s:%u", ip, (unsigned)a->port);
+}

@@ -1,0 +1,199 @@
+/*
+ * udpc_srvapp.c - the server driver (see udpc_srvapp.h).
+ *
+ * Per readable socket: drain up to SRV_BATCH datagrams with MSG_DONTWAIT,
+ * feed each to udpc_server_recv, then udpc_server_flush once (commit, then
+ * the held acknowledgements go out). Timer: udpc_server_next_deadline /
+ * handle_expiry, also followed by a flush. `now` is CLOCK_REALTIME in ms
+ * (the core stamps stored mail with it).
+ */
+#include "udpc_srvapp.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "udpc_log.h"
+#include "udpc_loop.h"
+#include "udpc_net.h"
+#include "udpchat.h"
+
+#define SRV_BATCH 256
+#define SRV_RXBUF 65536
+
+typedef struct {
+  udpc_net_sock sock;
+  udpc_server *server;
+  udpc_loop *loop;
+  uint64_t send_errors;
+  uint8_t rx[SRV_RXBUF];
+} srvapp;
+
+static void srv_send(void *ctx, const udpc_addr *to, const uint8_t *data,
+                     size_t len) {
+  srvapp *a = ctx;
+  char err[256];
+  if (udpc_net_sendto(&a->sock, to, data, len, err, sizeof err) != 0) {
+    a->send_errors++;
+    udpc_log(UDPC_LOG_DEBUG, "%s", err);
+  }
+}
+
+static void srv_flush(srvapp *a, uint64_t now) {
+  int rc = udpc_server_flush(a->server, now);
+  if (rc != UDPC_OK)
+    udpc_log(UDPC_LOG_WARN,
+             "store commit failed (%s): acknowledgements "
+             "withheld, clients will retransmit",
+             udpc_strerror(rc));
+}
+
+static void srv_on_socket(udpc_loop *l, int fd, short revents, void *ctx) {
+  srvapp *a = ctx;
+  (void)fd;
+  (void)revents;
+  int got = 0;
+  for (int i = 0; i < SRV_BATCH; i++) {
+    udpc_addr from;
+    char err[256];
+    ssize_t n = udpc_net_recvfrom(&a->sock, a->rx, sizeof a->rx, &from, err,
+                                  sizeof err);
+    if (n == -2) break;
+    if (n == -1) {
+      udpc_log(UDPC_LOG_DEBUG, "%s", err);
+      continue;
+    }
+    size_t len = (size_t)n;
+    if (len > sizeof a->rx) len = sizeof a->rx; /* truncated: core drops */
+    if (udpc_log_enabled(UDPC_LOG_DEBUG)) {
+      char as[UDPC_NET_ADDRSTR_MAX];
+      udpc_net_format_addr(&from, as, sizeof as);
+      udpc_log(UDPC_LOG_DEBUG, "rx %zd bytes from %s", n, as);
+    }
+    (void)udpc_server_recv(a->server, udpc_loop_now(l), &from, a->rx, len);
+    got++;
+  }
+  if (got > 0) srv_flush(a, udpc_loop_now(l));
+}
+
+static uint64_t srv_deadline(void *ctx) {
+  srvapp *a = ctx;
+  return udpc_server_next_deadline(a->server);
+}
+
+static void srv_expire(udpc_loop *l, uint64_t now, void *ctx) {
+  srvapp *a = ctx;
+  (void)l;
+  udpc_server_handle_expiry(a->server, now);
+  srv_flush(a, now);
+}
+
+static void srv_on_signal(udpc_loop *l, int signo, void *ctx) {
+  (void)ctx;
+  udpc_log(UDPC_LOG_INFO, "signal %d (%s): shutting down", signo,
+           signo == 2    ? "SIGINT"
+           : signo == 15 ? "SIGTERM"
+                         : "signal");
+  udpc_loop_stop(l);
+}
+
+static void log_stats(const udpc_server *s, uint64_t send_errors) {
+  udpc_server_stats st;
+  memset(&st, 0, sizeof st);
+  udpc_server_get_stats(s, &st);
+  udpc_log(UDPC_LOG_INFO,
+           "stats: rx=%llu tx=%llu rx_bytes=%llu tx_bytes=%llu "
+           "dropped_malformed=%llu dropped_bad_session=%llu "
+           "dropped_unexpected=%llu registered=%llu online=%llu "
+           "mail_stored=%llu mail_delivered=%llu probes_sent=%llu "
+           "send_errors=%llu",
+           (unsigned long long)st.rx, (unsigned long long)st.tx,
+           (unsigned long long)st.rx_bytes, (unsigned long long)st.tx_bytes,
+           (unsigned long long)st.dropped_malformed,
+           (unsigned long long)st.dropped_bad_session,
+           (unsigned long long)st.dropped_unexpected,
+           (unsigned long long)st.registered, (unsigned long long)st.online,
+           (unsigned long long)st.mail_stored,
+           (unsigned long long)st.mail_delivered,
+           (unsigned long long)st.probes_sent, (unsigned long long)send_errors);
+}
+
+int udpc_srvapp_run(const udpc_srvapp_opts *o) {
+  static srvapp app; /* large receive buffer: keep it off the stack */
+  srvapp *a = &app;
+  char err[512];
+  int status = 1;
+  udpc_store *store = NULL;
+
+  memset(a, 0, sizeof *a);
+  a->sock.fd = -1;
+  if (udpc_log_open(o->log_level, o->log_file, err, sizeof err) != 0) {
+    fprintf(stderr, "udpchat: %s\n", err);
+    return 1;
+  }
+  a->loop = udpc_loop_new(CLOCK_REALTIME, err, sizeof err);
+  if (a->loop == NULL) goto fail;
+  if (udpc_net_bind(&a->sock, o->bind, o->port, err, sizeof err) != 0)
+    goto fail;
+
+  udpc_server_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  if (udpc_loop_random(cfg.seed, sizeof cfg.seed, err, sizeof err) != 0)
+    goto fail;
+  cfg.operators = o->operators;
+  cfg.n_operators = o->n_operators;
+  store = udpc_store_mem_new();
+  if (store == NULL) {
+    snprintf(err, sizeof err,
+             "cannot create the message store: out of "
+             "memory");
+    goto fail;
+  }
+  cfg.store = store;
+  cfg.io.ctx = a;
+  cfg.io.send = srv_send;
+  cfg.io.log = udpc_log_io;
+  a->server = udpc_server_new(&cfg, udpc_loop_now(a->loop));
+  if (a->server == NULL) {
+    snprintf(err, sizeof err, "cannot create the server core");
+    goto fail;
+  }
+  if (udpc_loop_add_fd(a->loop, a->sock.fd, srv_on_socket, a, err,
+                       sizeof err) != 0)
+    goto fail;
+  udpc_loop_set_timer(a->loop, srv_deadline, srv_expire, a);
+  if (udpc_loop_catch_signals(a->loop, srv_on_signal, a, err, sizeof err) != 0)
+    goto fail;
+
+  udpc_addr local;
+  if (udpc_net_local(&a->sock, &local, err, sizeof err) != 0) goto fail;
+  char as[UDPC_NET_ADDRSTR_MAX];
+  udpc_net_format_addr(&local, as, sizeof as);
+  printf("udpchat server listening on %s\n", as);
+  if (fflush(stdout) != 0) {
+    /* stdout closed: the server still works; the log says where it is */
+  }
+  udpc_log(UDPC_LOG_INFO,
+           "udpchat %s server listening on %s (%zu "
+           "operator%s)",
+           UDPC_VERSION_STRING, as, o->n_operators,
+           o->n_operators == 1 ? "" : "s");
+
+  if (udpc_loop_run(a->loop, err, sizeof err) != 0) goto fail;
+  log_stats(a->server, a->send_errors);
+  status = 0;
+  goto out;
+
+fail:
+  if (o->log_file != NULL) udpc_log(UDPC_LOG_ERROR, "%s", err);
+  fprintf(stderr, "udpchat: %s\n", err);
+out:
+  udpc_server_free(a->server);
+  udpc_store_free(store);
+  udpc_net_close(&a->sock);
+  udpc_loop_free(a->loop);
+  udpc_log(UDPC_LOG_INFO, "server stopped");
+  udpc_log_close();
+  return status;
+}

@@ -1,0 +1,23 @@
+/*
+ * udpc_srvapp.h - `udpchat -s`: drives the sans-IO server core with a UDP
+ * socket, the UTC wall clock and the poll loop.
+ */
+#ifndef UDPC_SRVAPP_H
+#define UDPC_SRVAPP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+  uint16_t port;                /* 0: any free port */
+  const char *bind;             /* NULL: "::" dual-stack, else 0.0.0.0 */
+  const char *const *operators; /* folded nicks */
+  size_t n_operators;
+  int log_level;
+  const char *log_file; /* NULL: stderr */
+} udpc_srvapp_opts;
+
+/* Runs until SIGINT/SIGTERM. Returns the process exit status. */
+int udpc_srvapp_run(const udpc_srvapp_opts *o);
+
+#endif /* UDPC_SRVAPP_H */

@@ -1,0 +1,253 @@
+/*
+ * udpc_state.c - client credential storage (see udpc_state.h).
+ */
+#include "udpc_state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "udpc_loop.h"
+
+static void set_err(char *err, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t cap, const char *fmt, ...) {
+  if (err == NULL || cap == 0) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, cap, fmt, ap);
+  va_end(ap);
+}
+
+int udpc_state_dir(const char *override, char *out, size_t cap, char *err,
+                   size_t err_cap) {
+  int n;
+  if (override != NULL) {
+    if (override[0] == '\0') {
+      set_err(err, err_cap, "invalid state directory: empty path");
+      return -1;
+    }
+    n = snprintf(out, cap, "%s", override);
+  } else {
+    const char *xdg = getenv("XDG_STATE_HOME");
+    const char *home = getenv("HOME");
+    /* XDG: a relative XDG_STATE_HOME is invalid and must be ignored. */
+    if (xdg != NULL && xdg[0] == '/') {
+      n = snprintf(out, cap, "%s/udpchat", xdg);
+    } else if (home != NULL && home[0] == '/') {
+      n = snprintf(out, cap, "%s/.local/state/udpchat", home);
+    } else {
+      set_err(err, err_cap,
+              "cannot find a state directory: set HOME, "
+              "XDG_STATE_HOME or use --state-dir DIR");
+      return -1;
+    }
+  }
+  if (n < 0 || (size_t)n >= cap) {
+    set_err(err, err_cap, "state directory path too long");
+    return -1;
+  }
+  return 0;
+}
+
+/* mkdir -p with mode 0700 for every component we create. */
+static int make_dirs(const char *dir, char *err, size_t err_cap) {
+  char path[UDPC_STATE_PATH_MAX];
+  size_t len = strlen(dir);
+  if (len >= sizeof path) {
+    set_err(err, err_cap, "state directory path too long");
+    return -1;
+  }
+  memcpy(path, dir, len + 1);
+  for (size_t i = 1; i <= len; i++) {
+    if (path[i] != '/' && path[i] != '\0') continue;
+    char saved = path[i];
+    path[i] = '\0';
+    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+      set_err(err, err_cap, "cannot create state directory '%s': %s", path,
+              strerror(errno));
+      return -1;
+    }
+    path[i] = saved;
+  }
+  struct stat st;
+  if (stat(dir, &st) != 0) {
+    set_err(err, err_cap, "cannot access state directory '%s': %s", dir,
+            strerror(errno));
+    return -1;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    set_err(err, err_cap, "state directory '%s' is not a directory", dir);
+    return -1;
+  }
+  return 0;
+}
+
+static int read_cred(const char *path, uint8_t cred[UDPC_CRED_LEN], char *err,
+                     size_t err_cap) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    if (errno == ENOENT) return 1;
+    set_err(err, err_cap, "cannot open credential file '%s': %s", path,
+            strerror(errno));
+    return -1;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    set_err(err, err_cap, "cannot stat '%s': %s", path, strerror(errno));
+    (void)close(fd);
+    return -1;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    set_err(err, err_cap, "credential file '%s' is not a regular file", path);
+    (void)close(fd);
+    return -1;
+  }
+  if ((st.st_mode & 0077) != 0) {
+    set_err(err, err_cap,
+            "credential file '%s' is accessible by others "
+            "(mode %03o); run: chmod 600 '%s'",
+            path, (unsigned)(st.st_mode & 0777), path);
+    (void)close(fd);
+    return -1;
+  }
+  uint8_t buf[UDPC_CRED_LEN + 1];
+  size_t got = 0;
+  while (got < sizeof buf) {
+    ssize_t n = read(fd, buf + got, sizeof buf - got);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      set_err(err, err_cap, "cannot read '%s': %s", path, strerror(errno));
+      (void)close(fd);
+      return -1;
+    }
+    if (n == 0) break;
+    got += (size_t)n;
+  }
+  if (close(fd) != 0) {
+    set_err(err, err_cap, "cannot close '%s': %s", path, strerror(errno));
+    return -1;
+  }
+  if (got != UDPC_CRED_LEN) {
+    set_err(err, err_cap,
+            "credential file '%s' is corrupt (%zu bytes, "
+            "expected %d); remove it only if this nick may be lost",
+            path, got, UDPC_CRED_LEN);
+    return -1;
+  }
+  memcpy(cred, buf, UDPC_CRED_LEN);
+  return 0;
+}
+
+static int fsync_dir(const char *dir, char *err, size_t err_cap) {
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    set_err(err, err_cap, "cannot open '%s': %s", dir, strerror(errno));
+    return -1;
+  }
+  if (fsync(fd) != 0 && errno != EINVAL) {
+    set_err(err, err_cap, "fsync '%s': %s", dir, strerror(errno));
+    (void)close(fd);
+    return -1;
+  }
+  if (close(fd) != 0) {
+    set_err(err, err_cap, "close '%s': %s", dir, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+static int create_cred(const char *dir, const char *path,
+                       uint8_t cred[UDPC_CRED_LEN], char *err, size_t err_cap) {
+  char tmp[UDPC_STATE_PATH_MAX];
+  uint8_t rnd[8];
+  if (udpc_loop_random(rnd, sizeof rnd, err, err_cap) != 0) return -1;
+  int n = snprintf(tmp, sizeof tmp, "%s.tmp-%ld-%02x%02x%02x%02x", path,
+                   (long)getpid(), rnd[0], rnd[1], rnd[2], rnd[3]);
+  if (n < 0 || (size_t)n >= sizeof tmp) {
+    set_err(err, err_cap, "state path too long");
+    return -1;
+  }
+  if (udpc_loop_random(cred, UDPC_CRED_LEN, err, err_cap) != 0) return -1;
+
+  int fd =
+      open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    set_err(err, err_cap, "cannot create '%s': %s", tmp, strerror(errno));
+    return -1;
+  }
+  size_t off = 0;
+  while (off < UDPC_CRED_LEN) {
+    ssize_t w = write(fd, cred + off, UDPC_CRED_LEN - off);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      set_err(err, err_cap, "cannot write '%s': %s", tmp, strerror(errno));
+      goto fail_fd;
+    }
+    off += (size_t)w;
+  }
+  if (fsync(fd) != 0) {
+    set_err(err, err_cap, "fsync '%s': %s", tmp, strerror(errno));
+    goto fail_fd;
+  }
+  if (close(fd) != 0) {
+    set_err(err, err_cap, "close '%s': %s", tmp, strerror(errno));
+    goto fail_tmp;
+  }
+  if (link(tmp, path) != 0) {
+    int e = errno;
+    (void)unlink(tmp);
+    if (e == EEXIST) return 1; /* lost a race: use the winner's */
+    set_err(err, err_cap, "cannot create '%s': %s", path, strerror(e));
+    return -1;
+  }
+  if (unlink(tmp) != 0) {
+    set_err(err, err_cap, "cannot remove '%s': %s", tmp, strerror(errno));
+    return -1;
+  }
+  return fsync_dir(dir, err, err_cap);
+
+fail_fd:
+  (void)close(fd);
+fail_tmp:
+  (void)unlink(tmp);
+  return -1;
+}
+
+int udpc_state_credential(const char *dir, const char *nick,
+                          uint8_t cred[UDPC_CRED_LEN], int *created, char *err,
+                          size_t err_cap) {
+  char path[UDPC_STATE_PATH_MAX];
+  size_t nick_len = strlen(nick);
+  *created = 0;
+  /* The nick becomes a file name: only [a-z0-9_-], never '/', '.', "..". */
+  if (udpc_nick_check(nick, nick_len) != 0) {
+    set_err(err, err_cap, "invalid nick '%s' for a state file", nick);
+    return -1;
+  }
+  if (make_dirs(dir, err, err_cap) != 0) return -1;
+  int n = snprintf(path, sizeof path, "%s/%s.cred", dir, nick);
+  if (n < 0 || (size_t)n >= sizeof path) {
+    set_err(err, err_cap, "state path too long");
+    return -1;
+  }
+  for (int attempt = 0; attempt < 2; attempt++) {
+    int rc = read_cred(path, cred, err, err_cap);
+    if (rc <= 0) return rc; /* loaded, or a real error */
+    rc = create_cred(dir, path, cred, err, err_cap);
+    if (rc < 0) return -1;
+    if (rc == 0) {
+      *created = 1;
+      return 0;
+    }
+    /* rc == 1: someone else created it first; read theirs. */
+  }
+  set_err(err, err_cap, "cannot create credential file '%s'", path);
+  return -1;
+}

@@ -1,0 +1,255 @@
+/*
+ * udpc_term.c - client terminal output and line input (see udpc_term.h).
+ */
+#include "udpc_term.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PROMPT ">>> "
+#define EVENT_LINE_MAX 8192
+
+#define SGR_RESET "\033[0m"
+#define SGR_CHAT "\033[1;36m"  /* bold cyan: incoming chat */
+#define SGR_MAIL "\033[1;35m"  /* bold magenta: stored mail */
+#define SGR_ALERT "\033[1;31m" /* bold red: server down / kicked */
+
+static void write_all(int fd, const char *buf, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(fd, buf, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return; /* stdout gone (EPIPE...): nothing left to tell */
+    }
+    buf += n;
+    len -= (size_t)n;
+  }
+}
+
+void udpc_term_init(udpc_term *t, int no_color) {
+  memset(t, 0, sizeof *t);
+  t->out_fd = STDOUT_FILENO;
+  int out_tty = isatty(STDOUT_FILENO);
+  int in_tty = isatty(STDIN_FILENO);
+  t->interactive = out_tty && in_tty;
+  const char *nc = getenv("NO_COLOR");
+  const char *term = getenv("TERM");
+  t->color = out_tty && !no_color && (nc == NULL || nc[0] == '\0') &&
+             !(term != NULL && strcmp(term, "dumb") == 0);
+}
+
+void udpc_term_free(udpc_term *t) {
+  free(t->in_buf);
+  t->in_buf = NULL;
+  t->in_len = t->in_cap = 0;
+}
+
+void udpc_term_info(udpc_term *t, const char *line) {
+  char buf[1024];
+  int n = snprintf(buf, sizeof buf, "%s\n", line);
+  if (n < 0) return;
+  size_t len = (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1;
+  write_all(t->out_fd, buf, len);
+}
+
+void udpc_term_prompt(udpc_term *t) {
+  if (t->prompt_pending) return;
+  if (!t->interactive) {
+    if (t->prompt_once) return;
+    t->prompt_once = 1;
+  }
+  write_all(t->out_fd, PROMPT, sizeof PROMPT - 1);
+  t->prompt_pending = 1;
+}
+
+void udpc_term_input_done(udpc_term *t) {
+  if (t->interactive) t->prompt_pending = 0;
+}
+
+/* Replace control characters (C0, DEL, C1 as UTF-8 C2 80..C2 9F) by '?';
+ * with bidi set also the bidi embedding/override/isolate characters
+ * U+202A..U+202E and U+2066..U+2069 (3 bytes -> "?"). Works in place. */
+static size_t sanitize(char *s, size_t len, int bidi) {
+  size_t j = 0;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c < 0x20 || c == 0x7f) {
+      s[j++] = '?';
+    } else if (c == 0xc2 && i + 1 < len && (unsigned char)s[i + 1] >= 0x80 &&
+               (unsigned char)s[i + 1] <= 0x9f) {
+      s[j++] = '?';
+      i++;
+    } else if (bidi && c == 0xe2 && i + 2 < len &&
+               (((unsigned char)s[i + 1] == 0x80 &&
+                 (unsigned char)s[i + 2] >= 0xaa &&
+                 (unsigned char)s[i + 2] <= 0xae) ||
+                ((unsigned char)s[i + 1] == 0x81 &&
+                 (unsigned char)s[i + 2] >= 0xa6 &&
+                 (unsigned char)s[i + 2] <= 0xa9))) {
+      s[j++] = '?';
+      i += 2;
+    } else {
+      s[j++] = (char)c;
+    }
+  }
+  return j;
+}
+
+/* Assemble prefix + body (+ color) + "\n" and write it in one write(2). */
+static void emit(udpc_term *t, const char *body, size_t body_len,
+                 const char *sgr, int bell) {
+  char out[EVENT_LINE_MAX + 64];
+  size_t off = 0;
+  if (body_len > EVENT_LINE_MAX) body_len = EVENT_LINE_MAX;
+#define PUT(str, n)                \
+  do {                             \
+    memcpy(out + off, (str), (n)); \
+    off += (n);                    \
+  } while (0)
+  if (t->interactive) {
+    if (t->prompt_pending) PUT("\r\033[K", 4);
+    PUT(PROMPT, sizeof PROMPT - 1);
+  } else if (!t->prompt_pending) {
+    PUT(PROMPT, sizeof PROMPT - 1);
+  }
+  int colored = t->color && sgr != NULL;
+  if (colored) PUT(sgr, strlen(sgr));
+  PUT(body, body_len);
+  if (colored) PUT(SGR_RESET, sizeof SGR_RESET - 1);
+  if (t->color && bell) PUT("\a", 1);
+  PUT("\n", 1);
+  if (t->interactive) {
+    PUT(PROMPT, sizeof PROMPT - 1);
+    t->prompt_pending = 1;
+  } else {
+    t->prompt_pending = 0;
+  }
+#undef PUT
+  write_all(t->out_fd, out, off);
+}
+
+void udpc_term_event(udpc_term *t, const udpc_event *ev) {
+  char line[EVENT_LINE_MAX];
+  int n = udpc_event_format(ev, line, sizeof line);
+  if (n < 0) {
+    n = snprintf(line, sizeof line, "[Event %d could not be displayed: %s]",
+                 ev->type, udpc_strerror(n));
+    if (n < 0) return;
+  }
+  size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
+  len = sanitize(line, len, t->interactive);
+  const char *sgr = NULL;
+  int bell = 0;
+  switch (ev->type) {
+  case UDPC_EV_CHAT:
+    sgr = SGR_CHAT;
+    bell = 1;
+    break;
+  case UDPC_EV_MAIL:
+    sgr = SGR_MAIL;
+    bell = 1;
+    break;
+  case UDPC_EV_HAVE_MAIL:
+    sgr = SGR_MAIL;
+    break;
+  case UDPC_EV_SERVER_DOWN:
+  case UDPC_EV_KICKED:
+    sgr = SGR_ALERT;
+    break;
+  default:
+    break;
+  }
+  emit(t, line, len, sgr, bell);
+}
+
+void udpc_term_notice(udpc_term *t, const char *bracketed) {
+  char line[EVENT_LINE_MAX];
+  size_t len = strlen(bracketed);
+  if (len >= sizeof line) len = sizeof line - 1;
+  memcpy(line, bracketed, len);
+  len = sanitize(line, len, t->interactive);
+  emit(t, line, len, NULL, 0);
+}
+
+void udpc_term_finish(udpc_term *t) {
+  if (t->prompt_pending) {
+    if (t->interactive)
+      write_all(t->out_fd, "\r\033[K", 4);
+    else
+      write_all(t->out_fd, "\n", 1);
+    t->prompt_pending = 0;
+  }
+}
+
+static int in_append(udpc_term *t, const char *p, size_t n) {
+  if (t->in_len + n > t->in_cap) {
+    size_t cap = t->in_cap ? t->in_cap : 256;
+    while (cap < t->in_len + n) cap *= 2;
+    char *nb = realloc(t->in_buf, cap);
+    if (nb == NULL) return -1;
+    t->in_buf = nb;
+    t->in_cap = cap;
+  }
+  memcpy(t->in_buf + t->in_len, p, n);
+  t->in_len += n;
+  return 0;
+}
+
+static void deliver(udpc_term *t, udpc_term_line_cb cb, void *ctx) {
+  size_t len = t->in_len;
+  if (len > 0 && t->in_buf[len - 1] == '\r') len--;
+  cb(ctx, len > 0 ? t->in_buf : "", len);
+  t->in_len = 0;
+}
+
+static void too_long(udpc_term *t) {
+  char msg[128];
+  snprintf(msg, sizeof msg, "[Input line longer than %d bytes ignored.]",
+           UDPC_TERM_LINE_MAX);
+  udpc_term_notice(t, msg);
+}
+
+int udpc_term_read(udpc_term *t, int fd, udpc_term_line_cb cb, void *ctx) {
+  char chunk[4096];
+  ssize_t n;
+  for (;;) {
+    n = read(fd, chunk, sizeof chunk);
+    if (n >= 0) break;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+    return -1;
+  }
+  if (n == 0) {
+    if (!t->in_discarding && t->in_len > 0) deliver(t, cb, ctx);
+    t->in_discarding = 0;
+    t->in_len = 0;
+    return 1;
+  }
+  const char *p = chunk;
+  size_t left = (size_t)n;
+  while (left > 0) {
+    const char *nl = memchr(p, '\n', left);
+    size_t seg = nl != NULL ? (size_t)(nl - p) : left;
+    if (!t->in_discarding) {
+      if (t->in_len + seg > UDPC_TERM_LINE_MAX) {
+        t->in_discarding = 1;
+        t->in_len = 0;
+        too_long(t);
+      } else if (in_append(t, p, seg) != 0) {
+        t->in_discarding = 1;
+        t->in_len = 0;
+        udpc_term_notice(t, "[Out of memory: input line ignored.]");
+      }
+    }
+    if (nl == NULL) break;
+    if (!t->in_discarding) deliver(t, cb, ctx);
+    t->in_discarding = 0;
+    t->in_len = 0;
+    p = nl + 1;
+    left -= seg + 1;
+  }
+  return 0;
+}

@@ -1,0 +1,275 @@
+"""behaviour.md "What the grading checked" and "The assignment's two
+official scenarios", one test (or more) per item."""
+import re
+import signal
+import time
+
+from conftest import wait_listed
+
+TS = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
+
+
+def mesh(net, server, nicks):
+    """Start clients and wait until each lists every other one online."""
+    cs = [net.client(n, server) for n in nicks]
+    for c in cs:
+        for other in cs:
+            if other is not c:
+                wait_listed(c, other.nick)
+    return cs
+
+
+def chat_ok(a, b, text):
+    a.send(f"send {b.nick} {text}")
+    b.expect_literal(f">>> {a.nick}: {text}")
+    a.expect_literal(f">>> [Message received by {b.nick}.]")
+
+
+def exit_all(*cs):
+    for c in cs:
+        c.send("exit")
+    for c in cs:
+        c.expect_literal(">>> [Exiting]")
+        assert c.wait() == 0
+
+
+# ---- official scenarios -----------------------------------------------
+
+def test_official_scenario_1_offline_messages_delivered_on_reg(net):
+    s = net.server()
+    x, y, z = mesh(net, s, ["x", "y", "z"])
+    # all chat with each other
+    for a in (x, y, z):
+        for b in (x, y, z):
+            if a is not b:
+                chat_ok(a, b, f"hi {b.nick} from {a.nick}")
+    # dereg x
+    x.send("dereg x")
+    x.expect_literal(">>> [You are Offline. Bye.]")
+    wait_listed(y, "x", "offline")
+    wait_listed(z, "x", "offline")
+    # y and z send to x: stored at the server
+    y.send("send x message one from y")
+    y.expect_literal(">>> [Messages received by the server and saved]")
+    z.send("send x message two from z")
+    z.expect_literal(">>> [Messages received by the server and saved]")
+    # reg x delivers both, in order
+    x.send("reg x")
+    x.expect_literal(">>> [Welcome, You are registered.]")
+    x.expect_literal(">>> [You have messages]")
+    x.expect(rf"^>>> y: {TS} message one from y$")
+    x.expect(rf"^>>> z: {TS} message two from z$")
+    wait_listed(y, "x", "online")
+    # everyone exits
+    exit_all(x, y, z)
+    assert s.alive()
+
+
+def test_official_scenario_2_server_down_five_attempts_then_exit(net):
+    s = net.server()
+    x, y = mesh(net, s, ["x", "y"])
+    y.send("dereg y")
+    y.expect_literal(">>> [You are Offline. Bye.]")
+    wait_listed(x, "y", "offline")
+    s.kill()  # the server is stopped
+    t0 = time.monotonic()
+    x.send("send y are you there")
+    x.expect_literal(">>> [Server not responding]", timeout=4)
+    x.expect_literal(">>> [Exiting]", timeout=1)
+    assert x.wait(timeout=2) == 1
+    elapsed = time.monotonic() - t0
+    # 5 sends 500 ms apart: the failure is declared after ~2.5 s (plus the
+    # 500 ms chat wait if the client tried the peer first).
+    assert 2.0 <= elapsed <= 3.5 + 0.5, elapsed
+
+
+# ---- what the grading checked -----------------------------------------
+
+def test_grading_basic_chat_between_online_clients(net):
+    s = net.server()
+    x, y = mesh(net, s, ["x", "y"])
+    chat_ok(x, y, "hello y")
+    chat_ok(y, x, "hello x, nice to see you")
+    chat_ok(x, y, "bye")
+
+
+def test_grading_list_shows_nick_ip_port_status(net):
+    s = net.server()
+    x, y = mesh(net, s, ["x", "y"])
+    start = len(x.out.lines)
+    x.send("list")
+    x.expect(r"^>>> nick\s+ip\s+port\s+status$")
+    x.expect(rf"^>>> x\s+127\.0\.0\.1\s+{x.port}\s+online$")
+    x.expect(rf"^>>> y\s+127\.0\.0\.1\s+{y.port}\s+online$")
+    assert len(x.lines_since(start)) == 3
+
+
+def test_grading_dereg_then_reg(net):
+    s = net.server()
+    x, y = mesh(net, s, ["x", "y"])
+    x.send("dereg x")
+    x.expect_literal(">>> [You are Offline. Bye.]")
+    y.expect_literal(">>> [Client table updated.]")
+    wait_listed(y, "x", "offline")
+    assert x.alive()  # the client keeps running
+    x.send("reg x")
+    x.expect_literal(">>> [Welcome, You are registered.]")
+    wait_listed(y, "x", "online")
+    chat_ok(y, x, "welcome back")
+
+
+def test_grading_offline_messages_for_one_client(net):
+    s = net.server()
+    x, y = mesh(net, s, ["x", "y"])
+    x.send("dereg x")
+    x.expect_literal(">>> [You are Offline. Bye.]")
+    wait_listed(y, "x", "offline")
+    for i in range(3):
+        y.send(f"send x offline message {i}")
+        y.expect_literal(">>> [Messages received by the server and saved]")
+    x.send("reg x")
+    x.expect_literal(">>> [You have messages]")
+    for i in range(3):
+        x.expect(rf"^>>> y: {TS} offline message {i}$")
+
+
+def test_grading_offline_messages_for_n_clients(net):
+    s = net.server()
+    cs = mesh(net, s, ["a", "b", "c", "d"])
+    a, b, c, d = cs
+    for off in (a, b, c):
+        off.send(f"dereg {off.nick}")
+        off.expect_literal(">>> [You are Offline. Bye.]")
+    for off in (a, b, c):
+        wait_listed(d, off.nick, "offline")
+    for off in (a, b, c):
+        d.send(f"send {off.nick} stored for {off.nick}")
+        d.expect_literal(">>> [Messages received by the server and saved]")
+    a.send("send b offline senders cannot send")  # a is offline itself
+    a.expect(r"^>>> \[You are offline")
+    for off in (a, b, c):
+        off.send(f"reg {off.nick}")
+        off.expect_literal(">>> [You have messages]")
+        off.expect(rf"^>>> d: {TS} stored for {off.nick}$")
+
+
+def test_grading_sending_to_yourself_does_not_crash(net):
+    s = net.server()
+    x, y = mesh(net, s, ["x", "y"])
+    x.send("send x talking to myself")
+    # Whatever the client says, it and the server keep working.
+    x.expect(r"^>>> ")
+    chat_ok(x, y, "still alive")
+    chat_ok(y, x, "me too")
+    assert s.alive()
+
+
+def test_grading_spaces_in_messages_kept(net):
+    s = net.server()
+    x, y = mesh(net, s, ["x", "y"])
+    text = "  two leading,  double  inner,   and trailing  "
+    x.send(f"send y {text}")
+    y.expect_literal(f">>> x: {text}")
+    x.expect_literal(">>> [Message received by y.]")
+
+
+def test_grading_spaces_kept_in_stored_messages(net):
+    s = net.server()
+    x, y = mesh(net, s, ["x", "y"])
+    y.send("dereg y")
+    y.expect_literal(">>> [You are Offline. Bye.]")
+    wait_listed(x, "y", "offline")
+    text = "   spaced    out   message   "
+    x.send(f"send y {text}")
+    x.expect_literal(">>> [Messages received by the server and saved]")
+    y.send("reg y")
+    y.expect_literal(">>> [You have messages]")
+    y.expect(rf"^>>> x: {TS} {re.escape(text)}$")
+
+
+def test_grading_server_messages_displayed_properly(net):
+    s = net.server()
+    x = net.client("x", s)
+    x.send("send nobody hello?")
+    x.expect(r"^>>> \[Unknown user nobody[,;] .*\]$")
+    x.send("frobnicate")
+    x.expect(r"^>>> \[Unknown command 'frobnicate'.*\]$")
+    x.send("send")
+    x.expect_literal(">>> [Usage: send <nick> <message>]")
+    x.send("deregA")
+    x.expect_literal(">>> [Usage: deregA <nick>]")
+    x.send("help")
+    x.expect(r"^>>> .*send")
+    # every output line is a whole ">>> " line: nothing garbled
+    assert all(ln.startswith(">>> ") for ln in x.out.lines[1:])
+
+
+def test_grading_dereg_of_anyone_else_refused(net):
+    s = net.server()
+    x, y = mesh(net, s, ["x", "y"])
+    x.send("dereg y")
+    x.expect(r"^>>> \[You can only dereg yourself")
+    # y is still online everywhere and still chats
+    wait_listed(x, "y", "online")
+    chat_ok(x, y, "you are still here")
+
+
+def test_grading_duplicate_nick_refused(net, tmp_path):
+    s = net.server()
+    x = net.client("x", s)
+    # Another user (another state dir = another credential) takes "x".
+    dup = net.client("x", s, state_dir=str(tmp_path / "other-user"),
+                     wait=False)
+    dup.expect_literal(">>> [Nick x is already taken by another user.]")
+    assert dup.wait() == 1
+    # The original x is untouched.
+    x.send("list")
+    x.expect(rf"^>>> x\s+127\.0\.0\.1\s+{x.port}\s+online$")
+
+
+def test_grading_timeout_and_ack_failure(net):
+    s = net.server()
+    x, y = mesh(net, s, ["x", "y"])
+    y.signal(signal.SIGSTOP)  # alive but silent: no ACK, no PROBE_ACK
+    try:
+        t0 = time.monotonic()
+        x.send("send y are you awake")
+        x.expect_literal(">>> [No ACK from y, message sent to server.]")
+        assert time.monotonic() - t0 >= 0.45
+        x.expect_literal(">>> [Messages received by the server and saved]")
+        wait_listed(x, "y", "offline")
+    finally:
+        y.signal(signal.SIGCONT)
+
+
+def test_grading_recipient_really_online_exists(net):
+    """The save-message check: the server probes the recipient; if it
+    answers, the sender gets [Client <nick> exists!!] and a fresh table."""
+    s = net.server()
+    x, y = mesh(net, s, ["x", "y"])
+    y.signal(signal.SIGSTOP)  # misses the chat's 500 ms ACK window ...
+    try:
+        x.send("send y late but alive")
+        x.expect_literal(">>> [No ACK from y, message sent to server.]")
+    finally:
+        y.signal(signal.SIGCONT)  # ... but answers the server's probe
+    x.expect_literal(">>> [Client y exists!!]")
+    x.expect_literal(">>> [Client table updated.]")
+    wait_listed(x, "y", "online")
+
+
+def test_grading_server_down_peer_chat_still_works(net):
+    s = net.server()
+    x, y = mesh(net, s, ["x", "y"])
+    s.kill()
+    chat_ok(x, y, "the server is gone")
+    chat_ok(y, x, "we do not need it to chat")
+
+
+def test_grading_exit_deregisters_and_updates_others(net):
+    s = net.server()
+    x, y = mesh(net, s, ["x", "y"])
+    x.send("exit")
+    x.expect_literal(">>> [Exiting]")
+    assert x.wait() == 0
+    wait_listed(y, "x", "offline")
