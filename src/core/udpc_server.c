@@ -6,10 +6,11 @@
  *  - nick map: open addressing (linear probing) nick -> client index, keyed
  *    SipHash (crypto_shorthash, key derived from the seed: no hash flooding).
  *  - token map: open addressing token -> client index, backward-shift
- *    deletion. A client has at most ONE token in the map: its live session
- *    token while online, or the token of its ended session while offline
- *    (so ERROR(SESSION_ENDED) can be told apart from BAD_SESSION) until the
- *    nick registers again.
+ *    deletion. A client has at most TWO tokens in the map: its live session
+ *    token (while online) and the token of its last ended session (P8.3,
+ *    R72: kept, with that session's address, also while a newer session is
+ *    live, until another session of the nick ends), so ERROR(SESSION_ENDED)
+ *    can be told apart from BAD_SESSION.
  *  - order[]: client indices sorted by nick bytes (memcmp order, shorter
  *    first on a common prefix): the table snapshot for TABLE_REQ paging.
  *  - online list: doubly linked, ordered by last_heard (move-to-back on each
@@ -61,7 +62,8 @@ typedef struct {
   uint32_t msg_id;
   uint8_t state;  /* WIN_* */
   uint8_t status; /* udpc_save_status when DONE */
-  uint32_t recip; /* client index (RECIPIENT_ONLINE: entry to repeat) */
+  uint32_t recip; /* client index of the recipient */
+  udpc_addr addr; /* RECIPIENT_ONLINE: the entry's address as it was */
 } srv_win_ent;
 
 typedef struct {
@@ -73,8 +75,10 @@ typedef struct {
   udpc_nick nick;
   uint8_t salt[SRV_SALT_LEN];
   uint8_t cred_hash[SRV_HASH_LEN];
-  udpc_addr addr;       /* session address (last address when offline) */
-  uint64_t token;       /* live token (online) / ended token (offline) / 0 */
+  udpc_addr addr;       /* live session address; last address if offline */
+  uint64_t token;       /* live session token; 0 while offline */
+  uint64_t ended_token; /* token of the last ended session; 0 if none */
+  udpc_addr ended_addr; /* that session's address */
   uint64_t last_heard;  /* ms; meaningful while online */
   uint64_t registered_ms;
   uint64_t last_seen_ms;
@@ -530,11 +534,23 @@ static void srv_set_online(udpc_server *s, uint32_t idx, uint64_t now) {
   on_append(s, idx);
 }
 
-/* Session ends (dereg, deregA, heartbeat or probe timeout). The token stays
- * in the token map as the ended token. */
+/* The live session ends: its token and address become the remembered
+ * ended session (the previous ended token is forgotten: BAD_SESSION). The
+ * token stays in the token map. Does not change `online`. */
+static void srv_end_session(udpc_server *s, uint32_t idx) {
+  srv_client *c = &s->clients[idx];
+  if (c->token == 0) return;
+  if (c->ended_token != 0) tok_remove(s, c->ended_token);
+  c->ended_token = c->token;
+  c->ended_addr = c->addr;
+  c->token = 0;
+}
+
+/* Session ends (dereg, deregA, heartbeat or probe timeout): OFFLINE. */
 static void srv_set_offline(udpc_server *s, uint32_t idx, uint64_t now) {
   srv_client *c = &s->clients[idx];
   if (!c->online) return;
+  srv_end_session(s, idx);
   c->online = 0;
   s->n_online--;
   on_unlink(s, idx);
@@ -707,14 +723,14 @@ static void srv_register(udpc_server *s, uint64_t now, const udpc_addr *from,
       srv_hold_reg_ok(s, idx, p->id);
       return;
     }
-    /* Come back online here. The previous token (live or ended) is
-     * forgotten: it now gets BAD_SESSION. */
+    /* Come back online here (P5.3). A live session at another address is
+     * taken over: it ends, and its token gets SESSION_ENDED (R45, R72). */
     if (tok_reserve(s) != UDPC_OK) {
       srv_log_msg(s, 0, "out of memory (token map)");
       return;
     }
+    srv_end_session(s, idx);
     uint64_t t = srv_new_token(s);
-    tok_remove(s, c->token);
     (void)tok_insert(s, t, idx); /* cannot fail: reserved */
     c->token = t;
     c->addr = *from;
@@ -790,13 +806,12 @@ static void srv_heartbeat(udpc_server *s, uint32_t idx, const udpc_packet *req) 
 }
 
 /* ---- DEREG, DEREG_OTHER (P8) ------------------------------------------------ */
-static void srv_hold_dereg_result(udpc_server *s, uint32_t idx, uint32_t id,
-                                  uint8_t status) {
-  srv_client *c = &s->clients[idx];
+static void srv_hold_dereg_result(udpc_server *s, const udpc_addr *to,
+                                  uint64_t token, uint32_t id) {
   udpc_packet p;
-  pkt_init(&p, UDPC_PT_DEREG_RESULT, id, c->token);
-  p.u.dereg_result.status = status;
-  (void)srv_hold(s, &c->addr, &p, SRV_NONE, 0);
+  pkt_init(&p, UDPC_PT_DEREG_RESULT, id, token);
+  p.u.dereg_result.status = UDPC_DEREG_OK;
+  (void)srv_hold(s, to, &p, SRV_NONE, 0);
 }
 
 static void srv_dereg(udpc_server *s, uint64_t now, uint32_t idx,
@@ -806,8 +821,10 @@ static void srv_dereg(udpc_server *s, uint64_t now, uint32_t idx,
     s->st.dropped_unexpected++;
     return;
   }
+  udpc_addr to = s->clients[idx].addr;
   srv_set_offline(s, idx, now);
-  srv_hold_dereg_result(s, idx, req->id, UDPC_DEREG_OK);
+  /* With the ended session's token, to its address. */
+  srv_hold_dereg_result(s, &to, req->token, req->id);
 }
 
 static int srv_is_operator(const udpc_server *s, const udpc_nick *n) {
@@ -819,8 +836,10 @@ static int srv_is_operator(const udpc_server *s, const udpc_nick *n) {
 static void srv_dereg_other(udpc_server *s, uint64_t now, uint32_t idx,
                             const udpc_packet *req) {
   srv_client *c = &s->clients[idx];
+  const udpc_addr from = c->addr; /* copies: an operator may kick itself */
+  const udpc_nick by = c->nick;
   udpc_packet p;
-  pkt_init(&p, UDPC_PT_DEREG_RESULT, req->id, c->token);
+  pkt_init(&p, UDPC_PT_DEREG_RESULT, req->id, req->token);
   if (!srv_is_operator(s, &c->nick)) {
     p.u.dereg_result.status = UDPC_DEREG_NOT_PERMITTED;
     srv_send(s, &c->addr, &p, SIZE_MAX);
@@ -833,22 +852,23 @@ static void srv_dereg_other(udpc_server *s, uint64_t now, uint32_t idx,
     return;
   }
   if (srv_held_full(s, 2)) {
-    srv_log_drop(s, &c->addr, "DEREG_OTHER: held acks full");
+    srv_log_drop(s, &from, "DEREG_OTHER: held acks full");
     s->st.dropped_unexpected++;
     return;
   }
   srv_client *tc = &s->clients[t];
   if (tc->online) {
     srv_set_offline(s, t, now);
-    /* KICKED: best effort, once, with the target's (now ended) token; it
-     * waits for the commit like the table delta it accompanies. */
+    /* KICKED: best effort, once, with the target's (now ended) token to
+     * its address; it waits for the commit like the delta it goes with. */
     udpc_packet k;
-    pkt_init(&k, UDPC_PT_KICKED, s->next_id++, tc->token);
-    k.u.kicked.by = c->nick;
-    (void)srv_hold(s, &tc->addr, &k, SRV_NONE, 0);
+    pkt_init(&k, UDPC_PT_KICKED, s->next_id++, tc->ended_token);
+    k.u.kicked.by = by;
+    (void)srv_hold(s, &tc->ended_addr, &k, SRV_NONE, 0);
   }
-  /* Decision: deregA of an already offline target is OK (idempotent). */
-  srv_hold_dereg_result(s, idx, req->id, UDPC_DEREG_OK);
+  /* Decision: deregA of an already offline target is OK (idempotent, no
+   * version change, P6.1). */
+  srv_hold_dereg_result(s, &from, req->token, req->id);
 }
 
 /* ---- SAVE (P7) ------------------------------------------------------------- */
@@ -889,6 +909,7 @@ static void win_done(udpc_server *s, uint32_t idx, uint32_t msg_id,
   e->state = WIN_DONE;
   e->status = status;
   e->recip = recip;
+  if (recip < s->n_clients) e->addr = s->clients[recip].addr;
 }
 
 /* Check the quotas, append, and say how it went. */
@@ -968,8 +989,11 @@ static void srv_save(udpc_server *s, uint64_t now, uint32_t idx,
     udpc_packet p;
     pkt_init(&p, UDPC_PT_SAVE_RESULT, req->id, c->token);
     p.u.save_result.status = w->status;
-    if (w->status == UDPC_SAVE_RECIPIENT_ONLINE)
-      srv_entry(s, w->recip, &p.u.save_result.entry);
+    if (w->status == UDPC_SAVE_RECIPIENT_ONLINE) { /* the entry as it was */
+      p.u.save_result.entry.nick = s->clients[w->recip].nick;
+      p.u.save_result.entry.status = UDPC_STATUS_ONLINE;
+      p.u.save_result.entry.addr = w->addr;
+    }
     if (w->status == UDPC_SAVE_SAVED) {
       if (srv_held_full(s, 1)) {
         s->st.dropped_unexpected++;
@@ -1195,19 +1219,21 @@ static void srv_tokened(udpc_server *s, uint64_t now, const udpc_addr *from,
     return;
   }
   srv_client *c = &s->clients[idx];
-  if (!udpc_addr_equal(&c->addr, from)) {
+  int live = c->online && c->token == p->token;
+  /* P8.3: a live or ended token from another address: drop and count. */
+  if (!udpc_addr_equal(live ? &c->addr : &c->ended_addr, from)) {
     s->st.dropped_bad_session++;
     srv_log_drop(s, from, "token from another address");
     return;
   }
-  if (!c->online) { /* the token of an ended session */
+  if (!live) { /* the token of the nick's last ended session */
     if (p->type == UDPC_PT_DEREG) {
       if (srv_held_full(s, 1)) {
         s->st.dropped_unexpected++;
         srv_log_drop(s, from, "DEREG: held acks full");
         return;
       }
-      srv_hold_dereg_result(s, idx, p->id, UDPC_DEREG_OK);
+      srv_hold_dereg_result(s, from, p->token, p->id);
       return;
     }
     s->st.dropped_bad_session++;

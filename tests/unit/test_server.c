@@ -372,18 +372,34 @@ static void test_register_duplicate_nick_other_credential_nick_taken(
   assert_int_equal(only_out(f, &a).type, UDPC_PT_HEARTBEAT_ACK);
 }
 
-static void test_register_same_credential_new_address_comes_back_old_token_bad(
+/* P5.3 take-over, R45/R72: the replaced session's token gets SESSION_ENDED
+ * (not BAD_SESSION, which would make it silently re-register). */
+static void test_register_same_credential_new_address_takes_over_old_ended(
     void **state) {
   fx *f = *state;
-  udpc_addr a = A(1), b = A(2);
+  udpc_addr a = A(1), b = A(2), evil = A(3);
   uint64_t t1 = reg(f, &a, "alice", 1);
-  uint64_t t2 = reg(f, &b, "alice", 1);
-  assert_true(t1 != t2);
+  clear(f);
+  udpc_packet rr = reg_result(f, &b, "alice", 1);
+  uint64_t t2 = rr.u.reg_result.token;
+  assert_true(t1 != t2 && t2 != 0);
+  assert_int_equal(rr.u.reg_result.table_version, 3); /* address changed */
+  clear(f);
   udpc_packet hb = pkt(UDPC_PT_HEARTBEAT, 5, t1);
   feed(f, &a, &hb);
   udpc_packet e = only_out(f, &a);
   assert_int_equal(e.type, UDPC_PT_ERROR);
-  assert_int_equal(e.u.error.code, UDPC_ERROR_BAD_SESSION);
+  assert_int_equal(e.u.error.code, UDPC_ERROR_SESSION_ENDED);
+  clear(f);
+  feed(f, &evil, &hb); /* ended token from another address: dropped */
+  assert_int_equal(f->n_out, 0);
+  hb.token = t1;
+  hb.type = UDPC_PT_DEREG; /* its DEREG completes harmlessly */
+  feed(f, &a, &hb);
+  flush_ok(f);
+  assert_int_equal(only_out(f, &a).type, UDPC_PT_DEREG_RESULT);
+  assert_int_equal(stats(f).online, 1);
+  hb.type = UDPC_PT_HEARTBEAT;
   clear(f);
   hb.token = t2;
   feed(f, &b, &hb);
@@ -586,10 +602,22 @@ static void test_dereg_ok_then_ended_token_session_ended(void **state) {
   assert_int_equal(e.type, UDPC_PT_ERROR);
   assert_int_equal(e.id, 61);
   assert_int_equal(e.u.error.code, UDPC_ERROR_SESSION_ENDED);
-  /* Once the nick registers again, the old token is just unknown. */
-  reg(f, &a, "a", 1);
+  /* R72: still SESSION_ENDED while the nick's next session is live... */
+  uint64_t ta2 = reg(f, &a, "a", 1);
+  feed(f, &a, &q);
+  assert_int_equal(only_out(f, &a).u.error.code, UDPC_ERROR_SESSION_ENDED);
+  /* ...until another session of the nick ends: then it is unknown. */
+  clear(f);
+  d.token = ta2;
+  feed(f, &a, &d);
+  flush_ok(f);
+  clear(f);
   feed(f, &a, &q);
   assert_int_equal(only_out(f, &a).u.error.code, UDPC_ERROR_BAD_SESSION);
+  clear(f);
+  q.token = ta2;
+  feed(f, &a, &q);
+  assert_int_equal(only_out(f, &a).u.error.code, UDPC_ERROR_SESSION_ENDED);
 }
 
 static void test_deregA_by_non_operator_not_permitted(void **state) {
@@ -710,11 +738,15 @@ static void test_save_to_online_probe_ack_gives_recipient_online_entry(
   assert_int_equal(r.u.save_result.entry.status, UDPC_STATUS_ONLINE);
   assert_true(udpc_addr_equal(&r.u.save_result.entry.addr, &b));
   assert_int_equal(mail_count(f, "b"), 0);
-  /* The same SAVE again gets the same answer, no new probe. */
+  /* The same SAVE again gets the same answer (the entry as it was, R39),
+   * no new probe, even after b moved. */
+  udpc_addr b2 = A(3);
+  reg(f, &b2, "b", 2);
   clear(f);
   feed(f, &a, &sv);
-  assert_int_equal(only_out(f, &a).u.save_result.status,
-                   UDPC_SAVE_RECIPIENT_ONLINE);
+  r = only_out(f, &a);
+  assert_int_equal(r.u.save_result.status, UDPC_SAVE_RECIPIENT_ONLINE);
+  assert_true(udpc_addr_equal(&r.u.save_result.entry.addr, &b));
   /* Nothing left pending. */
   advance(f, 1000);
   flush_ok(f);
@@ -1162,7 +1194,7 @@ int main(void) {
       T(test_register_cookie_valid_two_buckets_then_expired),
       T(test_register_ok_welcome_held_until_commit),
       T(test_register_duplicate_nick_other_credential_nick_taken),
-      T(test_register_same_credential_new_address_comes_back_old_token_bad),
+      T(test_register_same_credential_new_address_takes_over_old_ended),
       T(test_register_retransmit_same_address_keeps_token),
       T(test_register_invalid_nick_answer_not_larger_than_request),
       T(test_register_server_full),
