@@ -672,6 +672,7 @@ static void test_encode_refuses_like_decode(void **state) {
   }
   /* Wire order: the first bad field wins (from before to before text). */
   p.u.chat.text.p = (const uint8_t *)"\x07";
+  p.u.chat.text.len = 1;
   set_nick(&p.u.chat.to, "Bob");
   expect_encode(&p, UDPC_ERR_NICK, "nick before text");
 }
