@@ -33,6 +33,7 @@ typedef struct {
   out_pkt *out;
   size_t n_out;
   size_t n_logs;
+  int log_rx, log_tx, log_hold, log_drop; /* debug lines seen, by prefix */
   uint32_t next_id;
 } fx;
 
@@ -55,6 +56,12 @@ static void cap_log(void *ctx, int level, const char *msg) {
   assert_non_null(msg);
   assert_true(msg[0] != '\0');
   f->n_logs++;
+  if (level == 3) {
+    if (strncmp(msg, "rx ", 3) == 0) f->log_rx++;
+    if (strncmp(msg, "tx ", 3) == 0) f->log_tx++;
+    if (strncmp(msg, "hold ", 5) == 0) f->log_hold++;
+    if (strncmp(msg, "drop ", 5) == 0) f->log_drop++;
+  }
 }
 
 static const char *const OPS[] = {"op"};
@@ -1162,6 +1169,95 @@ static void test_random_datagrams_fixed_seed_never_crash(void **state) {
   (void)udpc_server_flush(f->s, f->now);
 }
 
+static void test_debug_log_every_packet_in_and_out_and_drop_reasons(
+    void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1);
+  uint64_t t = reg(f, &a, "a", 1);
+  /* 2 REGISTERs in; COOKIE + REGISTER_RESULT + delta out (1 held). */
+  assert_int_equal(f->log_rx, 2);
+  assert_int_equal(f->log_tx, 3);
+  assert_int_equal(f->log_hold, 1);
+  udpc_packet hb = pkt(UDPC_PT_HEARTBEAT, 1, t ^ 1);
+  feed(f, &a, &hb);
+  assert_true(f->log_drop >= 1);
+  assert_int_equal(f->log_tx, 4); /* the BAD_SESSION error */
+}
+
+static void test_deregA_operator_may_kick_itself(void **state) {
+  fx *f = *state;
+  udpc_addr o = A(1);
+  uint64_t to = reg(f, &o, "op", 1);
+  udpc_packet d = pkt(UDPC_PT_DEREG_OTHER, 5, to);
+  d.u.dereg_other.target = nk("op");
+  feed(f, &o, &d);
+  flush_ok(f);
+  assert_int_equal(count_out(f, UDPC_PT_KICKED, &o), 1);
+  assert_int_equal(count_out(f, UDPC_PT_DEREG_RESULT, &o), 1);
+  for (size_t i = 0; i < f->n_out; i++) assert_int_equal(out_at(f, i).token, to);
+  assert_int_equal(stats(f).online, 0);
+}
+
+static void test_save_to_self_probes_self_recipient_online(void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1);
+  uint64_t ta = reg(f, &a, "a", 1);
+  udpc_packet sv = save_pkt(ta, 7, "a", 1, "me");
+  feed(f, &a, &sv);
+  udpc_packet pr = only_out(f, &a);
+  assert_int_equal(pr.type, UDPC_PT_PROBE);
+  clear(f);
+  udpc_packet ack = pkt(UDPC_PT_PROBE_ACK, pr.id, ta);
+  feed(f, &a, &ack);
+  assert_int_equal(only_out(f, &a).u.save_result.status,
+                   UDPC_SAVE_RECIPIENT_ONLINE);
+}
+
+static void test_probes_capped_at_1024_excess_save_dropped(void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1), b = A(2);
+  uint64_t ta = reg(f, &a, "a", 1);
+  reg(f, &b, "b", 2);
+  for (uint32_t i = 0; i < 1025; i++) {
+    udpc_packet sv = save_pkt(ta, i, "b", i, "x");
+    feed(f, &a, &sv);
+  }
+  assert_int_equal(count_out(f, UDPC_PT_PROBE, &b), 1024);
+  assert_int_equal(stats(f).probes_sent, 1024);
+  assert_int_equal(count_out(f, UDPC_PT_SAVE_RESULT, NULL), 0);
+  /* All time out together: b offline, 1024 mails, 1024 SAVED. */
+  clear(f);
+  advance(f, 250);
+  assert_int_equal(count_out(f, UDPC_PT_PROBE, &b), 1024);
+  clear(f);
+  advance(f, 250);
+  flush_ok(f);
+  assert_int_equal(count_out(f, UDPC_PT_SAVE_RESULT, &a), 1024);
+  assert_int_equal(mail_count(f, "b"), 1000); /* then the quota */
+  assert_int_equal(udpc_server_next_deadline(f->s), f->now + 30000 - 500);
+}
+
+static void test_probe_timeout_commit_failure_no_saved_then_stored_once(
+    void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1), b = A(2);
+  uint64_t ta = reg(f, &a, "a", 1);
+  reg(f, &b, "b", 2);
+  udpc_packet sv = save_pkt(ta, 9, "b", 99, "late");
+  feed(f, &a, &sv);
+  clear(f);
+  advance(f, 500);
+  udpc_store_mem_fail_commits(f->st, 1);
+  assert_int_equal(udpc_server_flush(f->s, f->now), UDPC_ERR_STORE);
+  assert_int_equal(count_out(f, UDPC_PT_SAVE_RESULT, NULL), 0);
+  assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, NULL), 0);
+  feed(f, &a, &sv); /* retransmission: b is offline now */
+  flush_ok(f);
+  assert_int_equal(count_out(f, UDPC_PT_SAVE_RESULT, &a), 1);
+  assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, &a), 1); /* kept */
+  assert_int_equal(mail_count(f, "b"), 1);
+}
+
 static void test_new_rejects_bad_config(void **state) {
   (void)state;
   udpc_server_config cfg;
@@ -1219,6 +1315,11 @@ int main(void) {
       T(test_commit_failure_on_save_no_ack_and_stored_once),
       T(test_malformed_truncations_of_every_packet_never_crash),
       T(test_random_datagrams_fixed_seed_never_crash),
+      T(test_debug_log_every_packet_in_and_out_and_drop_reasons),
+      T(test_deregA_operator_may_kick_itself),
+      T(test_save_to_self_probes_self_recipient_online),
+      T(test_probes_capped_at_1024_excess_save_dropped),
+      T(test_probe_timeout_commit_failure_no_saved_then_stored_once),
       cmocka_unit_test(test_new_rejects_bad_config),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
