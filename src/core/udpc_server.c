@@ -58,8 +58,13 @@
 /* ---- Types ------------------------------------------------------------- */
 enum { WIN_EMPTY = 0, WIN_PENDING = 1, WIN_DONE = 2 };
 
+/* A SAVE is identified by (sender, msg_id) (P4.7); the window also
+ * compares a hash of (recipient, text), which every retransmission
+ * repeats, so a client that reuses ids after a restart gets a new result
+ * instead of a stale one. */
 typedef struct {
   uint32_t msg_id;
+  uint64_t khash; /* srv_save_khash(to, text) */
   uint8_t state;  /* WIN_* */
   uint8_t status; /* udpc_save_status when DONE */
   uint32_t recip; /* client index of the recipient */
@@ -93,6 +98,7 @@ typedef struct {
   uint16_t len;
   uint32_t win_client; /* SAVED ack: window entry to forget on failure */
   uint32_t win_msg_id;
+  uint64_t win_khash;
   uint8_t data[UDPC_MAX_PACKET];
 } srv_held;
 
@@ -110,6 +116,7 @@ typedef struct {
   uint64_t sender_token, recip_token;
   uint32_t req_id; /* the SAVE's id, echoed by SAVE_RESULT */
   uint32_t msg_id;
+  uint64_t khash;
   uint16_t text_len;
   uint8_t text[UDPC_TEXT_MAX];
 } srv_probe;
@@ -302,7 +309,8 @@ static int srv_held_full(const udpc_server *s, uint32_t need) {
 /* Queue an acknowledgement until the next successful commit. win_client /
  * win_msg_id name a SAVE window entry to forget if the commit fails. */
 static int srv_hold(udpc_server *s, const udpc_addr *to, const udpc_packet *p,
-                    uint32_t win_client, uint32_t win_msg_id) {
+                    uint32_t win_client, uint32_t win_msg_id,
+                    uint64_t win_khash) {
   UDPC_ENSURE(!srv_held_full(s, 1), UDPC_ERR_NOMEM);
   srv_held *h = &s->held[s->n_held];
   int n = udpc_wire_encode(p, h->data, sizeof h->data);
@@ -314,6 +322,7 @@ static int srv_hold(udpc_server *s, const udpc_addr *to, const udpc_packet *p,
   h->len = (uint16_t)n;
   h->win_client = win_client;
   h->win_msg_id = win_msg_id;
+  h->win_khash = win_khash;
   s->n_held++;
   srv_tx_log(s, "hold", to, p, (size_t)n);
   return UDPC_OK;
@@ -685,7 +694,7 @@ static void srv_hold_reg_ok(udpc_server *s, uint32_t idx, uint32_t id) {
   p.u.reg_result.token = c->token;
   p.u.reg_result.table_version = s->version;
   p.u.reg_result.mail_count = mail;
-  (void)srv_hold(s, &c->addr, &p, SRV_NONE, 0);
+  (void)srv_hold(s, &c->addr, &p, SRV_NONE, 0, 0);
 }
 
 static void srv_register(udpc_server *s, uint64_t now, const udpc_addr *from,
@@ -811,7 +820,7 @@ static void srv_hold_dereg_result(udpc_server *s, const udpc_addr *to,
   udpc_packet p;
   pkt_init(&p, UDPC_PT_DEREG_RESULT, id, token);
   p.u.dereg_result.status = UDPC_DEREG_OK;
-  (void)srv_hold(s, to, &p, SRV_NONE, 0);
+  (void)srv_hold(s, to, &p, SRV_NONE, 0, 0);
 }
 
 static void srv_dereg(udpc_server *s, uint64_t now, uint32_t idx,
@@ -864,7 +873,7 @@ static void srv_dereg_other(udpc_server *s, uint64_t now, uint32_t idx,
     udpc_packet k;
     pkt_init(&k, UDPC_PT_KICKED, s->next_id++, tc->ended_token);
     k.u.kicked.by = by;
-    (void)srv_hold(s, &tc->ended_addr, &k, SRV_NONE, 0);
+    (void)srv_hold(s, &tc->ended_addr, &k, SRV_NONE, 0, 0);
   }
   /* Decision: deregA of an already offline target is OK (idempotent, no
    * version change, P6.1). */
@@ -872,18 +881,33 @@ static void srv_dereg_other(udpc_server *s, uint64_t now, uint32_t idx,
 }
 
 /* ---- SAVE (P7) ------------------------------------------------------------- */
-static srv_win_ent *win_find(srv_client *c, uint32_t msg_id) {
+static uint64_t srv_save_khash(const udpc_server *s, const udpc_nick *to,
+                               const uint8_t *text, size_t len) {
+  crypto_generichash_state st;
+  uint8_t h[8];
+  crypto_generichash_init(&st, s->nick_key, sizeof s->nick_key, sizeof h);
+  crypto_generichash_update(&st, &to->len, 1);
+  crypto_generichash_update(&st, (const uint8_t *)to->s, to->len);
+  crypto_generichash_update(&st, text, len);
+  crypto_generichash_final(&st, h, sizeof h);
+  uint64_t v = 0;
+  for (size_t i = 0; i < sizeof h; i++) v = v << 8 | h[i];
+  return v;
+}
+
+static srv_win_ent *win_find(srv_client *c, uint32_t msg_id, uint64_t khash) {
   if (c->win == NULL) return NULL;
   for (uint32_t i = 0; i < SRV_WINDOW; i++) {
     srv_win_ent *e = &c->win->e[i];
-    if (e->state != WIN_EMPTY && e->msg_id == msg_id) return e;
+    if (e->state != WIN_EMPTY && e->msg_id == msg_id && e->khash == khash)
+      return e;
   }
   return NULL;
 }
 
-/* Find or add (overwriting the oldest) the window entry of msg_id. */
-static srv_win_ent *win_put(srv_client *c, uint32_t msg_id) {
-  srv_win_ent *e = win_find(c, msg_id);
+/* Find or add (overwriting the oldest) the window entry of the key. */
+static srv_win_ent *win_put(srv_client *c, uint32_t msg_id, uint64_t khash) {
+  srv_win_ent *e = win_find(c, msg_id, khash);
   if (e) return e;
   if (c->win == NULL) {
     c->win = calloc(1, sizeof *c->win);
@@ -893,18 +917,20 @@ static srv_win_ent *win_put(srv_client *c, uint32_t msg_id) {
   c->win->next = (c->win->next + 1) % SRV_WINDOW;
   memset(e, 0, sizeof *e);
   e->msg_id = msg_id;
+  e->khash = khash;
   return e;
 }
 
-static void win_forget(udpc_server *s, uint32_t idx, uint32_t msg_id) {
+static void win_forget(udpc_server *s, uint32_t idx, uint32_t msg_id,
+                       uint64_t khash) {
   if (idx >= s->n_clients) return;
-  srv_win_ent *e = win_find(&s->clients[idx], msg_id);
+  srv_win_ent *e = win_find(&s->clients[idx], msg_id, khash);
   if (e) memset(e, 0, sizeof *e);
 }
 
 static void win_done(udpc_server *s, uint32_t idx, uint32_t msg_id,
-                     uint8_t status, uint32_t recip) {
-  srv_win_ent *e = win_put(&s->clients[idx], msg_id);
+                     uint64_t khash, uint8_t status, uint32_t recip) {
+  srv_win_ent *e = win_put(&s->clients[idx], msg_id, khash);
   if (e == NULL) return; /* out of memory: no idempotency, still correct */
   e->state = WIN_DONE;
   e->status = status;
@@ -939,19 +965,20 @@ static uint8_t srv_store_mail(udpc_server *s, uint64_t now, uint32_t sender,
  * committed; otherwise a retransmission goes through mail_find again. */
 static void srv_save_result(udpc_server *s, uint32_t sender,
                             uint64_t sender_token, uint32_t req_id,
-                            uint32_t msg_id, uint8_t status, uint32_t recip) {
+                            uint32_t msg_id, uint64_t khash, uint8_t status,
+                            uint32_t recip) {
   srv_client *c = &s->clients[sender];
   int live = c->online && c->token == sender_token;
   if (status == UDPC_SAVE_STORE_ERROR) {
-    win_forget(s, sender, msg_id); /* let a retransmission try again */
+    win_forget(s, sender, msg_id, khash); /* let a retransmission try again */
   } else if (status == UDPC_SAVE_SAVED) {
-    win_done(s, sender, msg_id, status, recip);
+    win_done(s, sender, msg_id, khash, status, recip);
     if (!live) {
-      win_forget(s, sender, msg_id);
+      win_forget(s, sender, msg_id, khash);
       return;
     }
   } else {
-    win_done(s, sender, msg_id, status, recip);
+    win_done(s, sender, msg_id, khash, status, recip);
   }
   if (!live) return;
   udpc_packet p;
@@ -960,8 +987,8 @@ static void srv_save_result(udpc_server *s, uint32_t sender,
   if (status == UDPC_SAVE_RECIPIENT_ONLINE && recip < s->n_clients)
     srv_entry(s, recip, &p.u.save_result.entry);
   if (status == UDPC_SAVE_SAVED) {
-    if (srv_hold(s, &c->addr, &p, sender, msg_id) != UDPC_OK)
-      win_forget(s, sender, msg_id);
+    if (srv_hold(s, &c->addr, &p, sender, msg_id, khash) != UDPC_OK)
+      win_forget(s, sender, msg_id, khash);
   } else {
     srv_send(s, &c->addr, &p, SIZE_MAX);
   }
@@ -979,7 +1006,9 @@ static void srv_save(udpc_server *s, uint64_t now, uint32_t idx,
                      const udpc_packet *req) {
   srv_client *c = &s->clients[idx];
   uint32_t msg_id = req->u.save.msg_id;
-  srv_win_ent *w = win_find(c, msg_id);
+  uint64_t khash = srv_save_khash(s, &req->u.save.to, req->u.save.text.p,
+                                  req->u.save.text.len);
+  srv_win_ent *w = win_find(c, msg_id, khash);
   if (w != NULL) {
     if (w->state == WIN_PENDING) {
       srv_log_drop(s, &c->addr, "SAVE: same (sender, msg_id) being probed");
@@ -1000,7 +1029,7 @@ static void srv_save(udpc_server *s, uint64_t now, uint32_t idx,
         srv_log_drop(s, &c->addr, "SAVE: held acks full");
         return;
       }
-      (void)srv_hold(s, &c->addr, &p, SRV_NONE, 0);
+      (void)srv_hold(s, &c->addr, &p, SRV_NONE, 0, 0);
     } else {
       srv_send(s, &c->addr, &p, SIZE_MAX);
     }
@@ -1008,7 +1037,7 @@ static void srv_save(udpc_server *s, uint64_t now, uint32_t idx,
   }
   uint32_t r = nick_lookup(s, &req->u.save.to);
   if (r == SRV_NONE) {
-    srv_save_result(s, idx, c->token, req->id, msg_id,
+    srv_save_result(s, idx, c->token, req->id, msg_id, khash,
                     UDPC_SAVE_UNKNOWN_RECIPIENT, SRV_NONE);
     return;
   }
@@ -1019,14 +1048,16 @@ static void srv_save(udpc_server *s, uint64_t now, uint32_t idx,
   }
   /* Stored before (window forgotten, or a server restart)? */
   if (udpc_store_mail_find(s->store, &s->clients[r].nick, &c->nick, msg_id,
+                           req->u.save.text.p, req->u.save.text.len,
                            NULL) == UDPC_OK) {
-    srv_save_result(s, idx, c->token, req->id, msg_id, UDPC_SAVE_SAVED, r);
+    srv_save_result(s, idx, c->token, req->id, msg_id, khash, UDPC_SAVE_SAVED,
+                    r);
     return;
   }
   if (!s->clients[r].online) {
     uint8_t st = srv_store_mail(s, now, idx, r, msg_id, req->u.save.text.p,
                                 req->u.save.text.len);
-    srv_save_result(s, idx, c->token, req->id, msg_id, st, r);
+    srv_save_result(s, idx, c->token, req->id, msg_id, khash, st, r);
     return;
   }
   /* Recipient online in our view: probe it first. */
@@ -1035,7 +1066,7 @@ static void srv_save(udpc_server *s, uint64_t now, uint32_t idx,
     srv_log_drop(s, &c->addr, "SAVE: pending probes full");
     return;
   }
-  srv_win_ent *e = win_put(c, msg_id);
+  srv_win_ent *e = win_put(c, msg_id, khash);
   if (e == NULL) {
     srv_log_drop(s, &c->addr, "SAVE: out of memory");
     return;
@@ -1054,6 +1085,7 @@ static void srv_save(udpc_server *s, uint64_t now, uint32_t idx,
   pr->recip_token = s->clients[r].token;
   pr->req_id = req->id;
   pr->msg_id = msg_id;
+  pr->khash = khash;
   pr->text_len = req->u.save.text.len;
   memcpy(pr->text, req->u.save.text.p, req->u.save.text.len);
   s->probe_tail++;
@@ -1071,7 +1103,7 @@ static void srv_probe_ack(udpc_server *s, uint32_t idx, const udpc_packet *req,
   }
   pr->active = 0;
   srv_save_result(s, pr->sender, pr->sender_token, pr->req_id, pr->msg_id,
-                  UDPC_SAVE_RECIPIENT_ONLINE, pr->recip);
+                  pr->khash, UDPC_SAVE_RECIPIENT_ONLINE, pr->recip);
 }
 
 /* Probe unanswered for T_PROBE_TIMEOUT: recipient is gone. */
@@ -1085,8 +1117,8 @@ static void srv_probe_timeout(udpc_server *s, uint64_t now, srv_probe *pr) {
    * result forgotten (a retransmission finds the mail with mail_find). */
   uint8_t st = srv_store_mail(s, now, pr->sender, pr->recip, pr->msg_id,
                               pr->text, pr->text_len);
-  srv_save_result(s, pr->sender, pr->sender_token, pr->req_id, pr->msg_id, st,
-                  pr->recip);
+  srv_save_result(s, pr->sender, pr->sender_token, pr->req_id, pr->msg_id,
+                  pr->khash, st, pr->recip);
 }
 
 static void srv_probes_expire(udpc_server *s, uint64_t now) {
@@ -1146,7 +1178,7 @@ static void srv_mail_req(udpc_server *s, uint32_t idx, const udpc_packet *req) {
   }
   p.u.mail_page.count = (uint8_t)fit;
   p.u.mail_page.remaining = count >= fit ? count - (uint32_t)fit : 0;
-  if (deleted > 0) (void)srv_hold(s, &c->addr, &p, SRV_NONE, 0);
+  if (deleted > 0) (void)srv_hold(s, &c->addr, &p, SRV_NONE, 0, 0);
   else srv_send(s, &c->addr, &p, SIZE_MAX);
 }
 
@@ -1342,7 +1374,8 @@ int udpc_server_flush(udpc_server *s, uint64_t now) {
      * records and table changes stay for the next flush. */
     for (uint32_t i = 0; i < s->n_held; i++)
       if (s->held[i].win_client != SRV_NONE)
-        win_forget(s, s->held[i].win_client, s->held[i].win_msg_id);
+        win_forget(s, s->held[i].win_client, s->held[i].win_msg_id,
+                   s->held[i].win_khash);
     srv_line l = {.n = 0};
     ln_str(&l, "store commit failed (");
     ln_str(&l, udpc_strerror(rc));

@@ -85,10 +85,13 @@ struct udpc_store_ops {
   int (*mail_count)(udpc_store *st, const udpc_nick *to, uint32_t *out);
   /* Number of mails in the whole store. */
   int (*mail_total)(udpc_store *st, uint64_t *out);
-  /* Is a mail from `from` with msg_id waiting for `to`? UDPC_OK (and its
-   * seq in *seq_out if not NULL) or UDPC_ERR_NOT_FOUND. */
+  /* Is a mail from `from` with msg_id (and, if text is not NULL, exactly
+   * this text) waiting for `to`? UDPC_OK (and its seq in *seq_out if not
+   * NULL) or UDPC_ERR_NOT_FOUND. The text check keeps a client that
+   * reuses msg ids (e.g. after a restart) from losing a new message. */
   int (*mail_find)(udpc_store *st, const udpc_nick *to, const udpc_nick *from,
-                   uint32_t msg_id, uint64_t *seq_out);
+                   uint32_t msg_id, const uint8_t *text, size_t text_len,
+                   uint64_t *seq_out);
   /* The oldest (lowest seq) mails of `to` with seq > after_seq, at most
    * max, into out[0..*n). Text borrowed (see Ownership above). */
   int (*mail_page)(udpc_store *st, const udpc_nick *to, uint64_t after_seq,
@@ -138,8 +141,9 @@ static inline int udpc_store_mail_total(udpc_store *st, uint64_t *out) {
 }
 static inline int udpc_store_mail_find(udpc_store *st, const udpc_nick *to,
                                        const udpc_nick *from, uint32_t msg_id,
+                                       const uint8_t *text, size_t text_len,
                                        uint64_t *seq_out) {
-  return st->ops->mail_find(st, to, from, msg_id, seq_out);
+  return st->ops->mail_find(st, to, from, msg_id, text, text_len, seq_out);
 }
 static inline int udpc_store_mail_page(udpc_store *st, const udpc_nick *to,
                                        uint64_t after_seq, udpc_mail *out,

@@ -200,6 +200,7 @@ static int mem_mail_total(udpc_store *st, uint64_t *out) {
 
 static int mem_mail_find(udpc_store *st, const udpc_nick *to,
                          const udpc_nick *from, uint32_t msg_id,
+                         const uint8_t *text, size_t text_len,
                          uint64_t *seq_out) {
   UDPC_ENSURE(st != NULL && nick_ok(to) && nick_ok(from), UDPC_ERR_ARG);
   const mem_box *b = mem_find_box(mem_cast(st), to);
@@ -207,7 +208,9 @@ static int mem_mail_find(udpc_store *st, const udpc_nick *to,
   /* Newest first: a retransmitted SAVE is usually the last mail. */
   for (size_t i = b->count; i-- > 0;) {
     const mem_mail *ml = box_at(b, i);
-    if (ml->msg_id == msg_id && nick_eq(&ml->from, from)) {
+    if (ml->msg_id == msg_id && nick_eq(&ml->from, from) &&
+        (text == NULL ||
+         (ml->text_len == text_len && memcmp(ml->text, text, text_len) == 0))) {
       if (seq_out) *seq_out = ml->seq;
       return UDPC_OK;
     }

@@ -707,6 +707,38 @@ static void test_save_to_offline_saved_once_when_sent_five_times(void **state) {
   assert_int_equal(stats(f).probes_sent, 0);
 }
 
+/* A reused msg_id with another text (a client restarted with the same id
+ * counter) is a new message, not a retransmission. */
+static void test_save_reused_msg_id_other_text_is_new_message(void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1), b = A(2);
+  uint64_t ta = reg(f, &a, "a", 1);
+  uint64_t tb = reg(f, &b, "b", 2);
+  udpc_packet d = pkt(UDPC_PT_DEREG, 1, tb);
+  feed(f, &b, &d);
+  flush_ok(f);
+  udpc_packet sv = save_pkt(ta, 90, "b", 5, "first");
+  feed(f, &a, &sv);
+  flush_ok(f);
+  sv = save_pkt(ta, 91, "b", 5, "second");
+  feed(f, &a, &sv);
+  flush_ok(f);
+  assert_int_equal(mail_count(f, "b"), 2);
+  /* Across a restart (window lost), mail_find still tells them apart. */
+  udpc_server_free(f->s);
+  f->s = mk_server(f, 0, 0, 0);
+  ta = reg(f, &a, "a", 1);
+  sv = save_pkt(ta, 92, "b", 5, "second");
+  feed(f, &a, &sv);
+  flush_ok(f);
+  assert_int_equal(only_out(f, &a).u.save_result.status, UDPC_SAVE_SAVED);
+  assert_int_equal(mail_count(f, "b"), 2);
+  sv = save_pkt(ta, 93, "b", 5, "third");
+  feed(f, &a, &sv);
+  flush_ok(f);
+  assert_int_equal(mail_count(f, "b"), 3);
+}
+
 static void test_save_unknown_recipient(void **state) {
   fx *f = *state;
   udpc_addr a = A(1);
@@ -1304,6 +1336,7 @@ int main(void) {
       T(test_deregA_by_operator_kicks_target),
       T(test_save_to_offline_saved_once_when_sent_five_times),
       T(test_save_unknown_recipient),
+      T(test_save_reused_msg_id_other_text_is_new_message),
       T(test_save_to_online_probe_ack_gives_recipient_online_entry),
       T(test_save_probe_unanswered_resent_then_offline_delta_saved),
       T(test_save_quota_per_recipient_and_total),

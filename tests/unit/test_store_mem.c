@@ -92,9 +92,18 @@ static void test_store_mail_fifo_seq_page_find_delete(void **state) {
   assert_int_equal(c, 40);
   assert_int_equal(udpc_store_mail_total(st, &total), UDPC_OK);
   assert_int_equal(total, 40);
-  assert_int_equal(udpc_store_mail_find(st, &bob, &x, 3, &seq), UDPC_OK);
+  assert_int_equal(udpc_store_mail_find(st, &bob, &x, 3, NULL, 0, &seq), UDPC_OK);
   assert_int_equal(seq, 3);
-  assert_int_equal(udpc_store_mail_find(st, &bob, &y, 3, NULL),
+  assert_int_equal(udpc_store_mail_find(st, &bob, &x, 3,
+                                        (const uint8_t *)"text", 4, NULL),
+                   UDPC_OK);
+  assert_int_equal(udpc_store_mail_find(st, &bob, &x, 3,
+                                        (const uint8_t *)"texT", 4, NULL),
+                   UDPC_ERR_NOT_FOUND);
+  assert_int_equal(udpc_store_mail_find(st, &bob, &x, 3,
+                                        (const uint8_t *)"tex", 3, NULL),
+                   UDPC_ERR_NOT_FOUND);
+  assert_int_equal(udpc_store_mail_find(st, &bob, &y, 3, NULL, 0, NULL),
                    UDPC_ERR_NOT_FOUND);
   udpc_mail m[16];
   size_t n;
@@ -114,7 +123,7 @@ static void test_store_mail_fifo_seq_page_find_delete(void **state) {
   assert_int_equal(m[0].seq, 11);
   assert_int_equal(udpc_store_mail_page(st, &bob, 35, m, 16, &n), UDPC_OK);
   assert_int_equal(n, 5);
-  assert_int_equal(udpc_store_mail_find(st, &bob, &x, 3, NULL),
+  assert_int_equal(udpc_store_mail_find(st, &bob, &x, 3, NULL, 0, NULL),
                    UDPC_ERR_NOT_FOUND);
   /* Interleave appends and deletes across the ring wrap. */
   for (uint32_t i = 41; i <= 100; i++) {
