@@ -7,51 +7,35 @@
  * or OS randomness here; every packet goes through udpc_wire_encode /
  * udpc_wire_decode.
  *
- * Decisions where the design is silent (listed for PROTOCOL.md):
- * - Ids: one u32 counter started at udpc_rand_u32 of the seed; every new
- *   request, chat and heartbeat takes the next id; retransmissions reuse it.
- *   A REGISTER resent with a cookie takes a new id; so does each page request
- *   of a table walk or mail delivery.
- * - Request queue: one request in flight; the FIFO behind it accepts user
- *   commands while fewer than 64 wait. Internal requests (SAVE after a
- *   missing ACK, snapshot TABLE_REQ, MAIL_REQ, exit's DEREG) bypass that
- *   bound (they are bounded by construction: <= 64 chats outstanding).
- *   Page follow-ups (next TABLE_REQ start, next MAIL_REQ ack_upto) replace
- *   the request in flight instead of queuing, so a walk is never interleaved.
- * - A snapshot is requested at most once at a time (snap_pending).
- * - `send` to a nick our table lists OFFLINE queues a SAVE at once (no direct
- *   try) and shows nothing until the SAVE_RESULT.
- * - Incoming CHAT is accepted only while ONLINE (an OFFLINE client does not
- *   ACK, so the sender falls back to the server and the message arrives as
- *   mail on `reg`). CHAT_ACK is accepted in any state for a chat still
- *   outstanding, from the address the chat was sent to (the peer's table
- *   address at send time).
- * - A chat whose ACK wait ends while we are not ONLINE is not saved:
+ * Follows PROTOCOL.md P4-P8 and P11 (R26-R38, R48, R53-R58, R62-R73, R79,
+ * R81-R83). Choices the protocol leaves to the client:
+ * - Ids: one u32 counter started at udpc_rand_u32 of the seed (udpc_rand).
+ * - Queue: typed commands may fill 64 entries; internal requests (SAVE of an
+ *   un-ACKed chat, snapshot, mail, exit's DEREG) bypass the bound (P4.4);
+ *   an internal request never goes behind exit's DEREG. Page follow-ups
+ *   replace the request in flight. At most one snapshot pending at a time.
+ * - `send` to a nick our table lists OFFLINE or does not list: SAVE at once,
+ *   nothing shown until the SAVE_RESULT (P7.1).
+ * - Incoming CHAT is accepted while ONLINE and during a silent
+ *   re-registration (the table is still valid then), never while OFFLINE
+ *   (R69). CHAT_ACK is accepted in any state for a chat still outstanding.
+ * - A chat whose ACK wait ends while OFFLINE is not saved:
  *   "[No ACK from <nick>; you are offline, message not delivered.]".
- * - Going OFFLINE (dereg, KICKED, SESSION_ENDED, refused re-registration)
- *   drops the queue; each dropped SAVE is reported:
+ * - Going OFFLINE drops the queue; each dropped SAVE is reported:
  *   "[Message to <nick> not sent: you are offline.]".
- * - On every successful registration the table version is reset to 0 (the
- *   server's version may have restarted) and a snapshot is requested; the
- *   stale rows stay visible to `list` until it completes. HEARTBEAT_ACK with
- *   a version different from ours (not only greater) requests a snapshot.
- * - A snapshot walk ends when start + count >= total, or on an empty page, or
- *   when UDPC_CLIENT_TABLE_MAX entries are held; pages are sorted and
- *   de-duplicated by nick on completion.
- * - `[You have messages]` is shown once per registration, right before the
- *   first mail actually displayed (mail already shown as a chat is skipped
- *   silently but still acknowledged).
- * - `exit` while ONLINE queues a DEREG behind pending requests, and waits
- *   for outstanding chats to be ACKed or handed to the server first. On
- *   DEREG_RESULT OK only `[Exiting]` is shown (status 0); DEREG_RESULT with a
- *   failure status: a notice, `[Exiting]`, status 1.
- * - A COOKIE restarts REGISTER's 5 sends at most 4 times per registration
- *   (a server, or a spoofer, cannot keep us registering forever).
- * - ERROR(RATE_LIMITED) is ignored (retransmission continues);
- *   ERROR(MALFORMED/VERSION/INTERNAL) fails the request in flight with a
- *   notice (a REGISTER failing so is handled like a refusal).
- * - Commands needing a session while REGISTERING:
+ * - Every successful registration resets the table version to 0 (versions
+ *   are not comparable across sessions, P6.1) and takes a snapshot; the
+ *   stale rows stay visible to `list` until it completes.
+ * - A walk also completes when UDPC_CLIENT_TABLE_MAX entries are held;
+ *   pages are sorted and de-duplicated by nick on completion.
+ * - `exit` while ONLINE waits for chats awaiting their ACK before sending
+ *   its DEREG (P8.6 SHOULD). DEREG_RESULT STORE_ERROR for exit's DEREG:
+ *   "[Server storage error, try again later.]", `[Exiting]`, status 1.
+ * - ERROR MALFORMED for REGISTER is handled like a refusal (start-up: exit
+ *   1; else OFFLINE); for exit's DEREG: `[Exiting]`, status 1.
+ * - Commands needing a session during start-up or `reg` registration:
  *   "[Registration in progress, please wait.]".
+ * - The dedupe memory keeps 128 senders (least recently used evicted).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -119,6 +103,7 @@ struct udpc_client {
   uint8_t cookie_len;
   uint8_t cookie[UDPC_COOKIE_MAX];
   int cookie_rounds;
+  int silent; /* re-registration after BAD_SESSION: no Welcome line */
 
   /* server requests */
   int inflight_active;
@@ -138,6 +123,7 @@ struct udpc_client {
   ctable stage;           /* snapshot walk in progress */
   uint64_t walk_version;
   int snap_pending;
+  uint64_t max_seen_version; /* highest version seen in a delta / ACK */
 
   /* mail delivery */
   int mail_active;
@@ -507,6 +493,13 @@ static void finish_inflight(udpc_client *c, uint64_t now) {
   pump(c, now);
 }
 
+/* ONLINE, or silently re-registering after BAD_SESSION (P5.5): commands
+ * queue, chats run, incoming chats are accepted. */
+static int session_usable(const udpc_client *c) {
+  return c->state == UDPC_CS_ONLINE ||
+         (c->state == UDPC_CS_REGISTERING && c->silent);
+}
+
 static int inflight_is(const udpc_client *c, int type, uint32_t id) {
   return c->inflight_active && c->inflight.type == type && c->inflight.id == id;
 }
@@ -559,7 +552,7 @@ static void go_offline(udpc_client *c, int show) {
   }
 }
 
-static void begin_register(udpc_client *c, uint64_t now) {
+static void begin_register(udpc_client *c, uint64_t now, int silent) {
   if (c->inflight_active && c->inflight.type != UDPC_PT_REGISTER) {
     /* re-registration: the interrupted request resumes afterwards */
     if (q_push_front(c, &c->inflight) != UDPC_OK) {
@@ -567,6 +560,7 @@ static void begin_register(udpc_client *c, uint64_t now) {
     }
   }
   c->state = UDPC_CS_REGISTERING;
+  c->silent = silent;
   c->token = 0;
   c->hb_sent = 0;
   c->cookie_len = 0;
@@ -580,6 +574,7 @@ static void begin_register(udpc_client *c, uint64_t now) {
 
 static void registration_failed(udpc_client *c) {
   c->inflight_active = 0;
+  c->silent = 0;
   if (!c->ever_online) {
     exit_now(c, 1);
     return;
@@ -634,7 +629,7 @@ int udpc_client_start(udpc_client *c, uint64_t now) {
     return UDPC_ERR_STATE;
   }
   c->started = 1;
-  begin_register(c, now);
+  begin_register(c, now, 0);
   return UDPC_OK;
 }
 
@@ -692,7 +687,7 @@ uint64_t udpc_client_next_deadline(const udpc_client *c) {
 static void chat_expired(udpc_client *c, cchat *ch) {
   creq r;
   ch->used = 0;
-  if (c->state != UDPC_CS_ONLINE) {
+  if (!session_usable(c)) {
     notice(c, "[No ACK from %s; you are offline, message not delivered.]",
            ch->to.s);
     return;
@@ -793,8 +788,11 @@ static void on_cookie(udpc_client *c, uint64_t now, const udpc_packet *p) {
   c->cookie_len = p->u.cookie.cookie_len;
   memcpy(c->cookie, p->u.cookie.cookie, c->cookie_len);
   if (c->cookie_rounds >= UDPC_CLIENT_COOKIE_ROUNDS) {
-    /* keep the cookie for the next scheduled retransmission (same id) */
-    client_log(c, 3, "client: COOKIE round limit reached, not restarting");
+    /* P4.3 R32: too many COOKIE rounds is the REGISTER failing */
+    client_log(c, 2, "client: COOKIE round limit reached: REGISTER failed");
+    c->inflight_active = 0;
+    emit_simple(c, UDPC_EV_SERVER_DOWN, 0, NULL);
+    exit_now(c, 1);
     return;
   }
   c->cookie_rounds++;
@@ -815,8 +813,12 @@ static void on_register_result(udpc_client *c, uint64_t now,
   c->token = p->u.reg_result.token;
   c->hb_deadline = now + UDPC_T_HEARTBEAT;
   c->hb_sent = 0;
-  c->table_version = 0;
-  emit_simple(c, UDPC_EV_REGISTERED, 0, NULL);
+  c->table_version = 0; /* versions are not comparable across sessions */
+  c->max_seen_version = 0;
+  if (!c->silent) {
+    emit_simple(c, UDPC_EV_REGISTERED, 0, NULL);
+  }
+  c->silent = 0;
   request_snapshot(c, now);
   if (p->u.reg_result.mail_count > 0 && !c->mail_active) {
     memset(&r, 0, sizeof r);
@@ -850,21 +852,26 @@ static void snapshot_complete(udpc_client *c, uint64_t now) {
   c->table_version = c->walk_version;
   c->snap_pending = 0;
   emit_simple(c, UDPC_EV_TABLE_UPDATED, 0, NULL);
-  finish_inflight(c, now);
+  c->inflight_active = 0;
+  if (c->table_version < c->max_seen_version) {
+    request_snapshot(c, now); /* P6.2 R54: the walk was already stale */
+  }
+  pump(c, now);
 }
 
 static void on_table_page(udpc_client *c, uint64_t now, const udpc_packet *p) {
   uint32_t next;
-  if (p->u.table_page.start != c->inflight.start) {
-    client_log(c, 3, "client: TABLE_PAGE start %u, asked %u: dropped",
-               (unsigned)p->u.table_page.start, (unsigned)c->inflight.start);
-    return;
-  }
-  if (p->u.table_page.start == 0) {
+  const uint32_t start = p->u.table_page.start;
+  if (start == 0 && c->inflight.start == 0) {
     c->walk_version = p->u.table_page.version;
     c->stage.n = 0;
-  } else if (p->u.table_page.version != c->walk_version) {
-    /* the table changed mid-walk: restart at 0 */
+  } else if (start != c->inflight.start ||
+             p->u.table_page.version != c->walk_version ||
+             (p->u.table_page.count == 0 && start < p->u.table_page.total)) {
+    /* P6.2 R53: the table changed mid-walk (or the page is not the one we
+     * asked for, or is empty too early): restart at 0 */
+    client_log(c, 3, "client: table walk restarts (page start %u version %llu)",
+               (unsigned)start, (unsigned long long)p->u.table_page.version);
     c->stage.n = 0;
     c->inflight.start = 0;
     reissue_inflight(c, now);
@@ -881,8 +888,7 @@ static void on_table_page(udpc_client *c, uint64_t now, const udpc_packet *p) {
     c->stage.v[c->stage.n++] = *e;
   }
   next = p->u.table_page.start + p->u.table_page.count;
-  if (next >= p->u.table_page.total || p->u.table_page.count == 0 ||
-      c->stage.n >= UDPC_CLIENT_TABLE_MAX) {
+  if (next >= p->u.table_page.total || c->stage.n >= UDPC_CLIENT_TABLE_MAX) {
     snapshot_complete(c, now);
     return;
   }
@@ -891,6 +897,9 @@ static void on_table_page(udpc_client *c, uint64_t now, const udpc_packet *p) {
 }
 
 static void on_table_delta(udpc_client *c, uint64_t now, const udpc_packet *p) {
+  if (p->u.table_delta.new_version > c->max_seen_version) {
+    c->max_seen_version = p->u.table_delta.new_version;
+  }
   if (c->table_version >= p->u.table_delta.new_version) {
     return; /* old news */
   }
@@ -911,25 +920,32 @@ static void on_table_delta(udpc_client *c, uint64_t now, const udpc_packet *p) {
   emit_simple(c, UDPC_EV_TABLE_UPDATED, 0, NULL);
 }
 
+/* Own DEREG complete (DEREG_RESULT OK, or BAD_SESSION / SESSION_ENDED for
+ * it, P4.6): `exit` ends with status 0, `dereg` goes OFFLINE. */
+static void dereg_done(udpc_client *c, const creq *r) {
+  c->inflight_active = 0;
+  if (r->for_exit) {
+    exit_now(c, 0);
+    return;
+  }
+  go_offline(c, 1);
+}
+
 static void on_dereg_result(udpc_client *c, uint64_t now,
                             const udpc_packet *p) {
   creq r = c->inflight;
   c->inflight_active = 0;
-  if (r.for_exit) {
-    if (p->u.dereg_result.status != UDPC_DEREG_OK) {
-      notice(c, "[Server could not deregister you.]");
+  if (p->u.dereg_result.status != UDPC_DEREG_OK) {
+    /* P8.1: STORE_ERROR (the only failure a DEREG can get) */
+    notice(c, "[Server storage error, try again later.]");
+    if (r.for_exit) {
       exit_now(c, 1);
       return;
     }
-    exit_now(c, 0);
-    return;
-  }
-  if (p->u.dereg_result.status != UDPC_DEREG_OK) {
-    notice(c, "[Server could not deregister you, try again later.]");
     pump(c, now);
     return;
   }
-  go_offline(c, 1);
+  dereg_done(c, &r);
 }
 
 static void on_save_result(udpc_client *c, uint64_t now, const udpc_packet *p) {
@@ -982,41 +998,44 @@ static void on_mail_page(udpc_client *c, uint64_t now, const udpc_packet *p) {
   reissue_inflight(c, now);
 }
 
+/* P4.6: ERROR is accepted like a response (id of the request in flight or
+ * of the last HEARTBEAT, from the server); OFFLINE and DONE ignore it. */
 static void on_error(udpc_client *c, uint64_t now, const udpc_packet *p) {
   int for_inflight = c->inflight_active && c->inflight.id == p->id;
   int for_hb = c->hb_sent && c->hb_id == p->id;
   uint8_t code = p->u.error.code;
-  if (!for_inflight && !for_hb) {
+  if (c->state == UDPC_CS_OFFLINE || (!for_inflight && !for_hb)) {
     client_log(c, 3, "client: ERROR id=%u matches no request: dropped",
                (unsigned)p->id);
     return;
   }
-  if (code == UDPC_ERROR_BAD_SESSION) {
-    if (c->state == UDPC_CS_ONLINE) {
-      client_log(c, 2,
-                 "client: session unknown to the server, registering again");
-      begin_register(c, now);
+  if (code == UDPC_ERROR_BAD_SESSION || code == UDPC_ERROR_SESSION_ENDED) {
+    if (c->state != UDPC_CS_ONLINE) {
+      return;
     }
-    return;
-  }
-  if (code == UDPC_ERROR_SESSION_ENDED) {
-    if (c->state == UDPC_CS_ONLINE) {
+    if (for_inflight && c->inflight.type == UDPC_PT_DEREG) {
+      creq r = c->inflight;
+      dereg_done(c, &r); /* the server has no session: DEREG complete */
+      return;
+    }
+    if (code == UDPC_ERROR_SESSION_ENDED) {
       go_offline(c, 1);
+      return;
     }
+    client_log(c, 2,
+               "client: session unknown to the server, registering again");
+    begin_register(c, now, 1);
     return;
   }
-  if (code == UDPC_ERROR_RATE_LIMITED || !for_inflight) {
-    return; /* retransmission continues */
+  if (code != UDPC_ERROR_MALFORMED || !for_inflight) {
+    return; /* VERSION, RATE_LIMITED, INTERNAL: retransmission continues */
   }
+  /* MALFORMED: abandon the request with a notice and continue */
+  notice(c, "[Server refused the request as malformed.]");
   if (c->inflight.type == UDPC_PT_REGISTER) {
-    emit_simple(c, UDPC_EV_REG_REFUSED, UDPC_REG_STORE_ERROR, &c->cfg.nick);
     registration_failed(c);
     return;
   }
-  notice(c, "[Server refused the request: %s.]",
-         code == UDPC_ERROR_MALFORMED ? "malformed request"
-         : code == UDPC_ERROR_VERSION ? "unsupported protocol version"
-                                      : "internal error");
   if (c->inflight.type == UDPC_PT_TABLE_REQ) {
     c->snap_pending = 0;
   } else if (c->inflight.type == UDPC_PT_MAIL_REQ) {
@@ -1034,7 +1053,7 @@ static void on_chat(udpc_client *c, const udpc_addr *from,
   const udpc_entry *e;
   udpc_packet ack;
   udpc_event ev;
-  if (c->state != UDPC_CS_ONLINE) {
+  if (!session_usable(c)) {
     client_log(c, 3, "client: CHAT while not online: dropped");
     return;
   }
@@ -1165,8 +1184,11 @@ int udpc_client_recv(udpc_client *c, uint64_t now, const udpc_addr *from,
                  (unsigned)p.id);
       return UDPC_OK;
     }
-    if (p.u.heartbeat_ack.table_version != c->table_version) {
-      request_snapshot(c, now);
+    if (p.u.heartbeat_ack.table_version > c->max_seen_version) {
+      c->max_seen_version = p.u.heartbeat_ack.table_version;
+    }
+    if (c->table_version < p.u.heartbeat_ack.table_version) {
+      request_snapshot(c, now); /* P6.4 R58: we missed a delta */
     }
     return UDPC_OK;
   case UDPC_PT_TABLE_PAGE:
@@ -1235,15 +1257,16 @@ static const char *help_text(const char *topic, size_t len) {
          "deregA <nick>, exit, help [command]]";
 }
 
-/* 1 if the session is usable; else shows why not and returns 0. */
+/* 1 if the session is usable (ONLINE, or a silent re-registration whose
+ * queue waits for the new token); else shows why not and returns 0. */
 static int need_online(udpc_client *c) {
-  if (c->state == UDPC_CS_ONLINE) {
+  if (session_usable(c)) {
     return 1;
   }
   if (c->state == UDPC_CS_REGISTERING) {
     notice(c, "[Registration in progress, please wait.]");
   } else {
-    notice(c, "[You are offline; use reg <nick> to come back.]");
+    notice(c, "[You are offline; use reg %s to come back.]", c->cfg.nick.s);
   }
   return 0;
 }
@@ -1262,15 +1285,12 @@ static void cmd_send(udpc_client *c, uint64_t now, const udpc_cmd *cmd) {
     return;
   }
   e = table_find(c, &cmd->nick);
-  if (e == NULL) {
-    notice(c, "[Unknown user %s; use list to see the table.]", cmd->nick.s);
-    return;
-  }
   if (!queue_has_room(c)) {
     return;
   }
-  if (e->status != UDPC_STATUS_ONLINE) {
-    /* our table says offline: straight to the server, nothing shown yet */
+  if (e == NULL || e->status != UDPC_STATUS_ONLINE) {
+    /* P7.1: our table says offline, or does not know the nick: straight to
+     * the server (no CHAT), nothing shown until the SAVE_RESULT */
     creq r;
     memset(&r, 0, sizeof r);
     r.type = UDPC_PT_SAVE;
@@ -1347,14 +1367,14 @@ static void cmd_reg(udpc_client *c, uint64_t now, const udpc_cmd *cmd) {
     notice(c, "[Registration in progress, please wait.]");
     return;
   }
-  begin_register(c, now);
+  begin_register(c, now, 0);
 }
 
 static void cmd_dereg(udpc_client *c, uint64_t now, const udpc_cmd *cmd) {
   creq r;
   if (!nick_eq(&cmd->nick, &c->cfg.nick)) {
-    notice(c, "[You can only dereg yourself (%s); use deregA <nick>.]",
-           c->cfg.nick.s);
+    notice(c, "[You can only dereg yourself (%s); use deregA %s.]",
+           c->cfg.nick.s, cmd->nick.s);
     return;
   }
   if (!need_online(c) || !queue_has_room(c)) {
@@ -1368,6 +1388,10 @@ static void cmd_dereg(udpc_client *c, uint64_t now, const udpc_cmd *cmd) {
 
 static void cmd_dereg_other(udpc_client *c, uint64_t now, const udpc_cmd *cmd) {
   creq r;
+  if (nick_eq(&cmd->nick, &c->cfg.nick)) {
+    cmd_dereg(c, now, cmd); /* P8.2: deregA <own> is dereg <own> */
+    return;
+  }
   if (!need_online(c) || !queue_has_room(c)) {
     return;
   }
@@ -1413,9 +1437,8 @@ int udpc_client_command(udpc_client *c, uint64_t now, const char *line,
     }
     return UDPC_ERR_ARG;
   }
-  if (c->exiting && cmd.type != UDPC_CMD_HELP && cmd.type != UDPC_CMD_LIST) {
-    notice(c, "[Exiting, please wait.]");
-    return UDPC_OK;
+  if (c->exiting) {
+    return UDPC_OK; /* P8.6 R79: commands typed after exit are ignored */
   }
   switch (cmd.type) {
   case UDPC_CMD_SEND:

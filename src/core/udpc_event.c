@@ -219,7 +219,7 @@ static void put_reg_refused(outbuf *o, const udpc_event *ev) {
     put_str(o, "[Server is full, try again later.]");
     break;
   default: /* STORE_ERROR, or a failure the server reported via ERROR */
-    put_str(o, "[Server could not register you, try again later.]");
+    put_str(o, "[Server storage error, try again later.]");
     break;
   }
 }
@@ -237,7 +237,7 @@ static void put_save_refused(outbuf *o, const udpc_event *ev) {
     put_str(o, " is full, message not delivered.]");
     break;
   default: /* STORE_ERROR */
-    put_str(o, "[Server could not save the message to ");
+    put_str(o, "[Server could not store the message for ");
     put_nick(o, &ev->nick);
     put_str(o, ", message not delivered.]");
     break;
@@ -260,9 +260,7 @@ static void put_dereg_other(outbuf *o, const udpc_event *ev) {
     put_str(o, ".]");
     break;
   default: /* STORE_ERROR */
-    put_str(o, "[Server could not deregister ");
-    put_nick(o, &ev->nick);
-    put_str(o, ", try again later.]");
+    put_str(o, "[Server storage error, try again later.]");
     break;
   }
 }

@@ -68,13 +68,13 @@ static void test_status_strings(void **state) {
   expect(UDPC_EV_REG_REFUSED, UDPC_REG_SERVER_FULL, "alice",
          "[Server is full, try again later.]");
   expect(UDPC_EV_REG_REFUSED, UDPC_REG_STORE_ERROR, "alice",
-         "[Server could not register you, try again later.]");
+         "[Server storage error, try again later.]");
   expect(UDPC_EV_SAVE_REFUSED, UDPC_SAVE_UNKNOWN_RECIPIENT, "zed",
          "[Unknown user zed, message not delivered.]");
   expect(UDPC_EV_SAVE_REFUSED, UDPC_SAVE_QUOTA, "bob",
          "[Mailbox of bob is full, message not delivered.]");
   expect(UDPC_EV_SAVE_REFUSED, UDPC_SAVE_STORE_ERROR, "bob",
-         "[Server could not save the message to bob, message not "
+         "[Server could not store the message for bob, message not "
          "delivered.]");
   expect(UDPC_EV_DEREG_OTHER, UDPC_DEREG_OK, "bob", "[bob is now offline.]");
   expect(UDPC_EV_DEREG_OTHER, UDPC_DEREG_NOT_PERMITTED, "bob",
@@ -82,7 +82,7 @@ static void test_status_strings(void **state) {
   expect(UDPC_EV_DEREG_OTHER, UDPC_DEREG_UNKNOWN_NICK, "zed",
          "[Unknown user zed.]");
   expect(UDPC_EV_DEREG_OTHER, UDPC_DEREG_STORE_ERROR, "bob",
-         "[Server could not deregister bob, try again later.]");
+         "[Server storage error, try again later.]");
   expect(UDPC_EV_KICKED, 0, "root", "[You were deregistered by root.]");
 }
 

@@ -1,0 +1,1278 @@
+/*
+ * test_client.c - the sans-IO client core against hand-built packets.
+ *
+ * A capturing io.send and event callback record everything the client does;
+ * every datagram it sends is decoded (and must be <= 1200 bytes), every
+ * event is formatted with udpc_event_format and compared as a whole line.
+ * Test names carry the PROTOCOL.md rule they check.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "udpc_client.h"
+#include "udpchat.h"
+
+#define MAX_SENT 1024
+#define MAX_EV 1024
+#define TOKEN 0x1122334455667788ULL
+
+typedef struct {
+  udpc_addr to;
+  uint8_t data[UDPC_MAX_PACKET + 1];
+  size_t len;
+} sent_t;
+
+typedef struct {
+  int type;
+  int status;
+  char line[2048];
+} ev_t;
+
+typedef struct {
+  udpc_client *c;
+  uint64_t now;
+  sent_t sent[MAX_SENT];
+  size_t n_sent, sent_pos;
+  ev_t ev[MAX_EV];
+  size_t n_ev, ev_pos;
+  uint8_t popbuf[UDPC_MAX_PACKET]; /* keeps borrowed text of pop_sent */
+} harness;
+
+static harness H;
+
+static udpc_addr SERVER, ME, BOB, CAROL, EVIL;
+
+static udpc_addr addr4(uint8_t a, uint8_t b, uint8_t c, uint8_t d,
+                       uint16_t port) {
+  udpc_addr x;
+  memset(&x, 0, sizeof x);
+  x.family = 4;
+  x.ip[0] = a;
+  x.ip[1] = b;
+  x.ip[2] = c;
+  x.ip[3] = d;
+  x.port = port;
+  return x;
+}
+
+static udpc_nick mknick(const char *s) {
+  udpc_nick n;
+  memset(&n, 0, sizeof n);
+  n.len = (uint8_t)strlen(s);
+  memcpy(n.s, s, n.len);
+  return n;
+}
+
+static udpc_entry entry(const char *nick, int online, const udpc_addr *a) {
+  udpc_entry e;
+  memset(&e, 0, sizeof e);
+  e.nick = mknick(nick);
+  e.status = (uint8_t)(online ? UDPC_STATUS_ONLINE : UDPC_STATUS_OFFLINE);
+  e.addr = *a;
+  return e;
+}
+
+/* ---- capture ------------------------------------------------------------- */
+
+static void cap_send(void *ctx, const udpc_addr *to, const uint8_t *data,
+                     size_t len) {
+  (void)ctx;
+  assert_true(len <= UDPC_MAX_PACKET);
+  assert_true(H.n_sent < MAX_SENT);
+  H.sent[H.n_sent].to = *to;
+  memcpy(H.sent[H.n_sent].data, data, len);
+  H.sent[H.n_sent].len = len;
+  H.n_sent++;
+}
+
+static void cap_event(void *ctx, const udpc_event *ev) {
+  (void)ctx;
+  assert_true(H.n_ev < MAX_EV);
+  int n = udpc_event_format(ev, H.ev[H.n_ev].line, sizeof H.ev[H.n_ev].line);
+  assert_true(n >= 0);
+  H.ev[H.n_ev].type = ev->type;
+  H.ev[H.n_ev].status = ev->status;
+  H.n_ev++;
+}
+
+static udpc_packet pop_sent(const udpc_addr *to, int type) {
+  udpc_packet p;
+  assert_true(H.sent_pos < H.n_sent);
+  sent_t *s = &H.sent[H.sent_pos++];
+  memcpy(H.popbuf, s->data, s->len);
+  assert_int_equal(udpc_wire_decode(&p, H.popbuf, s->len), UDPC_OK);
+  if (p.type != type) {
+    fail_msg("sent %s, expected %s", udpc_ptype_name(p.type),
+             udpc_ptype_name(type));
+  }
+  assert_true(udpc_addr_equal(&s->to, to));
+  if (udpc_ptype_has_token(type) && type != UDPC_PT_PROBE_ACK) {
+    assert_true(p.token == TOKEN);
+  }
+  return p;
+}
+
+static void no_more_sent(void) {
+  if (H.sent_pos < H.n_sent) {
+    udpc_packet p;
+    assert_int_equal(
+        udpc_wire_decode(&p, H.sent[H.sent_pos].data, H.sent[H.sent_pos].len),
+        UDPC_OK);
+    fail_msg("unexpected %s sent", udpc_ptype_name(p.type));
+  }
+}
+
+static void expect_ev(int type, const char *line) {
+  if (H.ev_pos >= H.n_ev) fail_msg("missing event: %s", line);
+  ev_t *e = &H.ev[H.ev_pos++];
+  assert_string_equal(e->line, line);
+  assert_int_equal(e->type, type);
+}
+
+static void no_more_ev(void) {
+  if (H.ev_pos < H.n_ev) fail_msg("unexpected event: %s", H.ev[H.ev_pos].line);
+}
+
+static void feed(const udpc_addr *from, const udpc_packet *p) {
+  uint8_t buf[UDPC_MAX_PACKET];
+  int n = udpc_wire_encode(p, buf, sizeof buf);
+  assert_true(n > 0);
+  assert_int_equal(udpc_client_recv(H.c, H.now, from, buf, (size_t)n), UDPC_OK);
+}
+
+static int cmd(const char *line) {
+  return udpc_client_command(H.c, H.now, line, strlen(line));
+}
+
+static void advance(uint64_t t) {
+  H.now = t;
+  udpc_client_handle_expiry(H.c, t);
+}
+
+static udpc_packet pkt(int type, uint32_t id) {
+  udpc_packet p;
+  memset(&p, 0, sizeof p);
+  p.type = (uint8_t)type;
+  p.id = id;
+  p.token = TOKEN;
+  return p;
+}
+
+/* ---- fixtures -------------------------------------------------------------- */
+
+static int setup(void **state) {
+  (void)state;
+  memset(&H, 0, sizeof H);
+  SERVER = addr4(10, 0, 0, 1, 9000);
+  ME = addr4(10, 0, 0, 2, 40001);
+  BOB = addr4(10, 0, 0, 3, 40002);
+  CAROL = addr4(10, 0, 0, 4, 40003);
+  EVIL = addr4(10, 0, 0, 66, 40002);
+  udpc_client_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.nick = mknick("alice");
+  memset(cfg.credential, 0xA5, sizeof cfg.credential);
+  cfg.server = SERVER;
+  for (int i = 0; i < 32; i++) cfg.seed[i] = (uint8_t)(i + 1);
+  cfg.io.send = cap_send;
+  cfg.event = cap_event;
+  H.now = 1000;
+  H.c = udpc_client_new(&cfg, H.now);
+  assert_non_null(H.c);
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  udpc_client_free(H.c);
+  H.c = NULL;
+  return 0;
+}
+
+/* Start-up: REGISTER, COOKIE, REGISTER with cookie, REGISTER_RESULT OK.
+ * Returns the id of the TABLE_REQ that follows. */
+static uint32_t do_register(uint32_t mail_count) {
+  assert_int_equal(udpc_client_start(H.c, H.now), UDPC_OK);
+  udpc_packet r1 = pop_sent(&SERVER, UDPC_PT_REGISTER);
+  assert_int_equal(r1.u.reg.cookie_len, 0);
+  udpc_packet ck = pkt(UDPC_PT_COOKIE, r1.id);
+  ck.u.cookie.cookie_len = 20;
+  memset(ck.u.cookie.cookie, 0x5C, 20);
+  feed(&SERVER, &ck);
+  udpc_packet r2 = pop_sent(&SERVER, UDPC_PT_REGISTER);
+  assert_int_equal(r2.u.reg.cookie_len, 20);
+  udpc_packet rr = pkt(UDPC_PT_REGISTER_RESULT, r2.id);
+  rr.u.reg_result.status = UDPC_REG_OK;
+  rr.u.reg_result.token = TOKEN;
+  rr.u.reg_result.table_version = 3;
+  rr.u.reg_result.mail_count = mail_count;
+  feed(&SERVER, &rr);
+  expect_ev(UDPC_EV_REGISTERED, "[Welcome, You are registered.]");
+  udpc_packet tr = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+  assert_int_equal(tr.u.table_req.start, 0);
+  return tr.id;
+}
+
+static void answer_page(uint32_t id, uint64_t version, uint32_t total,
+                        uint32_t start, const udpc_entry *e, uint8_t n) {
+  udpc_packet pg = pkt(UDPC_PT_TABLE_PAGE, id);
+  pg.u.table_page.version = version;
+  pg.u.table_page.total = total;
+  pg.u.table_page.start = start;
+  pg.u.table_page.count = n;
+  for (uint8_t i = 0; i < n; i++) pg.u.table_page.entries[i] = e[i];
+  feed(&SERVER, &pg);
+}
+
+/* Registered, table {alice(me) online, bob online, carol offline} v3. */
+static void online_with_table(void) {
+  udpc_entry t[3] = {entry("alice", 1, &ME), entry("bob", 1, &BOB),
+                     entry("carol", 0, &CAROL)};
+  uint32_t id = do_register(0);
+  answer_page(id, 3, 3, 0, t, 3);
+  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
+  no_more_ev();
+  no_more_sent();
+  assert_int_equal(udpc_client_state(H.c), UDPC_CS_ONLINE);
+}
+
+/* ---- registration ------------------------------------------------------ */
+
+/* P5.1 / R41-R47: REGISTER without cookie, COOKIE, REGISTER with the cookie
+ * and a new id, OK -> Welcome, TABLE_REQ 0, snapshot -> table updated. */
+static void test_p5_register_with_cookie(void **state) {
+  (void)state;
+  assert_int_equal(udpc_client_state(H.c), UDPC_CS_REGISTERING);
+  assert_int_equal(udpc_client_start(H.c, H.now), UDPC_OK);
+  assert_int_equal(udpc_client_start(H.c, H.now), UDPC_ERR_STATE);
+  udpc_packet r1 = pop_sent(&SERVER, UDPC_PT_REGISTER);
+  assert_int_equal(r1.u.reg.cookie_len, 0);
+  assert_string_equal(r1.u.reg.nick.s, "alice");
+  uint8_t cred[UDPC_CRED_LEN];
+  memset(cred, 0xA5, sizeof cred);
+  assert_memory_equal(r1.u.reg.credential, cred, sizeof cred);
+
+  /* a COOKIE from elsewhere or with another id is dropped */
+  udpc_packet ck = pkt(UDPC_PT_COOKIE, r1.id);
+  ck.u.cookie.cookie_len = 3;
+  memcpy(ck.u.cookie.cookie, "abc", 3);
+  feed(&EVIL, &ck);
+  ck.id = r1.id + 1000;
+  feed(&SERVER, &ck);
+  no_more_sent();
+
+  ck.id = r1.id;
+  feed(&SERVER, &ck);
+  udpc_packet r2 = pop_sent(&SERVER, UDPC_PT_REGISTER);
+  assert_int_equal(r2.u.reg.cookie_len, 3);
+  assert_memory_equal(r2.u.reg.cookie, "abc", 3);
+  assert_true(r2.id != r1.id);
+
+  /* the old REGISTER's id no longer matches */
+  udpc_packet rr = pkt(UDPC_PT_REGISTER_RESULT, r1.id);
+  rr.u.reg_result.token = TOKEN;
+  rr.u.reg_result.table_version = 1;
+  feed(&SERVER, &rr);
+  no_more_ev();
+  rr.id = r2.id;
+  feed(&SERVER, &rr);
+  expect_ev(UDPC_EV_REGISTERED, "[Welcome, You are registered.]");
+  assert_int_equal(udpc_client_state(H.c), UDPC_CS_ONLINE);
+  udpc_packet tr = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+  assert_int_equal(tr.u.table_req.start, 0);
+  no_more_sent(); /* no MAIL_REQ: mail_count 0 */
+  udpc_entry e = entry("alice", 1, &ME);
+  answer_page(tr.id, 1, 1, 0, &e, 1);
+  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
+  assert_int_equal(udpc_client_table_count(H.c), 1);
+  udpc_entry got;
+  assert_int_equal(udpc_client_table_get(H.c, 0, &got), UDPC_OK);
+  assert_string_equal(got.nick.s, "alice");
+  assert_int_equal(udpc_client_table_get(H.c, 1, &got), UDPC_ERR_NOT_FOUND);
+  no_more_ev();
+  /* heartbeat 10 s after ONLINE (R73) */
+  assert_int_equal(udpc_client_next_deadline(H.c), H.now + UDPC_T_HEARTBEAT);
+}
+
+/* P4.3 R29-R31: REGISTER sent 5 times 500 ms apart (same id), then
+ * [Server not responding], [Exiting], exit status 1. */
+static void test_p4_register_retries_then_exit(void **state) {
+  (void)state;
+  assert_int_equal(udpc_client_start(H.c, 0), UDPC_OK);
+  udpc_packet first = pop_sent(&SERVER, UDPC_PT_REGISTER);
+  for (uint64_t t = 500; t <= 2000; t += 500) {
+    assert_int_equal(udpc_client_next_deadline(H.c), t);
+    advance(t - 1);
+    no_more_sent();
+    advance(t);
+    udpc_packet again = pop_sent(&SERVER, UDPC_PT_REGISTER);
+    assert_int_equal(again.id, first.id);
+  }
+  assert_int_equal(udpc_client_exit_status(H.c), -1);
+  advance(2500);
+  no_more_sent();
+  expect_ev(UDPC_EV_SERVER_DOWN, "[Server not responding]");
+  expect_ev(UDPC_EV_EXITING, "[Exiting]");
+  no_more_ev();
+  assert_int_equal(udpc_client_exit_status(H.c), 1);
+  assert_int_equal(udpc_client_state(H.c), UDPC_CS_DONE);
+  assert_true(udpc_client_next_deadline(H.c) == UINT64_MAX);
+}
+
+/* P4.3: a COOKIE restarts REGISTER's count (5 fresh sends). */
+static void test_p4_cookie_gives_fresh_sends(void **state) {
+  (void)state;
+  assert_int_equal(udpc_client_start(H.c, 0), UDPC_OK);
+  udpc_packet r1 = pop_sent(&SERVER, UDPC_PT_REGISTER);
+  advance(500);
+  advance(1000);
+  (void)pop_sent(&SERVER, UDPC_PT_REGISTER);
+  (void)pop_sent(&SERVER, UDPC_PT_REGISTER);
+  H.now = 1200;
+  udpc_packet ck = pkt(UDPC_PT_COOKIE, r1.id);
+  ck.u.cookie.cookie_len = 1;
+  ck.u.cookie.cookie[0] = 7;
+  feed(&SERVER, &ck);
+  udpc_packet r2 = pop_sent(&SERVER, UDPC_PT_REGISTER);
+  for (uint64_t t = 1700; t <= 3200; t += 500) {
+    advance(t);
+    assert_int_equal(pop_sent(&SERVER, UDPC_PT_REGISTER).id, r2.id);
+  }
+  advance(3699);
+  no_more_ev();
+  advance(3700);
+  expect_ev(UDPC_EV_SERVER_DOWN, "[Server not responding]");
+  expect_ev(UDPC_EV_EXITING, "[Exiting]");
+  assert_int_equal(udpc_client_exit_status(H.c), 1);
+}
+
+/* P4.3 R32: more than 4 COOKIE rounds is the REGISTER failing. */
+static void test_p4_cookie_rounds_bounded(void **state) {
+  (void)state;
+  assert_int_equal(udpc_client_start(H.c, 0), UDPC_OK);
+  udpc_packet r = pop_sent(&SERVER, UDPC_PT_REGISTER);
+  for (int i = 0; i < UDPC_CLIENT_COOKIE_ROUNDS; i++) {
+    udpc_packet ck = pkt(UDPC_PT_COOKIE, r.id);
+    ck.u.cookie.cookie_len = 1;
+    feed(&SERVER, &ck);
+    r = pop_sent(&SERVER, UDPC_PT_REGISTER);
+  }
+  udpc_packet ck = pkt(UDPC_PT_COOKIE, r.id);
+  ck.u.cookie.cookie_len = 1;
+  feed(&SERVER, &ck);
+  no_more_sent();
+  expect_ev(UDPC_EV_SERVER_DOWN, "[Server not responding]");
+  expect_ev(UDPC_EV_EXITING, "[Exiting]");
+  assert_int_equal(udpc_client_exit_status(H.c), 1);
+}
+
+/* P5.6 R49: a start-up registration refused ends with status 1. */
+static void test_p5_startup_nick_taken_exits(void **state) {
+  (void)state;
+  assert_int_equal(udpc_client_start(H.c, 0), UDPC_OK);
+  udpc_packet r = pop_sent(&SERVER, UDPC_PT_REGISTER);
+  udpc_packet rr = pkt(UDPC_PT_REGISTER_RESULT, r.id);
+  rr.u.reg_result.status = UDPC_REG_NICK_TAKEN;
+  feed(&SERVER, &rr);
+  expect_ev(UDPC_EV_REG_REFUSED,
+            "[Nick alice is already taken by another user.]");
+  expect_ev(UDPC_EV_EXITING, "[Exiting]");
+  no_more_ev();
+  assert_int_equal(udpc_client_exit_status(H.c), 1);
+}
+
+/* P8.6: commands needing a session during start-up registration are
+ * refused; exit leaves at once with status 0. */
+static void test_p8_commands_while_registering(void **state) {
+  (void)state;
+  assert_int_equal(udpc_client_start(H.c, 0), UDPC_OK);
+  (void)pop_sent(&SERVER, UDPC_PT_REGISTER);
+  assert_int_equal(cmd("send bob hi"), UDPC_OK);
+  expect_ev(UDPC_EV_NOTICE, "[Registration in progress, please wait.]");
+  assert_int_equal(cmd("list"), UDPC_OK);
+  expect_ev(UDPC_EV_NOTICE, "[Table is empty.]");
+  assert_int_equal(cmd("bogus"), UDPC_ERR_ARG);
+  expect_ev(UDPC_EV_NOTICE, "[Unknown command 'bogus'. Commands: send, list, "
+                            "reg, dereg, deregA, exit, help]");
+  assert_int_equal(cmd("   "), UDPC_ERR_ARG);
+  no_more_ev(); /* blank line: no event */
+  assert_int_equal(cmd("exit"), UDPC_OK);
+  expect_ev(UDPC_EV_EXITING, "[Exiting]");
+  assert_int_equal(udpc_client_exit_status(H.c), 0);
+  no_more_sent();
+}
+
+/* ---- chat --------------------------------------------------------------- */
+
+/* P4.5 R35: CHAT once to the table address; CHAT_ACK -> delivered. */
+static void test_p4_chat_delivered(void **state) {
+  (void)state;
+  online_with_table();
+  assert_int_equal(cmd("send Bob  hello  world "), UDPC_OK);
+  udpc_packet c = pop_sent(&BOB, UDPC_PT_CHAT);
+  assert_string_equal(c.u.chat.from.s, "alice");
+  assert_string_equal(c.u.chat.to.s, "bob");
+  assert_int_equal(c.u.chat.text.len, 14);
+  assert_memory_equal(c.u.chat.text.p, " hello  world ", 14);
+  assert_int_equal(udpc_client_next_deadline(H.c), H.now + UDPC_T_CHAT_ACK);
+  no_more_ev();
+  H.now += 100;
+  udpc_packet ack = pkt(UDPC_PT_CHAT_ACK, c.id);
+  ack.u.chat_ack.from = mknick("bob");
+  feed(&BOB, &ack);
+  expect_ev(UDPC_EV_DELIVERED, "[Message received by bob.]");
+  feed(&BOB, &ack); /* duplicate ACK: nothing more */
+  advance(H.now + 1000);
+  no_more_ev();
+  no_more_sent();
+}
+
+/* P4.5 R35/R36: no ACK in 500 ms -> NO_ACK, SAVE with msg_id = chat id;
+ * a late ACK confirms nothing; SAVED -> the saved line. */
+static void test_p4_no_ack_then_save(void **state) {
+  (void)state;
+  online_with_table();
+  uint64_t t0 = H.now;
+  assert_int_equal(cmd("send bob are you there?"), UDPC_OK);
+  udpc_packet c = pop_sent(&BOB, UDPC_PT_CHAT);
+  advance(t0 + 499);
+  no_more_ev();
+  advance(t0 + 500);
+  expect_ev(UDPC_EV_NO_ACK, "[No ACK from bob, message sent to server.]");
+  udpc_packet s = pop_sent(&SERVER, UDPC_PT_SAVE);
+  assert_string_equal(s.u.save.to.s, "bob");
+  assert_int_equal(s.u.save.msg_id, c.id);
+  assert_int_equal(s.u.save.text.len, 14);
+  assert_memory_equal(s.u.save.text.p, "are you there?", 14);
+  /* late ACK: ignored (R36) */
+  udpc_packet ack = pkt(UDPC_PT_CHAT_ACK, c.id);
+  ack.u.chat_ack.from = mknick("bob");
+  feed(&BOB, &ack);
+  no_more_ev();
+  udpc_packet sr = pkt(UDPC_PT_SAVE_RESULT, s.id);
+  sr.u.save_result.status = UDPC_SAVE_SAVED;
+  feed(&SERVER, &sr);
+  expect_ev(UDPC_EV_SAVED, "[Messages received by the server and saved]");
+  feed(&SERVER, &sr); /* duplicate result: id no longer outstanding */
+  no_more_ev();
+  no_more_sent();
+}
+
+/* P4.3 R30: a SAVE unanswered after 5 sends -> server down, exit 1. */
+static void test_p4_save_unanswered_exits(void **state) {
+  (void)state;
+  online_with_table();
+  uint64_t t0 = H.now;
+  assert_int_equal(cmd("send carol hi"), UDPC_OK); /* carol offline: SAVE */
+  udpc_packet s = pop_sent(&SERVER, UDPC_PT_SAVE);
+  assert_string_equal(s.u.save.to.s, "carol");
+  for (int i = 1; i < 5; i++) {
+    advance(t0 + (uint64_t)i * 500);
+    assert_int_equal(pop_sent(&SERVER, UDPC_PT_SAVE).id, s.id);
+  }
+  no_more_ev();
+  advance(t0 + 2500);
+  expect_ev(UDPC_EV_SERVER_DOWN, "[Server not responding]");
+  expect_ev(UDPC_EV_EXITING, "[Exiting]");
+  no_more_ev();
+  no_more_sent();
+  assert_int_equal(udpc_client_exit_status(H.c), 1);
+}
+
+/* P4.3 R30: own DEREG unanswered after 5 sends -> server down, exit 1. */
+static void test_p4_dereg_unanswered_exits(void **state) {
+  (void)state;
+  online_with_table();
+  uint64_t t0 = H.now;
+  assert_int_equal(cmd("dereg alice"), UDPC_OK);
+  udpc_packet d = pop_sent(&SERVER, UDPC_PT_DEREG);
+  for (int i = 1; i < 5; i++) {
+    advance(t0 + (uint64_t)i * 500);
+    assert_int_equal(pop_sent(&SERVER, UDPC_PT_DEREG).id, d.id);
+  }
+  advance(t0 + 2500);
+  expect_ev(UDPC_EV_SERVER_DOWN, "[Server not responding]");
+  expect_ev(UDPC_EV_EXITING, "[Exiting]");
+  assert_int_equal(udpc_client_exit_status(H.c), 1);
+}
+
+/* P4.3 R30: TABLE_REQ / DEREG_OTHER failing only reports. */
+static void test_p4_deregA_unanswered_continues(void **state) {
+  (void)state;
+  online_with_table();
+  uint64_t t0 = H.now;
+  assert_int_equal(cmd("deregA bob"), UDPC_OK);
+  udpc_packet d = pop_sent(&SERVER, UDPC_PT_DEREG_OTHER);
+  assert_string_equal(d.u.dereg_other.target.s, "bob");
+  for (int i = 1; i <= 5; i++) advance(t0 + (uint64_t)i * 500);
+  for (int i = 1; i < 5; i++) (void)pop_sent(&SERVER, UDPC_PT_DEREG_OTHER);
+  expect_ev(UDPC_EV_SERVER_DOWN, "[Server not responding]");
+  no_more_ev();
+  assert_int_equal(udpc_client_exit_status(H.c), -1);
+  assert_int_equal(udpc_client_state(H.c), UDPC_CS_ONLINE);
+}
+
+/* P4.7 R38: a duplicate CHAT is ACKed again but shown once. */
+static void test_p4_duplicate_chat_shown_once(void **state) {
+  (void)state;
+  online_with_table();
+  udpc_packet c = pkt(UDPC_PT_CHAT, 4242);
+  c.u.chat.from = mknick("bob");
+  c.u.chat.to = mknick("alice");
+  c.u.chat.text.p = (const uint8_t *)"  hi  ";
+  c.u.chat.text.len = 6;
+  feed(&BOB, &c);
+  udpc_packet a1 = pop_sent(&BOB, UDPC_PT_CHAT_ACK);
+  assert_int_equal(a1.id, 4242);
+  assert_string_equal(a1.u.chat_ack.from.s, "alice");
+  expect_ev(UDPC_EV_CHAT, "bob:   hi  ");
+  feed(&BOB, &c);
+  udpc_packet a2 = pop_sent(&BOB, UDPC_PT_CHAT_ACK);
+  assert_int_equal(a2.id, 4242);
+  no_more_ev();
+  c.id = 4243; /* a new id is a new message */
+  feed(&BOB, &c);
+  (void)pop_sent(&BOB, UDPC_PT_CHAT_ACK);
+  expect_ev(UDPC_EV_CHAT, "bob:   hi  ");
+  no_more_sent();
+}
+
+/* P9.1 R82: CHAT from an address other than the table's, for another
+ * nick, or from a nick not in the table: dropped without ACK. */
+static void test_p9_forged_chat_dropped(void **state) {
+  (void)state;
+  online_with_table();
+  udpc_packet c = pkt(UDPC_PT_CHAT, 7);
+  c.u.chat.from = mknick("bob");
+  c.u.chat.to = mknick("alice");
+  c.u.chat.text.p = (const uint8_t *)"forged";
+  c.u.chat.text.len = 6;
+  feed(&EVIL, &c);   /* wrong address for bob */
+  feed(&SERVER, &c); /* the server is not bob either */
+  c.u.chat.to = mknick("carol");
+  feed(&BOB, &c); /* not for us */
+  c.u.chat.to = mknick("alice");
+  c.u.chat.from = mknick("mallory");
+  feed(&BOB, &c); /* not in the table */
+  no_more_ev();
+  no_more_sent();
+}
+
+/* P4.5 R36: CHAT_ACK from the wrong address, nick or id is dropped. */
+static void test_p4_forged_chat_ack_dropped(void **state) {
+  (void)state;
+  online_with_table();
+  assert_int_equal(cmd("send bob x"), UDPC_OK);
+  udpc_packet c = pop_sent(&BOB, UDPC_PT_CHAT);
+  udpc_packet ack = pkt(UDPC_PT_CHAT_ACK, c.id);
+  ack.u.chat_ack.from = mknick("bob");
+  feed(&EVIL, &ack);
+  ack.u.chat_ack.from = mknick("carol");
+  feed(&BOB, &ack);
+  ack.u.chat_ack.from = mknick("bob");
+  ack.id = c.id + 1;
+  feed(&BOB, &ack);
+  no_more_ev();
+  ack.id = c.id;
+  feed(&BOB, &ack);
+  expect_ev(UDPC_EV_DELIVERED, "[Message received by bob.]");
+}
+
+/* Sending to yourself goes to your own table address and is ACKed by
+ * yourself: the incoming line, then the delivered line. */
+static void test_p4_send_to_self(void **state) {
+  (void)state;
+  online_with_table();
+  assert_int_equal(cmd("send ALICE note to self"), UDPC_OK);
+  H.sent_pos = H.n_sent - 1;
+  sent_t chat = H.sent[H.n_sent - 1];
+  (void)pop_sent(&ME, UDPC_PT_CHAT);
+  assert_int_equal(udpc_client_recv(H.c, H.now, &ME, chat.data, chat.len),
+                   UDPC_OK);
+  expect_ev(UDPC_EV_CHAT, "alice: note to self");
+  sent_t ack = H.sent[H.n_sent - 1];
+  (void)pop_sent(&ME, UDPC_PT_CHAT_ACK);
+  assert_int_equal(udpc_client_recv(H.c, H.now, &ME, ack.data, ack.len),
+                   UDPC_OK);
+  expect_ev(UDPC_EV_DELIVERED, "[Message received by alice.]");
+  no_more_ev();
+  no_more_sent();
+}
+
+/* P7.1: a nick our table does not hold, or holds OFFLINE, goes to the
+ * server at once as SAVE with a fresh msg_id; results are shown (P7.3). */
+static void test_p7_send_offline_or_unknown_saves(void **state) {
+  (void)state;
+  online_with_table();
+  assert_int_equal(cmd("send zed hello"), UDPC_OK);
+  udpc_packet s = pop_sent(&SERVER, UDPC_PT_SAVE);
+  assert_string_equal(s.u.save.to.s, "zed");
+  no_more_ev();
+  /* a second SAVE waits for the first (one request in flight, R33) */
+  assert_int_equal(cmd("send carol later"), UDPC_OK);
+  no_more_sent();
+  udpc_packet sr = pkt(UDPC_PT_SAVE_RESULT, s.id);
+  sr.u.save_result.status = UDPC_SAVE_UNKNOWN_RECIPIENT;
+  feed(&SERVER, &sr);
+  expect_ev(UDPC_EV_SAVE_REFUSED, "[Unknown user zed, message not delivered.]");
+  udpc_packet s2 = pop_sent(&SERVER, UDPC_PT_SAVE);
+  assert_string_equal(s2.u.save.to.s, "carol");
+  assert_true(s2.u.save.msg_id != s.u.save.msg_id);
+  assert_true(s2.id != s.id);
+  sr = pkt(UDPC_PT_SAVE_RESULT, s2.id);
+  sr.u.save_result.status = UDPC_SAVE_QUOTA;
+  feed(&SERVER, &sr);
+  expect_ev(UDPC_EV_SAVE_REFUSED,
+            "[Mailbox of carol is full, message not delivered.]");
+  no_more_ev();
+  no_more_sent();
+}
+
+/* P7.3 / P6.2: RECIPIENT_ONLINE -> [Client <nick> exists!!] and a fresh
+ * snapshot (TABLE_REQ 0). */
+static void test_p7_exists_triggers_table_req(void **state) {
+  (void)state;
+  online_with_table();
+  assert_int_equal(cmd("send carol psst"), UDPC_OK);
+  udpc_packet s = pop_sent(&SERVER, UDPC_PT_SAVE);
+  udpc_packet sr = pkt(UDPC_PT_SAVE_RESULT, s.id);
+  sr.u.save_result.status = UDPC_SAVE_RECIPIENT_ONLINE;
+  sr.u.save_result.entry = entry("carol", 1, &CAROL);
+  feed(&SERVER, &sr);
+  expect_ev(UDPC_EV_EXISTS, "[Client carol exists!!]");
+  udpc_packet tr = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+  assert_int_equal(tr.u.table_req.start, 0);
+  udpc_entry t[3] = {entry("alice", 1, &ME), entry("bob", 1, &BOB),
+                     entry("carol", 1, &CAROL)};
+  answer_page(tr.id, 4, 3, 0, t, 3);
+  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
+  udpc_entry got;
+  assert_int_equal(udpc_client_table_get(H.c, 2, &got), UDPC_OK);
+  assert_int_equal(got.status, UDPC_STATUS_ONLINE);
+  /* now a send to carol is a direct chat */
+  assert_int_equal(cmd("send carol psst"), UDPC_OK);
+  (void)pop_sent(&CAROL, UDPC_PT_CHAT);
+  no_more_sent();
+}
+
+/* ---- table ----------------------------------------------------------------- */
+
+static udpc_packet delta(uint64_t base, uint64_t nv, udpc_entry e) {
+  udpc_packet d = pkt(UDPC_PT_TABLE_DELTA, 99);
+  d.u.table_delta.base_version = base;
+  d.u.table_delta.new_version = nv;
+  d.u.table_delta.count = 1;
+  d.u.table_delta.entries[0] = e;
+  return d;
+}
+
+/* P6.3 R57: version = base -> apply; >= new -> ignore. */
+static void test_p6_delta_applied_and_old_ignored(void **state) {
+  (void)state;
+  online_with_table();
+  udpc_addr dave_a = addr4(10, 0, 0, 5, 5000);
+  udpc_packet d = delta(3, 4, entry("dave", 1, &dave_a));
+  feed(&SERVER, &d);
+  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
+  assert_int_equal(udpc_client_table_count(H.c), 4);
+  udpc_entry got;
+  assert_int_equal(udpc_client_table_get(H.c, 3, &got), UDPC_OK);
+  assert_string_equal(got.nick.s, "dave");
+  feed(&SERVER, &d); /* duplicate: version 4 >= 4 */
+  d = delta(4, 5, entry("bob", 0, &BOB));
+  feed(&SERVER, &d);
+  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
+  assert_int_equal(udpc_client_table_get(H.c, 1, &got), UDPC_OK);
+  assert_int_equal(got.status, UDPC_STATUS_OFFLINE);
+  d = delta(5, 6, entry("dave", UDPC_STATUS_REMOVED, &dave_a));
+  d.u.table_delta.entries[0].status = UDPC_STATUS_REMOVED;
+  feed(&SERVER, &d);
+  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
+  assert_int_equal(udpc_client_table_count(H.c), 3);
+  no_more_ev();
+  no_more_sent();
+}
+
+/* P9.1 R81: TABLE_DELTA from a non-server address or with a wrong token
+ * is dropped. */
+static void test_p9_forged_delta_dropped(void **state) {
+  (void)state;
+  online_with_table();
+  udpc_packet d = delta(3, 4, entry("bob", 1, &EVIL));
+  feed(&EVIL, &d);
+  d.token = TOKEN ^ 1;
+  feed(&SERVER, &d);
+  no_more_ev();
+  no_more_sent();
+  udpc_entry got;
+  assert_int_equal(udpc_client_table_get(H.c, 1, &got), UDPC_OK);
+  assert_true(udpc_addr_equal(&got.addr, &BOB));
+}
+
+/* P6.3 R57: a gap -> snapshot request (only one at a time, R54). */
+static void test_p6_delta_gap_requests_snapshot(void **state) {
+  (void)state;
+  online_with_table();
+  udpc_packet d = delta(5, 6, entry("bob", 0, &BOB));
+  feed(&SERVER, &d);
+  no_more_ev();
+  udpc_packet tr = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+  assert_int_equal(tr.u.table_req.start, 0);
+  d = delta(6, 7, entry("bob", 1, &BOB));
+  feed(&SERVER, &d);
+  no_more_sent(); /* the running walk covers it */
+  udpc_entry t[2] = {entry("alice", 1, &ME), entry("bob", 1, &BOB)};
+  answer_page(tr.id, 7, 2, 0, t, 2);
+  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
+  assert_int_equal(udpc_client_table_count(H.c), 2);
+  no_more_sent();
+}
+
+/* P6.2 R54: a walk that completes below the highest version seen is
+ * followed by one more walk. */
+static void test_p6_stale_walk_walks_again(void **state) {
+  (void)state;
+  online_with_table();
+  udpc_packet d = delta(5, 6, entry("bob", 0, &BOB));
+  feed(&SERVER, &d);
+  udpc_packet tr = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+  d = delta(7, 8, entry("bob", 1, &BOB));
+  feed(&SERVER, &d);
+  udpc_entry t[1] = {entry("alice", 1, &ME)};
+  answer_page(tr.id, 6, 1, 0, t, 1);
+  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
+  tr = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+  assert_int_equal(tr.u.table_req.start, 0);
+  no_more_sent();
+}
+
+static void make_entries(udpc_entry *v, int n, int online) {
+  for (int i = 0; i < n; i++) {
+    char nick[16];
+    snprintf(nick, sizeof nick, "user%02d", i);
+    udpc_addr a = addr4(10, 1, 0, (uint8_t)i, (uint16_t)(20000 + i));
+    v[i] = entry(nick, online, &a);
+  }
+}
+
+/* P6.2 R53: snapshot paging; a version change mid-walk restarts at 0. */
+static void test_p6_snapshot_paging_restart(void **state) {
+  (void)state;
+  udpc_entry v[25];
+  make_entries(v, 25, 1);
+  uint32_t id = do_register(0);
+  answer_page(id, 10, 25, 0, v, 20);
+  no_more_ev();
+  udpc_packet tr = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+  assert_int_equal(tr.u.table_req.start, 20);
+  assert_true(tr.id != id);
+  /* the table changed: version 11 on the second page */
+  answer_page(tr.id, 11, 25, 20, v + 20, 5);
+  no_more_ev();
+  udpc_packet tr2 = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+  assert_int_equal(tr2.u.table_req.start, 0);
+  assert_true(tr2.id != tr.id);
+  answer_page(tr2.id, 11, 25, 0, v, 20);
+  udpc_packet tr3 = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+  assert_int_equal(tr3.u.table_req.start, 20);
+  answer_page(tr3.id, 11, 25, 20, v + 20, 5);
+  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
+  no_more_ev();
+  no_more_sent();
+  assert_int_equal(udpc_client_table_count(H.c), 25);
+  udpc_entry got;
+  assert_int_equal(udpc_client_table_get(H.c, 24, &got), UDPC_OK);
+  assert_string_equal(got.nick.s, "user24");
+  /* the page request is an ordinary request: retransmitted with its id */
+}
+
+/* P6.4 R58: HEARTBEAT every 10 s with a new id; an ACK with a higher
+ * version requests a snapshot, a lower one is ignored. */
+static void test_p6_heartbeat_version_check(void **state) {
+  (void)state;
+  online_with_table();
+  uint64_t t0 = H.now;
+  advance(t0 + UDPC_T_HEARTBEAT);
+  udpc_packet hb = pop_sent(&SERVER, UDPC_PT_HEARTBEAT);
+  udpc_packet ack = pkt(UDPC_PT_HEARTBEAT_ACK, hb.id);
+  ack.u.heartbeat_ack.table_version = 2;
+  feed(&SERVER, &ack);
+  no_more_sent();
+  advance(t0 + 2 * UDPC_T_HEARTBEAT);
+  udpc_packet hb2 = pop_sent(&SERVER, UDPC_PT_HEARTBEAT);
+  assert_true(hb2.id != hb.id);
+  ack.id = hb.id; /* stale id: ignored */
+  ack.u.heartbeat_ack.table_version = 9;
+  feed(&SERVER, &ack);
+  no_more_sent();
+  ack.id = hb2.id;
+  feed(&SERVER, &ack);
+  udpc_packet tr = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+  assert_int_equal(tr.u.table_req.start, 0);
+  no_more_ev();
+}
+
+/* P6.5: list prints a header and aligned rows; width = longest nick. */
+static void test_p6_list(void **state) {
+  (void)state;
+  online_with_table();
+  assert_int_equal(cmd("list"), UDPC_OK);
+  expect_ev(UDPC_EV_LIST_ROW, "nick   ip               port   status");
+  expect_ev(UDPC_EV_LIST_ROW, "alice  10.0.0.2         40001  online");
+  expect_ev(UDPC_EV_LIST_ROW, "bob    10.0.0.3         40002  online");
+  expect_ev(UDPC_EV_LIST_ROW, "carol  10.0.0.4         40003  offline");
+  no_more_ev();
+  no_more_sent();
+}
+
+/* ---- mail ------------------------------------------------------------------ */
+
+static udpc_mail mail(uint64_t seq, uint32_t msg_id, const char *from,
+                      const char *text, uint64_t ts) {
+  udpc_mail m;
+  memset(&m, 0, sizeof m);
+  m.seq = seq;
+  m.msg_id = msg_id;
+  m.timestamp_ms = ts;
+  m.from = mknick(from);
+  m.text.p = (const uint8_t *)text;
+  m.text.len = (uint16_t)strlen(text);
+  return m;
+}
+
+/* P7.4 R62/R65: MAIL_REQ 0 after the first TABLE_REQ; [You have messages]
+ * once; each mail shown; MAIL_REQ ack_upto = last seq; empty page ends. */
+static void test_p7_mail_two_pages(void **state) {
+  (void)state;
+  uint32_t id = do_register(3);
+  udpc_entry me = entry("alice", 1, &ME);
+  no_more_sent(); /* MAIL_REQ waits behind TABLE_REQ */
+  answer_page(id, 3, 1, 0, &me, 1);
+  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
+  udpc_packet mr = pop_sent(&SERVER, UDPC_PT_MAIL_REQ);
+  assert_true(mr.u.mail_req.ack_upto == 0);
+
+  udpc_packet mp = pkt(UDPC_PT_MAIL_PAGE, mr.id);
+  mp.u.mail_page.remaining = 1;
+  mp.u.mail_page.count = 2;
+  mp.u.mail_page.mail[0] = mail(5, 100, "bob", "first", 1795640934123ULL);
+  mp.u.mail_page.mail[1] = mail(6, 101, "carol", "second  one", 0);
+  feed(&SERVER, &mp);
+  expect_ev(UDPC_EV_HAVE_MAIL, "[You have messages]");
+  expect_ev(UDPC_EV_MAIL, "bob: 2026-11-25 21:08:54 first");
+  expect_ev(UDPC_EV_MAIL, "carol: 1970-01-01 00:00:00 second  one");
+  udpc_packet mr2 = pop_sent(&SERVER, UDPC_PT_MAIL_REQ);
+  assert_true(mr2.u.mail_req.ack_upto == 6);
+  assert_true(mr2.id != mr.id);
+  feed(&SERVER, &mp); /* the old page again: id no longer outstanding */
+  no_more_ev();
+
+  mp = pkt(UDPC_PT_MAIL_PAGE, mr2.id);
+  mp.u.mail_page.count = 1;
+  mp.u.mail_page.mail[0] = mail(9, 102, "bob", "third", 1000);
+  feed(&SERVER, &mp);
+  expect_ev(UDPC_EV_MAIL, "bob: 1970-01-01 00:00:01 third");
+  udpc_packet mr3 = pop_sent(&SERVER, UDPC_PT_MAIL_REQ);
+  assert_true(mr3.u.mail_req.ack_upto == 9);
+  mp = pkt(UDPC_PT_MAIL_PAGE, mr3.id);
+  feed(&SERVER, &mp);
+  no_more_ev();
+  no_more_sent();
+}
+
+/* P4.7 R38: mail whose (from, msg_id) was shown as a chat is not shown
+ * again (but acknowledged). */
+static void test_p4_mail_dedupe_with_chat(void **state) {
+  (void)state;
+  uint32_t id = do_register(2);
+  udpc_entry t[2] = {entry("alice", 1, &ME), entry("bob", 1, &BOB)};
+  answer_page(id, 3, 2, 0, t, 2);
+  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
+  udpc_packet mr = pop_sent(&SERVER, UDPC_PT_MAIL_REQ);
+  udpc_packet c = pkt(UDPC_PT_CHAT, 77);
+  c.u.chat.from = mknick("bob");
+  c.u.chat.to = mknick("alice");
+  c.u.chat.text.p = (const uint8_t *)"hi";
+  c.u.chat.text.len = 2;
+  feed(&BOB, &c);
+  (void)pop_sent(&BOB, UDPC_PT_CHAT_ACK);
+  expect_ev(UDPC_EV_CHAT, "bob: hi");
+  udpc_packet mp = pkt(UDPC_PT_MAIL_PAGE, mr.id);
+  mp.u.mail_page.count = 2;
+  mp.u.mail_page.mail[0] = mail(1, 77, "bob", "hi", 0);
+  mp.u.mail_page.mail[1] = mail(2, 78, "bob", "again", 0);
+  feed(&SERVER, &mp);
+  expect_ev(UDPC_EV_HAVE_MAIL, "[You have messages]");
+  expect_ev(UDPC_EV_MAIL, "bob: 1970-01-01 00:00:00 again");
+  no_more_ev();
+  udpc_packet mr2 = pop_sent(&SERVER, UDPC_PT_MAIL_REQ);
+  assert_true(mr2.u.mail_req.ack_upto == 2);
+}
+
+/* ---- dereg / reg / deregA / kicked ----------------------------------------- */
+
+/* P8.1 R66-R69, P5.5 R48: dereg own -> offline; offline refuses commands
+ * and drops chats; reg own runs the full cookie exchange again. */
+static void test_p8_dereg_then_reg(void **state) {
+  (void)state;
+  online_with_table();
+  assert_int_equal(cmd("dereg bob"), UDPC_OK);
+  expect_ev(UDPC_EV_NOTICE,
+            "[You can only dereg yourself (alice); use deregA bob.]");
+  no_more_sent();
+  assert_int_equal(cmd("dereg Alice"), UDPC_OK);
+  udpc_packet d = pop_sent(&SERVER, UDPC_PT_DEREG);
+  udpc_packet dr = pkt(UDPC_PT_DEREG_RESULT, d.id);
+  dr.u.dereg_result.status = UDPC_DEREG_OK;
+  feed(&SERVER, &dr);
+  expect_ev(UDPC_EV_OFFLINE, "[You are Offline. Bye.]");
+  assert_int_equal(udpc_client_state(H.c), UDPC_CS_OFFLINE);
+  assert_true(udpc_client_next_deadline(H.c) == UINT64_MAX); /* no HB */
+
+  assert_int_equal(cmd("send bob hi"), UDPC_OK);
+  expect_ev(UDPC_EV_NOTICE, "[You are offline; use reg alice to come back.]");
+  assert_int_equal(cmd("deregA bob"), UDPC_OK);
+  expect_ev(UDPC_EV_NOTICE, "[You are offline; use reg alice to come back.]");
+  udpc_packet c = pkt(UDPC_PT_CHAT, 5);
+  c.u.chat.from = mknick("bob");
+  c.u.chat.to = mknick("alice");
+  c.u.chat.text.p = (const uint8_t *)"x";
+  c.u.chat.text.len = 1;
+  feed(&BOB, &c);                         /* R69: not shown, not ACKed */
+  assert_int_equal(cmd("list"), UDPC_OK); /* stale copy still listed */
+  expect_ev(UDPC_EV_LIST_ROW, "nick   ip               port   status");
+  H.ev_pos += 3;
+  assert_int_equal(cmd("reg bob"), UDPC_OK);
+  expect_ev(UDPC_EV_NOTICE, "[You can only reg your own nick alice.]");
+  no_more_sent();
+  no_more_ev();
+
+  assert_int_equal(cmd("reg alice"), UDPC_OK);
+  assert_int_equal(udpc_client_state(H.c), UDPC_CS_REGISTERING);
+  udpc_packet r1 = pop_sent(&SERVER, UDPC_PT_REGISTER);
+  assert_int_equal(r1.u.reg.cookie_len, 0);
+  udpc_packet ck = pkt(UDPC_PT_COOKIE, r1.id);
+  ck.u.cookie.cookie_len = 2;
+  feed(&SERVER, &ck);
+  udpc_packet r2 = pop_sent(&SERVER, UDPC_PT_REGISTER);
+  assert_int_equal(r2.u.reg.cookie_len, 2);
+  udpc_packet rr = pkt(UDPC_PT_REGISTER_RESULT, r2.id);
+  rr.u.reg_result.token = TOKEN;
+  rr.u.reg_result.table_version = 9;
+  feed(&SERVER, &rr);
+  expect_ev(UDPC_EV_REGISTERED, "[Welcome, You are registered.]");
+  (void)pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+  assert_int_equal(cmd("reg alice"), UDPC_OK);
+  expect_ev(UDPC_EV_NOTICE, "[You are already registered.]");
+  no_more_sent();
+  no_more_ev();
+}
+
+/* P5.6: a refused `reg` shows the line and stays OFFLINE (no exit). */
+static void test_p5_reg_refused_stays_offline(void **state) {
+  (void)state;
+  online_with_table();
+  assert_int_equal(cmd("dereg alice"), UDPC_OK);
+  udpc_packet d = pop_sent(&SERVER, UDPC_PT_DEREG);
+  udpc_packet dr = pkt(UDPC_PT_DEREG_RESULT, d.id);
+  feed(&SERVER, &dr);
+  expect_ev(UDPC_EV_OFFLINE, "[You are Offline. Bye.]");
+  assert_int_equal(cmd("reg alice"), UDPC_OK);
+  udpc_packet r = pop_sent(&SERVER, UDPC_PT_REGISTER);
+  udpc_packet rr = pkt(UDPC_PT_REGISTER_RESULT, r.id);
+  rr.u.reg_result.status = UDPC_REG_SERVER_FULL;
+  feed(&SERVER, &rr);
+  expect_ev(UDPC_EV_REG_REFUSED, "[Server is full, try again later.]");
+  no_more_ev();
+  assert_int_equal(udpc_client_state(H.c), UDPC_CS_OFFLINE);
+  assert_int_equal(udpc_client_exit_status(H.c), -1);
+}
+
+/* P8.2: deregA -> DEREG_OTHER and its result lines; deregA own = dereg. */
+static void test_p8_deregA(void **state) {
+  (void)state;
+  online_with_table();
+  assert_int_equal(cmd("deregA Bob"), UDPC_OK);
+  udpc_packet d = pop_sent(&SERVER, UDPC_PT_DEREG_OTHER);
+  assert_string_equal(d.u.dereg_other.target.s, "bob");
+  assert_int_equal(cmd("deregA zed"), UDPC_OK); /* queued behind */
+  no_more_sent();
+  udpc_packet dr = pkt(UDPC_PT_DEREG_RESULT, d.id);
+  dr.u.dereg_result.status = UDPC_DEREG_OK;
+  feed(&SERVER, &dr);
+  expect_ev(UDPC_EV_DEREG_OTHER, "[bob is now offline.]");
+  udpc_packet d2 = pop_sent(&SERVER, UDPC_PT_DEREG_OTHER);
+  assert_string_equal(d2.u.dereg_other.target.s, "zed");
+  dr = pkt(UDPC_PT_DEREG_RESULT, d2.id);
+  dr.u.dereg_result.status = UDPC_DEREG_UNKNOWN_NICK;
+  feed(&SERVER, &dr);
+  expect_ev(UDPC_EV_DEREG_OTHER, "[Unknown user zed.]");
+  assert_int_equal(cmd("deregA carol"), UDPC_OK);
+  udpc_packet d3 = pop_sent(&SERVER, UDPC_PT_DEREG_OTHER);
+  dr = pkt(UDPC_PT_DEREG_RESULT, d3.id);
+  dr.u.dereg_result.status = UDPC_DEREG_NOT_PERMITTED;
+  feed(&SERVER, &dr);
+  expect_ev(UDPC_EV_DEREG_OTHER,
+            "[Permission denied: only operators may deregA.]");
+  assert_int_equal(cmd("deregA alice"), UDPC_OK);
+  (void)pop_sent(&SERVER, UDPC_PT_DEREG);
+  no_more_ev();
+  no_more_sent();
+}
+
+/* P8.2 R71: KICKED -> two lines, OFFLINE, queue dropped. */
+static void test_p8_kicked(void **state) {
+  (void)state;
+  online_with_table();
+  assert_int_equal(cmd("send carol queued"), UDPC_OK);
+  (void)pop_sent(&SERVER, UDPC_PT_SAVE);
+  udpc_packet k = pkt(UDPC_PT_KICKED, 31);
+  k.u.kicked.by = mknick("root");
+  k.token = TOKEN ^ 2; /* wrong token: dropped */
+  feed(&SERVER, &k);
+  no_more_ev();
+  k.token = TOKEN;
+  feed(&SERVER, &k);
+  expect_ev(UDPC_EV_KICKED, "[You were deregistered by root.]");
+  expect_ev(UDPC_EV_OFFLINE, "[You are Offline. Bye.]");
+  expect_ev(UDPC_EV_NOTICE, "[Message to carol not sent: you are offline.]");
+  assert_int_equal(udpc_client_state(H.c), UDPC_CS_OFFLINE);
+  advance(H.now + 60000);
+  no_more_sent();
+  no_more_ev();
+}
+
+/* P4.6 R37: ERROR BAD_SESSION to a HEARTBEAT -> silent re-registration
+ * (no Welcome line), then a snapshot. */
+static void test_p4_bad_session_reregisters_silently(void **state) {
+  (void)state;
+  online_with_table();
+  advance(H.now + UDPC_T_HEARTBEAT);
+  udpc_packet hb = pop_sent(&SERVER, UDPC_PT_HEARTBEAT);
+  udpc_packet e = pkt(UDPC_PT_ERROR, hb.id);
+  e.u.error.code = UDPC_ERROR_BAD_SESSION;
+  feed(&SERVER, &e);
+  assert_int_equal(udpc_client_state(H.c), UDPC_CS_REGISTERING);
+  udpc_packet r = pop_sent(&SERVER, UDPC_PT_REGISTER);
+  assert_int_equal(r.u.reg.cookie_len, 0);
+  /* commands queue during a silent re-registration */
+  assert_int_equal(cmd("send carol later"), UDPC_OK);
+  no_more_sent();
+  udpc_packet rr = pkt(UDPC_PT_REGISTER_RESULT, r.id);
+  rr.u.reg_result.token = TOKEN;
+  rr.u.reg_result.table_version = 1;
+  feed(&SERVER, &rr);
+  no_more_ev();
+  (void)pop_sent(&SERVER, UDPC_PT_SAVE);
+  assert_int_equal(udpc_client_state(H.c), UDPC_CS_ONLINE);
+}
+
+/* P4.6 R37: BAD_SESSION to a SAVE -> re-register, then the SAVE is sent
+ * again with the new token and a new id. */
+static void test_p4_bad_session_resends_request(void **state) {
+  (void)state;
+  online_with_table();
+  assert_int_equal(cmd("send carol kept"), UDPC_OK);
+  udpc_packet s = pop_sent(&SERVER, UDPC_PT_SAVE);
+  udpc_packet e = pkt(UDPC_PT_ERROR, s.id);
+  e.u.error.code = UDPC_ERROR_BAD_SESSION;
+  feed(&SERVER, &e);
+  udpc_packet r = pop_sent(&SERVER, UDPC_PT_REGISTER);
+  udpc_packet rr = pkt(UDPC_PT_REGISTER_RESULT, r.id);
+  rr.u.reg_result.token = TOKEN;
+  feed(&SERVER, &rr);
+  udpc_packet s2 = pop_sent(&SERVER, UDPC_PT_SAVE);
+  assert_true(s2.id != s.id);
+  assert_int_equal(s2.u.save.msg_id, s.u.save.msg_id);
+  assert_memory_equal(s2.u.save.text.p, "kept", 4);
+  no_more_ev();
+}
+
+/* P4.6 R37 / R75: ERROR SESSION_ENDED -> [You are Offline. Bye.]. */
+static void test_p4_session_ended_goes_offline(void **state) {
+  (void)state;
+  online_with_table();
+  advance(H.now + UDPC_T_HEARTBEAT);
+  udpc_packet hb = pop_sent(&SERVER, UDPC_PT_HEARTBEAT);
+  udpc_packet e = pkt(UDPC_PT_ERROR, hb.id + 1); /* wrong id: dropped */
+  e.u.error.code = UDPC_ERROR_SESSION_ENDED;
+  feed(&SERVER, &e);
+  no_more_ev();
+  e.id = hb.id;
+  feed(&SERVER, &e);
+  expect_ev(UDPC_EV_OFFLINE, "[You are Offline. Bye.]");
+  assert_int_equal(udpc_client_state(H.c), UDPC_CS_OFFLINE);
+}
+
+/* P8.5 R78: PROBE with our token from the server -> PROBE_ACK (echo id). */
+static void test_p8_probe_ack(void **state) {
+  (void)state;
+  online_with_table();
+  udpc_packet pr = pkt(UDPC_PT_PROBE, 555);
+  feed(&EVIL, &pr);
+  no_more_sent();
+  feed(&SERVER, &pr);
+  udpc_packet a = pop_sent(&SERVER, UDPC_PT_PROBE_ACK);
+  assert_int_equal(a.id, 555);
+  assert_true(a.token == TOKEN);
+  no_more_ev();
+}
+
+/* ---- exit ------------------------------------------------------------------- */
+
+/* P8.6 R79: exit while ONLINE -> DEREG, then [Exiting], status 0. */
+static void test_p8_exit_while_online(void **state) {
+  (void)state;
+  online_with_table();
+  assert_int_equal(cmd("exit"), UDPC_OK);
+  udpc_packet d = pop_sent(&SERVER, UDPC_PT_DEREG);
+  assert_int_equal(udpc_client_exit_status(H.c), -1);
+  assert_int_equal(cmd("send bob ignored"), UDPC_OK); /* ignored */
+  no_more_ev();
+  no_more_sent();
+  udpc_packet dr = pkt(UDPC_PT_DEREG_RESULT, d.id);
+  feed(&SERVER, &dr);
+  expect_ev(UDPC_EV_EXITING, "[Exiting]");
+  no_more_ev();
+  assert_int_equal(udpc_client_exit_status(H.c), 0);
+}
+
+/* P8.6 R79: exit's DEREG unanswered -> server down, [Exiting], status 1. */
+static void test_p8_exit_server_down(void **state) {
+  (void)state;
+  online_with_table();
+  uint64_t t0 = H.now;
+  assert_int_equal(cmd("exit"), UDPC_OK);
+  for (int i = 1; i <= 5; i++) advance(t0 + (uint64_t)i * 500);
+  for (int i = 0; i < 5; i++) (void)pop_sent(&SERVER, UDPC_PT_DEREG);
+  expect_ev(UDPC_EV_SERVER_DOWN, "[Server not responding]");
+  expect_ev(UDPC_EV_EXITING, "[Exiting]");
+  assert_int_equal(udpc_client_exit_status(H.c), 1);
+}
+
+/* P8.6: exit lets an un-ACKed chat reach the server before its DEREG. */
+static void test_p8_exit_waits_for_chat(void **state) {
+  (void)state;
+  online_with_table();
+  uint64_t t0 = H.now;
+  assert_int_equal(cmd("send bob last words"), UDPC_OK);
+  (void)pop_sent(&BOB, UDPC_PT_CHAT);
+  assert_int_equal(cmd("exit"), UDPC_OK);
+  no_more_sent();
+  advance(t0 + 500);
+  expect_ev(UDPC_EV_NO_ACK, "[No ACK from bob, message sent to server.]");
+  udpc_packet s = pop_sent(&SERVER, UDPC_PT_SAVE);
+  udpc_packet sr = pkt(UDPC_PT_SAVE_RESULT, s.id);
+  feed(&SERVER, &sr);
+  expect_ev(UDPC_EV_SAVED, "[Messages received by the server and saved]");
+  udpc_packet d = pop_sent(&SERVER, UDPC_PT_DEREG);
+  udpc_packet dr = pkt(UDPC_PT_DEREG_RESULT, d.id);
+  feed(&SERVER, &dr);
+  expect_ev(UDPC_EV_EXITING, "[Exiting]");
+  assert_int_equal(udpc_client_exit_status(H.c), 0);
+}
+
+/* P8.6 R79: exit while OFFLINE -> [Exiting], status 0 at once. */
+static void test_p8_exit_while_offline(void **state) {
+  (void)state;
+  online_with_table();
+  assert_int_equal(cmd("dereg alice"), UDPC_OK);
+  udpc_packet d = pop_sent(&SERVER, UDPC_PT_DEREG);
+  udpc_packet e = pkt(UDPC_PT_ERROR, d.id); /* R37: as DEREG_RESULT OK */
+  e.u.error.code = UDPC_ERROR_SESSION_ENDED;
+  feed(&SERVER, &e);
+  expect_ev(UDPC_EV_OFFLINE, "[You are Offline. Bye.]");
+  assert_int_equal(cmd("exit"), UDPC_OK);
+  expect_ev(UDPC_EV_EXITING, "[Exiting]");
+  assert_int_equal(udpc_client_exit_status(H.c), 0);
+  no_more_sent();
+}
+
+/* P4.4 R33: typed commands may fill 64 queue entries; the 65th is refused. */
+static void test_p4_queue_bound(void **state) {
+  (void)state;
+  online_with_table();
+  assert_int_equal(cmd("send carol 0"), UDPC_OK); /* in flight */
+  (void)pop_sent(&SERVER, UDPC_PT_SAVE);
+  for (int i = 0; i < UDPC_CLIENT_QUEUE_MAX; i++) {
+    assert_int_equal(cmd("send carol q"), UDPC_OK);
+  }
+  no_more_ev();
+  assert_int_equal(cmd("send carol q"), UDPC_OK);
+  expect_ev(UDPC_EV_NOTICE,
+            "[Too many requests waiting for the server; try again shortly.]");
+  no_more_sent();
+}
+
+/* Robustness: garbage datagrams and NULL arguments never crash. */
+static void test_garbage_dropped(void **state) {
+  (void)state;
+  online_with_table();
+  const uint8_t junk[] = {1, 0x70, 0, 0, 0, 1, 9};
+  assert_int_equal(udpc_client_recv(H.c, H.now, &BOB, junk, sizeof junk),
+                   UDPC_OK);
+  assert_int_equal(udpc_client_recv(H.c, H.now, &BOB, NULL, 0), UDPC_OK);
+  assert_int_equal(udpc_client_recv(NULL, H.now, &BOB, junk, 1), UDPC_ERR_ARG);
+  assert_int_equal(udpc_client_recv(H.c, H.now, NULL, junk, 1), UDPC_ERR_ARG);
+  assert_int_equal(udpc_client_command(H.c, H.now, NULL, 3), UDPC_ERR_ARG);
+  udpc_packet rr = pkt(UDPC_PT_REGISTER_RESULT, 1); /* not registering */
+  feed(&SERVER, &rr);
+  no_more_ev();
+  no_more_sent();
+  udpc_client_free(NULL);
+  assert_null(udpc_client_new(NULL, 0));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+      T(test_p5_register_with_cookie),
+      T(test_p4_register_retries_then_exit),
+      T(test_p4_cookie_gives_fresh_sends),
+      T(test_p4_cookie_rounds_bounded),
+      T(test_p5_startup_nick_taken_exits),
+      T(test_p8_commands_while_registering),
+      T(test_p4_chat_delivered),
+      T(test_p4_no_ack_then_save),
+      T(test_p4_save_unanswered_exits),
+      T(test_p4_dereg_unanswered_exits),
+      T(test_p4_deregA_unanswered_continues),
+      T(test_p4_duplicate_chat_shown_once),
+      T(test_p9_forged_chat_dropped),
+      T(test_p4_forged_chat_ack_dropped),
+      T(test_p4_send_to_self),
+      T(test_p7_send_offline_or_unknown_saves),
+      T(test_p7_exists_triggers_table_req),
+      T(test_p6_delta_applied_and_old_ignored),
+      T(test_p9_forged_delta_dropped),
+      T(test_p6_delta_gap_requests_snapshot),
+      T(test_p6_stale_walk_walks_again),
+      T(test_p6_snapshot_paging_restart),
+      T(test_p6_heartbeat_version_check),
+      T(test_p6_list),
+      T(test_p7_mail_two_pages),
+      T(test_p4_mail_dedupe_with_chat),
+      T(test_p8_dereg_then_reg),
+      T(test_p5_reg_refused_stays_offline),
+      T(test_p8_deregA),
+      T(test_p8_kicked),
+      T(test_p4_bad_session_reregisters_silently),
+      T(test_p4_bad_session_resends_request),
+      T(test_p4_session_ended_goes_offline),
+      T(test_p8_probe_ack),
+      T(test_p8_exit_while_online),
+      T(test_p8_exit_server_down),
+      T(test_p8_exit_waits_for_chat),
+      T(test_p8_exit_while_offline),
+      T(test_p4_queue_bound),
+      T(test_garbage_dropped),
+#undef T
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
