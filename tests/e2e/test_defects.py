@@ -469,3 +469,15 @@ def test_defect_output_not_garbled_by_concurrent_input(net):
     for ln in y.out.lines[1:]:
         assert ln.startswith(">>> "), ln
         assert ln.count(">>> ") == 1, ln
+
+
+def test_defect_peers_not_assumed_on_127_0_0_1_other_ipv4_address(net):
+    s = net.server(bind="127.0.0.1")
+    x = net.client("x", s, "--bind", "127.0.0.2")
+    y = net.client("y", s, "--bind", "127.0.0.3")
+    ip, port = wait_listed(x, "y")
+    assert (ip, port) == ("127.0.0.3", y.port)
+    ip, port = wait_listed(y, "x")
+    assert (ip, port) == ("127.0.0.2", x.port)
+    chat_ok(x, y, "not on 127.0.0.1")
+    chat_ok(y, x, "me neither")

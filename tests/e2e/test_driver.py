@@ -287,3 +287,30 @@ def test_interactive_terminal_colors_bell_and_no_color(net, tmp_path):
                 child.kill(signal.SIGKILL)
             child.close()
         assert child.exitstatus == 0
+
+
+def test_server_restart_clients_reregister_silently(net):
+    """A restarted server (in-memory store: everything forgotten) answers the
+    next heartbeat with BAD_SESSION; clients register again with their
+    credentials, without a second Welcome line, and chat on (<= 1 heartbeat
+    interval, 10 s)."""
+    s = net.server()
+    x, y = mesh(net, s, ["x", "y"])
+    port = s.port
+    s.kill()
+    x.mark()
+    y.mark()
+    s2 = net.server(port=port)
+    assert s2.port == port
+    # Silent re-registration shows only as a fresh table snapshot.
+    x.expect_literal(">>> [Client table updated.]", timeout=12)
+    y.expect_literal(">>> [Client table updated.]", timeout=12)
+    wait_listed(x, "y")
+    wait_listed(y, "x")
+    chat_ok(x, y, "after the restart")
+    assert sum("[Welcome" in ln for ln in x.out.lines) == 1
+    y.send("dereg y")
+    y.expect_literal(">>> [You are Offline. Bye.]")
+    wait_listed(x, "y", "offline")
+    x.send("send y stored by the new server")
+    x.expect_literal(">>> [Messages received by the server and saved]")
