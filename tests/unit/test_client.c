@@ -1229,6 +1229,302 @@ static void test_garbage_dropped(void **state) {
   assert_null(udpc_client_new(NULL, 0));
 }
 
+/* ---- integration: client cores against the real server core ------------ */
+
+#define SIM_Q 4096
+#define SIM_LINES 256
+#define SIM_T0 1795640934000ULL /* 2026-11-25 21:08:54 UTC */
+
+typedef struct {
+  udpc_addr from, to;
+  uint8_t data[UDPC_MAX_PACKET];
+  size_t len;
+} sim_dgram;
+
+typedef struct {
+  udpc_client *c;
+  udpc_addr addr;
+  char lines[SIM_LINES][1400];
+  size_t n_lines;
+} sim_node;
+
+typedef struct {
+  sim_dgram q[SIM_Q];
+  size_t head, n;
+  udpc_server *srv;
+  udpc_store *st;
+  int server_down;
+  uint64_t now;
+  sim_node nodes[3];
+  size_t n_nodes;
+} sim_t;
+
+static sim_t SIM;
+
+static void sim_push(const udpc_addr *from, const udpc_addr *to,
+                     const uint8_t *data, size_t len) {
+  assert_true(len <= UDPC_MAX_PACKET);
+  assert_true(SIM.n < SIM_Q);
+  sim_dgram *d = &SIM.q[(SIM.head + SIM.n) % SIM_Q];
+  d->from = *from;
+  d->to = *to;
+  memcpy(d->data, data, len);
+  d->len = len;
+  SIM.n++;
+}
+
+static void sim_srv_send(void *ctx, const udpc_addr *to, const uint8_t *data,
+                         size_t len) {
+  (void)ctx;
+  sim_push(&SERVER, to, data, len);
+}
+
+static void sim_cli_send(void *ctx, const udpc_addr *to, const uint8_t *data,
+                         size_t len) {
+  sim_node *node = ctx;
+  sim_push(&node->addr, to, data, len);
+}
+
+static void sim_event(void *ctx, const udpc_event *ev) {
+  sim_node *node = ctx;
+  assert_true(node->n_lines < SIM_LINES);
+  assert_true(udpc_event_format(ev, node->lines[node->n_lines],
+                                sizeof node->lines[0]) >= 0);
+  node->n_lines++;
+}
+
+static void sim_deliver(void) {
+  for (int guard = 0; SIM.n > 0; guard++) {
+    assert_true(guard < 100000);
+    sim_dgram d = SIM.q[SIM.head];
+    SIM.head = (SIM.head + 1) % SIM_Q;
+    SIM.n--;
+    if (udpc_addr_equal(&d.to, &SERVER)) {
+      if (SIM.server_down || SIM.srv == NULL) continue;
+      assert_int_equal(
+          udpc_server_recv(SIM.srv, SIM.now, &d.from, d.data, d.len), UDPC_OK);
+      assert_int_equal(udpc_server_flush(SIM.srv, SIM.now), UDPC_OK);
+      continue;
+    }
+    for (size_t i = 0; i < SIM.n_nodes; i++) {
+      sim_node *node = &SIM.nodes[i];
+      if (node->c != NULL && udpc_addr_equal(&d.to, &node->addr))
+        assert_int_equal(
+            udpc_client_recv(node->c, SIM.now, &d.from, d.data, d.len),
+            UDPC_OK);
+    }
+  }
+}
+
+/* Deliver everything, firing every timer up to t, in time order. */
+static void sim_run_to(uint64_t t) {
+  for (;;) {
+    sim_deliver();
+    uint64_t next = UINT64_MAX;
+    if (SIM.srv != NULL && !SIM.server_down) {
+      uint64_t d = udpc_server_next_deadline(SIM.srv);
+      if (d < next) next = d;
+    }
+    for (size_t i = 0; i < SIM.n_nodes; i++) {
+      if (SIM.nodes[i].c == NULL) continue;
+      uint64_t d = udpc_client_next_deadline(SIM.nodes[i].c);
+      if (d < next) next = d;
+    }
+    if (next > t) break;
+    if (next > SIM.now) SIM.now = next;
+    if (SIM.srv != NULL && !SIM.server_down &&
+        udpc_server_next_deadline(SIM.srv) <= SIM.now) {
+      udpc_server_handle_expiry(SIM.srv, SIM.now);
+      assert_int_equal(udpc_server_flush(SIM.srv, SIM.now), UDPC_OK);
+    }
+    for (size_t i = 0; i < SIM.n_nodes; i++) {
+      sim_node *node = &SIM.nodes[i];
+      if (node->c != NULL && udpc_client_next_deadline(node->c) <= SIM.now)
+        udpc_client_handle_expiry(node->c, SIM.now);
+    }
+  }
+  SIM.now = t;
+}
+
+static sim_node *sim_add(const char *nick, udpc_addr addr, uint8_t seed) {
+  sim_node *node = &SIM.nodes[SIM.n_nodes++];
+  udpc_client_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.nick = mknick(nick);
+  memset(cfg.credential, seed, sizeof cfg.credential);
+  cfg.server = SERVER;
+  memset(cfg.seed, seed, sizeof cfg.seed);
+  cfg.io.ctx = node;
+  cfg.io.send = sim_cli_send;
+  cfg.event = sim_event;
+  node->addr = addr;
+  node->c = udpc_client_new(&cfg, SIM.now);
+  assert_non_null(node->c);
+  assert_int_equal(udpc_client_start(node->c, SIM.now), UDPC_OK);
+  sim_run_to(SIM.now + 100);
+  return node;
+}
+
+static int sim_setup(void **state) {
+  (void)state;
+  memset(&SIM, 0, sizeof SIM);
+  SERVER = addr4(10, 0, 0, 1, 9000);
+  ME = addr4(10, 0, 0, 2, 40001);
+  BOB = addr4(10, 0, 0, 3, 40002);
+  CAROL = addr4(10, 0, 0, 4, 40003);
+  SIM.now = SIM_T0;
+  SIM.st = udpc_store_mem_new();
+  assert_non_null(SIM.st);
+  udpc_server_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  memset(cfg.seed, 0x42, sizeof cfg.seed);
+  cfg.store = SIM.st;
+  cfg.io.send = sim_srv_send;
+  SIM.srv = udpc_server_new(&cfg, SIM.now);
+  assert_non_null(SIM.srv);
+  return 0;
+}
+
+static int sim_teardown(void **state) {
+  (void)state;
+  for (size_t i = 0; i < SIM.n_nodes; i++) udpc_client_free(SIM.nodes[i].c);
+  udpc_server_free(SIM.srv);
+  udpc_store_free(SIM.st);
+  return 0;
+}
+
+/* The lines node showed since *pos, which must contain want in order. */
+static void sim_expect(sim_node *node, size_t *pos, const char *const *want,
+                       size_t n_want) {
+  size_t k = 0;
+  for (size_t i = *pos; i < node->n_lines && k < n_want; i++)
+    if (strcmp(node->lines[i], want[k]) == 0) k++;
+  if (k < n_want) {
+    for (size_t i = *pos; i < node->n_lines; i++)
+      print_message("  shown: %s\n", node->lines[i]);
+    fail_msg("missing line: %s", want[k]);
+  }
+  *pos = node->n_lines;
+}
+
+#define SIM_EXPECT(node, pos, ...)                                             \
+  do {                                                                         \
+    const char *const w_[] = {__VA_ARGS__};                                    \
+    sim_expect(node, pos, w_, sizeof w_ / sizeof w_[0]);                       \
+  } while (0)
+
+static void sim_cmd(sim_node *node, const char *line) {
+  (void)udpc_client_command(node->c, SIM.now, line, strlen(line));
+  sim_deliver();
+}
+
+/* Assignment scenario 1 (behaviour.md): x, y, z chat; dereg x; y and z
+ * send to x (stored); reg x delivers both, in order; everyone exits 0. */
+static void test_sim_scenario_offline_mail(void **state) {
+  (void)state;
+  size_t px = 0, py = 0, pz = 0;
+  sim_node *x = sim_add("alice", ME, 1);
+  sim_node *y = sim_add("bob", BOB, 2);
+  sim_node *z = sim_add("carol", CAROL, 3);
+  SIM_EXPECT(x, &px, "[Welcome, You are registered.]",
+             "[Client table updated.]");
+  SIM_EXPECT(y, &py, "[Welcome, You are registered.]",
+             "[Client table updated.]");
+  SIM_EXPECT(z, &pz, "[Welcome, You are registered.]",
+             "[Client table updated.]");
+  assert_int_equal(udpc_client_table_count(x->c), 3);
+
+  sim_cmd(x, "send bob hi  bob");
+  sim_cmd(y, "send carol hey carol");
+  sim_cmd(z, "send alice yo alice");
+  SIM_EXPECT(x, &px, "[Message received by bob.]", "carol: yo alice");
+  SIM_EXPECT(y, &py, "alice: hi  bob", "[Message received by carol.]");
+  SIM_EXPECT(z, &pz, "bob: hey carol", "[Message received by alice.]");
+
+  sim_cmd(x, "dereg alice");
+  SIM_EXPECT(x, &px, "[You are Offline. Bye.]");
+  SIM_EXPECT(y, &py, "[Client table updated.]");
+  sim_run_to(SIM.now + 1000);
+  sim_cmd(y, "send alice from bob");
+  sim_run_to(SIM.now + 1000);
+  sim_cmd(z, "send alice from carol");
+  sim_run_to(SIM.now + 1000);
+  SIM_EXPECT(y, &py, "[Messages received by the server and saved]");
+  SIM_EXPECT(z, &pz, "[Messages received by the server and saved]");
+
+  sim_cmd(x, "reg alice");
+  sim_run_to(SIM.now + 1000);
+  SIM_EXPECT(x, &px, "[Welcome, You are registered.]", "[You have messages]",
+             "bob: 2026-11-25 21:08:55 from bob",
+             "carol: 2026-11-25 21:08:56 from carol");
+  SIM_EXPECT(y, &py, "[Client table updated.]");
+
+  sim_cmd(x, "exit");
+  sim_cmd(y, "exit");
+  sim_cmd(z, "exit");
+  sim_run_to(SIM.now + 100);
+  SIM_EXPECT(x, &px, "[Exiting]");
+  assert_int_equal(udpc_client_exit_status(x->c), 0);
+  assert_int_equal(udpc_client_exit_status(y->c), 0);
+  assert_int_equal(udpc_client_exit_status(z->c), 0);
+}
+
+/* Assignment scenario 2: dereg y; the server stops; x sends to y: 5 sends,
+ * [Server not responding], [Exiting], status 1; peer chat still works. */
+static void test_sim_scenario_server_down(void **state) {
+  (void)state;
+  size_t px = 0, pz = 0;
+  sim_node *x = sim_add("alice", ME, 1);
+  sim_node *y = sim_add("bob", BOB, 2);
+  sim_node *z = sim_add("carol", CAROL, 3);
+  sim_cmd(y, "dereg bob");
+  sim_run_to(SIM.now + 100);
+  SIM.server_down = 1;
+  sim_cmd(x, "send carol still here");
+  SIM_EXPECT(x, &px, "[Message received by carol.]");
+  SIM_EXPECT(z, &pz, "alice: still here");
+  uint64_t t0 = SIM.now;
+  sim_cmd(x, "send bob are you there");
+  sim_run_to(t0 + 2499);
+  assert_int_equal(udpc_client_exit_status(x->c), -1);
+  sim_run_to(t0 + 2500);
+  SIM_EXPECT(x, &px, "[Server not responding]", "[Exiting]");
+  assert_int_equal(udpc_client_exit_status(x->c), 1);
+}
+
+/* P7.2: a peer that vanished without dereg: CHAT unanswered -> NO_ACK ->
+ * SAVE; the server probes, marks it offline, stores: SAVED. */
+static void test_sim_vanished_peer(void **state) {
+  (void)state;
+  size_t px = 0;
+  sim_node *x = sim_add("alice", ME, 1);
+  sim_node *y = sim_add("bob", BOB, 2);
+  udpc_client_free(y->c); /* crash: no dereg */
+  y->c = NULL;
+  sim_cmd(x, "send bob anyone?");
+  sim_run_to(SIM.now + 3000);
+  SIM_EXPECT(x, &px, "[No ACK from bob, message sent to server.]",
+             "[Messages received by the server and saved]",
+             "[Client table updated.]");
+  udpc_entry e;
+  assert_int_equal(udpc_client_table_get(x->c, 1, &e), UDPC_OK);
+  assert_int_equal(e.status, UDPC_STATUS_OFFLINE);
+  assert_int_equal(udpc_client_exit_status(x->c), -1);
+}
+
+/* P8.4: heartbeats keep a quiet client online for a long time. */
+static void test_sim_heartbeats_keep_online(void **state) {
+  (void)state;
+  sim_node *x = sim_add("alice", ME, 1);
+  sim_node *y = sim_add("bob", BOB, 2);
+  sim_run_to(SIM.now + 120000);
+  assert_int_equal(udpc_client_state(x->c), UDPC_CS_ONLINE);
+  assert_int_equal(udpc_client_state(y->c), UDPC_CS_ONLINE);
+  udpc_entry e;
+  assert_int_equal(udpc_client_table_get(x->c, 1, &e), UDPC_OK);
+  assert_int_equal(e.status, UDPC_STATUS_ONLINE);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1273,6 +1569,12 @@ int main(void) {
       T(test_p4_queue_bound),
       T(test_garbage_dropped),
 #undef T
+#define S(f) cmocka_unit_test_setup_teardown(f, sim_setup, sim_teardown)
+      S(test_sim_scenario_offline_mail),
+      S(test_sim_scenario_server_down),
+      S(test_sim_vanished_peer),
+      S(test_sim_heartbeats_keep_online),
+#undef S
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
