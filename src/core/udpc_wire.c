@@ -12,7 +12,12 @@
  * announces (TRUNCATED if absent) -> their contents. Value checks only ever
  * look at bytes already read. Consequence (tested): every strict prefix of
  * a valid datagram fails with exactly UDPC_ERR_TRUNCATED.
+ *
+ * PROTOCOL.md keeps design.md's section numbers and adds requirement ids:
+ * P2.9 R19 (order of checks), R20 (never read outside the datagram), R21
+ * (the encoder refuses with the decoder's code); field rules P2.1-P2.8.
  */
+#include <limits.h>
 #include <string.h>
 
 #include "udpc_cursor.h"
@@ -94,7 +99,7 @@ size_t udpc_wire_entry_size(const udpc_entry *e) {
  * Decoding
  * ====================================================================== */
 
-/* design.md P2: "`str8 nick`: u8 length 1..32 then bytes of [a-z0-9_-] ...
+/* design.md P2 (PROTOCOL.md P2.1 R15): "`str8 nick`: u8 length 1..32 then bytes of [a-z0-9_-] ...
  * every nick problem is UDPC_ERR_NICK; truncation inside the nick is
  * UDPC_ERR_TRUNCATED." */
 static int dec_nick(udpc_reader *r, udpc_nick *out) {
@@ -110,8 +115,8 @@ static int dec_nick(udpc_reader *r, udpc_nick *out) {
   return UDPC_OK;
 }
 
-/* design.md P2: "`text16`: u16 length 1..1100, then UTF-8 ... Length 0 or
- * > 1100 -> UDPC_ERR_LENGTH; bad UTF-8 -> UDPC_ERR_UTF8; a control ->
+/* design.md P2 (PROTOCOL.md P2.2 R17): "`text16`: u16 length 1..1100, then
+ * UTF-8 ... Length 0 or > 1100 -> UDPC_ERR_LENGTH; bad UTF-8 -> UDPC_ERR_UTF8; a control ->
  * UDPC_ERR_CONTROL". */
 static int dec_text(udpc_reader *r, udpc_bytes *out) {
   uint16_t len;
@@ -125,7 +130,7 @@ static int dec_text(udpc_reader *r, udpc_bytes *out) {
   return UDPC_OK;
 }
 
-/* design.md P2: "`cookie`: u8 length then bytes. In REGISTER the length is
+/* design.md P2 (PROTOCOL.md P2.3): "`cookie`: u8 length then bytes. In REGISTER the length is
  * 0..32 (0 = "I have no cookie"); in COOKIE 1..32. Out of range ->
  * UDPC_ERR_LENGTH." */
 static int dec_cookie(udpc_reader *r, uint8_t *len_out, uint8_t *cookie,
@@ -138,7 +143,7 @@ static int dec_cookie(udpc_reader *r, uint8_t *len_out, uint8_t *cookie,
   return UDPC_OK;
 }
 
-/* design.md P2: "`addr`: `family u8` (4 or 6, else UDPC_ERR_VALUE), then 4
+/* design.md P2 (PROTOCOL.md P2.5): "`addr`: `family u8` (4 or 6, else UDPC_ERR_VALUE), then 4
  * or 16 address bytes, then `port u16`." */
 static int dec_addr(udpc_reader *r, udpc_addr *out) {
   UDPC_GUARD(udpc_cursor_read_u8(r, &out->family));
@@ -148,7 +153,7 @@ static int dec_addr(udpc_reader *r, udpc_addr *out) {
   return UDPC_OK;
 }
 
-/* design.md P2: "`entry`: nick str8, `status u8` (0 offline, 1 online; 2
+/* design.md P2 (PROTOCOL.md P2.6): "`entry`: nick str8, `status u8` (0 offline, 1 online; 2
  * removed only inside TABLE_DELTA; other values UDPC_ERR_VALUE), addr." */
 static int dec_entry(udpc_reader *r, udpc_entry *out, uint8_t max_status) {
   UDPC_GUARD(dec_nick(r, &out->nick));
@@ -158,7 +163,7 @@ static int dec_entry(udpc_reader *r, udpc_entry *out, uint8_t max_status) {
   return UDPC_OK;
 }
 
-/* design.md P2: "`mail`: `seq u64`, `msg_id u32`, `timestamp u64` (UTC ms
+/* design.md P2 (PROTOCOL.md P2.7, P2.8): "`mail`: `seq u64`, `msg_id u32`, `timestamp u64` (UTC ms
  * since epoch), `from` nick str8, `text16`"; "MAIL_PAGE ... seq strictly
  * increasing within a page else UDPC_ERR_VALUE". */
 static int dec_mail(udpc_reader *r, udpc_mail *out, const udpc_mail *prev) {
@@ -171,7 +176,7 @@ static int dec_mail(udpc_reader *r, udpc_mail *out, const udpc_mail *prev) {
   return UDPC_OK;
 }
 
-/* design.md P2: "Status/code bytes beyond their *_MAX: UDPC_ERR_VALUE." */
+/* design.md P2 (PROTOCOL.md P2.8): "Status/code bytes beyond their *_MAX: UDPC_ERR_VALUE." */
 static int dec_status(udpc_reader *r, uint8_t *out, uint8_t max) {
   UDPC_GUARD(udpc_cursor_read_u8(r, out));
   UDPC_ENSURE(*out <= max, UDPC_ERR_VALUE);
@@ -520,7 +525,9 @@ static int enc_packet(enc_ctx *e, const udpc_packet *p) {
   if (udpc_ptype_has_token(p->type))
     UDPC_GUARD(udpc_cursor_write_u64(&e->w, p->token));
   UDPC_GUARD(enc_body(e, p));
-  UDPC_ENSURE(e->w.pos <= (size_t)UDPC_MAX_PACKET * 64, UDPC_ERR_TOO_BIG);
+  /* Only a measured, never-sent struct can get near this; it keeps the
+   * int result meaningful. */
+  UDPC_ENSURE(e->w.pos <= (size_t)INT_MAX, UDPC_ERR_TOO_BIG);
   return (int)e->w.pos;
 }
 
