@@ -431,31 +431,23 @@ static void send_inflight(udpc_client *c, uint64_t now) {
   p.id = r->id;
   p.token = c->token;
   switch (r->type) {
-  case UDPC_PT_REGISTER:
-    p.u.reg.cookie_len = c->cookie_len;
-    memcpy(p.u.reg.cookie, c->cookie, c->cookie_len);
-    p.u.reg.nick = c->cfg.nick;
-    memcpy(p.u.reg.credential, c->cfg.credential, UDPC_CRED_LEN);
-    break;
-  case UDPC_PT_TABLE_REQ:
-    p.u.table_req.start = r->start;
-    break;
-  case UDPC_PT_DEREG:
-    break;
-  case UDPC_PT_DEREG_OTHER:
-    p.u.dereg_other.target = r->nick;
-    break;
-  case UDPC_PT_SAVE:
-    p.u.save.to = r->nick;
-    p.u.save.msg_id = r->msg_id;
-    p.u.save.text.p = r->text;
-    p.u.save.text.len = r->text_len;
-    break;
-  case UDPC_PT_MAIL_REQ:
-    p.u.mail_req.ack_upto = r->ack_upto;
-    break;
-  default:
-    return;
+    case UDPC_PT_REGISTER:
+      p.u.reg.cookie_len = c->cookie_len;
+      memcpy(p.u.reg.cookie, c->cookie, c->cookie_len);
+      p.u.reg.nick = c->cfg.nick;
+      memcpy(p.u.reg.credential, c->cfg.credential, UDPC_CRED_LEN);
+      break;
+    case UDPC_PT_TABLE_REQ: p.u.table_req.start = r->start; break;
+    case UDPC_PT_DEREG: break;
+    case UDPC_PT_DEREG_OTHER: p.u.dereg_other.target = r->nick; break;
+    case UDPC_PT_SAVE:
+      p.u.save.to = r->nick;
+      p.u.save.msg_id = r->msg_id;
+      p.u.save.text.p = r->text;
+      p.u.save.text.len = r->text_len;
+      break;
+    case UDPC_PT_MAIL_REQ: p.u.mail_req.ack_upto = r->ack_upto; break;
+    default: return;
   }
   r->sends++;
   r->deadline = now + UDPC_T_REQUEST_RETRY;
@@ -554,7 +546,10 @@ static void go_offline(udpc_client *c, int show) {
 
 static void begin_register(udpc_client *c, uint64_t now, int silent) {
   if (c->inflight_active && c->inflight.type != UDPC_PT_REGISTER) {
-    /* re-registration: the interrupted request resumes afterwards */
+    /* re-registration: the interrupted request resumes afterwards; an
+     * interrupted table walk starts again at 0 (the server may be a new
+     * run whose versions mean nothing to the pages we hold) */
+    if (c->inflight.type == UDPC_PT_TABLE_REQ) c->inflight.start = 0;
     if (q_push_front(c, &c->inflight) != UDPC_OK) {
       report_dropped_save(c, &c->inflight);
     }
@@ -716,19 +711,12 @@ static void request_expired(udpc_client *c, uint64_t now) {
              udpc_ptype_name(r->type), (unsigned)r->id, r->sends);
   emit_simple(c, UDPC_EV_SERVER_DOWN, 0, NULL);
   switch (r->type) {
-  case UDPC_PT_REGISTER:
-  case UDPC_PT_DEREG:
-  case UDPC_PT_SAVE:
-    exit_now(c, 1);
-    return;
-  case UDPC_PT_TABLE_REQ:
-    c->snap_pending = 0;
-    break;
-  case UDPC_PT_MAIL_REQ:
-    c->mail_active = 0;
-    break;
-  default:
-    break;
+    case UDPC_PT_REGISTER:
+    case UDPC_PT_DEREG:
+    case UDPC_PT_SAVE: exit_now(c, 1); return;
+    case UDPC_PT_TABLE_REQ: c->snap_pending = 0; break;
+    case UDPC_PT_MAIL_REQ: c->mail_active = 0; break;
+    default: break;
   }
   pump(c, now);
 }
@@ -952,16 +940,14 @@ static void on_save_result(udpc_client *c, uint64_t now, const udpc_packet *p) {
   creq r = c->inflight;
   c->inflight_active = 0;
   switch (p->u.save_result.status) {
-  case UDPC_SAVE_SAVED:
-    emit_simple(c, UDPC_EV_SAVED, 0, NULL);
-    break;
-  case UDPC_SAVE_RECIPIENT_ONLINE:
-    emit_simple(c, UDPC_EV_EXISTS, 0, &r.nick);
-    request_snapshot(c, now);
-    break;
-  default:
-    emit_simple(c, UDPC_EV_SAVE_REFUSED, p->u.save_result.status, &r.nick);
-    break;
+    case UDPC_SAVE_SAVED: emit_simple(c, UDPC_EV_SAVED, 0, NULL); break;
+    case UDPC_SAVE_RECIPIENT_ONLINE:
+      emit_simple(c, UDPC_EV_EXISTS, 0, &r.nick);
+      request_snapshot(c, now);
+      break;
+    default:
+      emit_simple(c, UDPC_EV_SAVE_REFUSED, p->u.save_result.status, &r.nick);
+      break;
   }
   pump(c, now);
 }
@@ -1134,25 +1120,22 @@ int udpc_client_recv(udpc_client *c, uint64_t now, const udpc_addr *from,
     return UDPC_OK;
   }
   switch (p.type) {
-  case UDPC_PT_COOKIE:
-  case UDPC_PT_REGISTER_RESULT:
-    if (c->state != UDPC_CS_REGISTERING ||
-        !inflight_is(c, UDPC_PT_REGISTER, p.id)) {
-      client_log(c, 3, "client: unexpected %s id=%u: dropped",
-                 udpc_ptype_name(p.type), (unsigned)p.id);
+    case UDPC_PT_COOKIE:
+    case UDPC_PT_REGISTER_RESULT:
+      if (c->state != UDPC_CS_REGISTERING ||
+          !inflight_is(c, UDPC_PT_REGISTER, p.id)) {
+        client_log(c, 3, "client: unexpected %s id=%u: dropped",
+                   udpc_ptype_name(p.type), (unsigned)p.id);
+        return UDPC_OK;
+      }
+      if (p.type == UDPC_PT_COOKIE) {
+        on_cookie(c, now, &p);
+      } else {
+        on_register_result(c, now, &p);
+      }
       return UDPC_OK;
-    }
-    if (p.type == UDPC_PT_COOKIE) {
-      on_cookie(c, now, &p);
-    } else {
-      on_register_result(c, now, &p);
-    }
-    return UDPC_OK;
-  case UDPC_PT_ERROR:
-    on_error(c, now, &p);
-    return UDPC_OK;
-  default:
-    break;
+    case UDPC_PT_ERROR: on_error(c, now, &p); return UDPC_OK;
+    default: break;
   }
 
   if (!udpc_ptype_has_token(p.type) || c->state != UDPC_CS_ONLINE ||
@@ -1162,67 +1145,64 @@ int udpc_client_recv(udpc_client *c, uint64_t now, const udpc_addr *from,
     return UDPC_OK;
   }
   switch (p.type) {
-  case UDPC_PT_TABLE_DELTA:
-    on_table_delta(c, now, &p);
-    return UDPC_OK;
-  case UDPC_PT_KICKED:
-    emit_simple(c, UDPC_EV_KICKED, 0, &p.u.kicked.by);
-    go_offline(c, 1);
-    return UDPC_OK;
-  case UDPC_PT_PROBE: {
-    udpc_packet ack;
-    memset(&ack, 0, sizeof ack);
-    ack.type = UDPC_PT_PROBE_ACK;
-    ack.id = p.id;
-    ack.token = c->token;
-    send_pkt(c, from, &ack);
-    return UDPC_OK;
-  }
-  case UDPC_PT_HEARTBEAT_ACK:
-    if (!c->hb_sent || p.id != c->hb_id) {
-      client_log(c, 3, "client: HEARTBEAT_ACK id=%u unexpected: dropped",
-                 (unsigned)p.id);
+    case UDPC_PT_TABLE_DELTA: on_table_delta(c, now, &p); return UDPC_OK;
+    case UDPC_PT_KICKED:
+      emit_simple(c, UDPC_EV_KICKED, 0, &p.u.kicked.by);
+      go_offline(c, 1);
+      return UDPC_OK;
+    case UDPC_PT_PROBE: {
+      udpc_packet ack;
+      memset(&ack, 0, sizeof ack);
+      ack.type = UDPC_PT_PROBE_ACK;
+      ack.id = p.id;
+      ack.token = c->token;
+      send_pkt(c, from, &ack);
       return UDPC_OK;
     }
-    if (p.u.heartbeat_ack.table_version > c->max_seen_version) {
-      c->max_seen_version = p.u.heartbeat_ack.table_version;
-    }
-    if (c->table_version < p.u.heartbeat_ack.table_version) {
-      request_snapshot(c, now); /* P6.4 R58: we missed a delta */
-    }
-    return UDPC_OK;
-  case UDPC_PT_TABLE_PAGE:
-    if (inflight_is(c, UDPC_PT_TABLE_REQ, p.id)) {
-      on_table_page(c, now, &p);
+    case UDPC_PT_HEARTBEAT_ACK:
+      if (!c->hb_sent || p.id != c->hb_id) {
+        client_log(c, 3, "client: HEARTBEAT_ACK id=%u unexpected: dropped",
+                   (unsigned)p.id);
+        return UDPC_OK;
+      }
+      if (p.u.heartbeat_ack.table_version > c->max_seen_version) {
+        c->max_seen_version = p.u.heartbeat_ack.table_version;
+      }
+      if (c->table_version < p.u.heartbeat_ack.table_version) {
+        request_snapshot(c, now); /* P6.4 R58: we missed a delta */
+      }
       return UDPC_OK;
-    }
-    break;
-  case UDPC_PT_DEREG_RESULT:
-    if (inflight_is(c, UDPC_PT_DEREG, p.id)) {
-      on_dereg_result(c, now, &p);
-      return UDPC_OK;
-    }
-    if (inflight_is(c, UDPC_PT_DEREG_OTHER, p.id)) {
-      emit_simple(c, UDPC_EV_DEREG_OTHER, p.u.dereg_result.status,
-                  &c->inflight.nick);
-      finish_inflight(c, now);
-      return UDPC_OK;
-    }
-    break;
-  case UDPC_PT_SAVE_RESULT:
-    if (inflight_is(c, UDPC_PT_SAVE, p.id)) {
-      on_save_result(c, now, &p);
-      return UDPC_OK;
-    }
-    break;
-  case UDPC_PT_MAIL_PAGE:
-    if (inflight_is(c, UDPC_PT_MAIL_REQ, p.id)) {
-      on_mail_page(c, now, &p);
-      return UDPC_OK;
-    }
-    break;
-  default:
-    break;
+    case UDPC_PT_TABLE_PAGE:
+      if (inflight_is(c, UDPC_PT_TABLE_REQ, p.id)) {
+        on_table_page(c, now, &p);
+        return UDPC_OK;
+      }
+      break;
+    case UDPC_PT_DEREG_RESULT:
+      if (inflight_is(c, UDPC_PT_DEREG, p.id)) {
+        on_dereg_result(c, now, &p);
+        return UDPC_OK;
+      }
+      if (inflight_is(c, UDPC_PT_DEREG_OTHER, p.id)) {
+        emit_simple(c, UDPC_EV_DEREG_OTHER, p.u.dereg_result.status,
+                    &c->inflight.nick);
+        finish_inflight(c, now);
+        return UDPC_OK;
+      }
+      break;
+    case UDPC_PT_SAVE_RESULT:
+      if (inflight_is(c, UDPC_PT_SAVE, p.id)) {
+        on_save_result(c, now, &p);
+        return UDPC_OK;
+      }
+      break;
+    case UDPC_PT_MAIL_PAGE:
+      if (inflight_is(c, UDPC_PT_MAIL_REQ, p.id)) {
+        on_mail_page(c, now, &p);
+        return UDPC_OK;
+      }
+      break;
+    default: break;
   }
   client_log(c, 3, "client: unexpected %s id=%u: dropped",
              udpc_ptype_name(p.type), (unsigned)p.id);
@@ -1441,29 +1421,14 @@ int udpc_client_command(udpc_client *c, uint64_t now, const char *line,
     return UDPC_OK; /* P8.6 R79: commands typed after exit are ignored */
   }
   switch (cmd.type) {
-  case UDPC_CMD_SEND:
-    cmd_send(c, now, &cmd);
-    break;
-  case UDPC_CMD_LIST:
-    cmd_list(c);
-    break;
-  case UDPC_CMD_REG:
-    cmd_reg(c, now, &cmd);
-    break;
-  case UDPC_CMD_DEREG:
-    cmd_dereg(c, now, &cmd);
-    break;
-  case UDPC_CMD_DEREGA:
-    cmd_dereg_other(c, now, &cmd);
-    break;
-  case UDPC_CMD_EXIT:
-    cmd_exit(c, now);
-    break;
-  case UDPC_CMD_HELP:
-    notice(c, "%s", help_text(cmd.arg, cmd.arg_len));
-    break;
-  default:
-    return UDPC_ERR_ARG;
+    case UDPC_CMD_SEND: cmd_send(c, now, &cmd); break;
+    case UDPC_CMD_LIST: cmd_list(c); break;
+    case UDPC_CMD_REG: cmd_reg(c, now, &cmd); break;
+    case UDPC_CMD_DEREG: cmd_dereg(c, now, &cmd); break;
+    case UDPC_CMD_DEREGA: cmd_dereg_other(c, now, &cmd); break;
+    case UDPC_CMD_EXIT: cmd_exit(c, now); break;
+    case UDPC_CMD_HELP: notice(c, "%s", help_text(cmd.arg, cmd.arg_len)); break;
+    default: return UDPC_ERR_ARG;
   }
   return UDPC_OK;
 }

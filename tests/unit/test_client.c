@@ -1229,6 +1229,138 @@ static void test_garbage_dropped(void **state) {
   assert_null(udpc_client_new(NULL, 0));
 }
 
+/* P4.6 R37: ERROR MALFORMED abandons the request with a notice and the
+ * next queued request goes out; VERSION / RATE_LIMITED / INTERNAL are
+ * ignored (retransmission continues). */
+static void test_p4_error_malformed_abandons(void **state) {
+  (void)state;
+  online_with_table();
+  assert_int_equal(cmd("deregA bob"), UDPC_OK);
+  assert_int_equal(cmd("send carol next"), UDPC_OK);
+  udpc_packet d = pop_sent(&SERVER, UDPC_PT_DEREG_OTHER);
+  udpc_packet e = pkt(UDPC_PT_ERROR, d.id);
+  e.u.error.code = UDPC_ERROR_RATE_LIMITED;
+  feed(&SERVER, &e);
+  e.u.error.code = UDPC_ERROR_INTERNAL;
+  feed(&SERVER, &e);
+  no_more_ev();
+  no_more_sent();
+  e.u.error.code = UDPC_ERROR_MALFORMED;
+  feed(&SERVER, &e);
+  expect_ev(UDPC_EV_NOTICE, "[Server refused the request as malformed.]");
+  (void)pop_sent(&SERVER, UDPC_PT_SAVE);
+  no_more_ev();
+  no_more_sent();
+}
+
+/* P8.1: DEREG_RESULT STORE_ERROR -> storage error line, stay ONLINE. */
+static void test_p8_dereg_store_error_stays_online(void **state) {
+  (void)state;
+  online_with_table();
+  assert_int_equal(cmd("dereg alice"), UDPC_OK);
+  udpc_packet d = pop_sent(&SERVER, UDPC_PT_DEREG);
+  udpc_packet dr = pkt(UDPC_PT_DEREG_RESULT, d.id);
+  dr.u.dereg_result.status = UDPC_DEREG_STORE_ERROR;
+  feed(&SERVER, &dr);
+  expect_ev(UDPC_EV_NOTICE, "[Server storage error, try again later.]");
+  assert_int_equal(udpc_client_state(H.c), UDPC_CS_ONLINE);
+  no_more_ev();
+}
+
+/* P4.6 R37: BAD_SESSION for exit's DEREG completes it: [Exiting], 0. */
+static void test_p4_exit_dereg_bad_session(void **state) {
+  (void)state;
+  online_with_table();
+  assert_int_equal(cmd("exit"), UDPC_OK);
+  udpc_packet d = pop_sent(&SERVER, UDPC_PT_DEREG);
+  udpc_packet e = pkt(UDPC_PT_ERROR, d.id);
+  e.u.error.code = UDPC_ERROR_BAD_SESSION;
+  feed(&SERVER, &e);
+  expect_ev(UDPC_EV_EXITING, "[Exiting]");
+  no_more_ev();
+  no_more_sent();
+  assert_int_equal(udpc_client_exit_status(H.c), 0);
+}
+
+/* P5.5: a walk interrupted by BAD_SESSION restarts at 0 afterwards. */
+static void test_p5_rereg_restarts_walk(void **state) {
+  (void)state;
+  udpc_entry v[25];
+  make_entries(v, 25, 1);
+  uint32_t id = do_register(0);
+  answer_page(id, 10, 25, 0, v, 20);
+  udpc_packet tr = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+  assert_int_equal(tr.u.table_req.start, 20);
+  udpc_packet e = pkt(UDPC_PT_ERROR, tr.id);
+  e.u.error.code = UDPC_ERROR_BAD_SESSION;
+  feed(&SERVER, &e);
+  udpc_packet r = pop_sent(&SERVER, UDPC_PT_REGISTER);
+  udpc_packet rr = pkt(UDPC_PT_REGISTER_RESULT, r.id);
+  rr.u.reg_result.token = TOKEN;
+  feed(&SERVER, &rr);
+  udpc_packet tr2 = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+  assert_int_equal(tr2.u.table_req.start, 0);
+  no_more_sent(); /* one walk only (R54) */
+  no_more_ev();   /* silent: no Welcome line */
+}
+
+/* P8.1: a chat whose ACK wait ends while OFFLINE is not handed to the
+ * server. */
+static void test_p8_chat_expiring_offline(void **state) {
+  (void)state;
+  online_with_table();
+  uint64_t t0 = H.now;
+  assert_int_equal(cmd("send bob bye"), UDPC_OK);
+  (void)pop_sent(&BOB, UDPC_PT_CHAT);
+  assert_int_equal(cmd("dereg alice"), UDPC_OK);
+  udpc_packet d = pop_sent(&SERVER, UDPC_PT_DEREG);
+  udpc_packet dr = pkt(UDPC_PT_DEREG_RESULT, d.id);
+  feed(&SERVER, &dr);
+  expect_ev(UDPC_EV_OFFLINE, "[You are Offline. Bye.]");
+  advance(t0 + 500);
+  expect_ev(UDPC_EV_NOTICE,
+            "[No ACK from bob; you are offline, message not delivered.]");
+  no_more_sent();
+  no_more_ev();
+}
+
+/* P4.5 R35: at most 64 chats wait for their ACK; the 65th is refused. */
+static void test_p4_chat_bound(void **state) {
+  (void)state;
+  online_with_table();
+  for (int i = 0; i < UDPC_CLIENT_CHATS_MAX; i++) {
+    assert_int_equal(cmd("send bob x"), UDPC_OK);
+    (void)pop_sent(&BOB, UDPC_PT_CHAT);
+  }
+  assert_int_equal(cmd("send bob x"), UDPC_OK);
+  expect_ev(UDPC_EV_NOTICE,
+            "[Too many messages waiting for an ACK; try again shortly.]");
+  no_more_sent();
+  /* all 64 expire together: 64 NO_ACK lines, SAVEs one at a time */
+  advance(H.now + 500);
+  for (int i = 0; i < UDPC_CLIENT_CHATS_MAX; i++)
+    expect_ev(UDPC_EV_NO_ACK, "[No ACK from bob, message sent to server.]");
+  udpc_packet s = pop_sent(&SERVER, UDPC_PT_SAVE);
+  no_more_sent();
+  udpc_packet sr = pkt(UDPC_PT_SAVE_RESULT, s.id);
+  feed(&SERVER, &sr);
+  expect_ev(UDPC_EV_SAVED, "[Messages received by the server and saved]");
+  (void)pop_sent(&SERVER, UDPC_PT_SAVE);
+}
+
+/* help shows the command list or one command's text. */
+static void test_help_lines(void **state) {
+  (void)state;
+  assert_int_equal(cmd("help"), UDPC_OK);
+  expect_ev(UDPC_EV_NOTICE,
+            "[Commands: send <nick> <message>, list, reg <nick>, dereg "
+            "<nick>, deregA <nick>, exit, help [command]]");
+  assert_int_equal(cmd("help send"), UDPC_OK);
+  expect_ev(UDPC_EV_NOTICE, "[send <nick> <message>: send a message to "
+                            "<nick>; every space is kept.]");
+  no_more_sent();
+}
+
 /* ---- integration: client cores against the real server core ------------ */
 
 #define SIM_Q 4096
@@ -1407,10 +1539,10 @@ static void sim_expect(sim_node *node, size_t *pos, const char *const *want,
   *pos = node->n_lines;
 }
 
-#define SIM_EXPECT(node, pos, ...)                                             \
-  do {                                                                         \
-    const char *const w_[] = {__VA_ARGS__};                                    \
-    sim_expect(node, pos, w_, sizeof w_ / sizeof w_[0]);                       \
+#define SIM_EXPECT(node, pos, ...)                       \
+  do {                                                   \
+    const char *const w_[] = {__VA_ARGS__};              \
+    sim_expect(node, pos, w_, sizeof w_ / sizeof w_[0]); \
   } while (0)
 
 static void sim_cmd(sim_node *node, const char *line) {
@@ -1568,6 +1700,13 @@ int main(void) {
       T(test_p8_exit_while_offline),
       T(test_p4_queue_bound),
       T(test_garbage_dropped),
+      T(test_p4_error_malformed_abandons),
+      T(test_p8_dereg_store_error_stays_online),
+      T(test_p4_exit_dereg_bad_session),
+      T(test_p5_rereg_restarts_walk),
+      T(test_p8_chat_expiring_offline),
+      T(test_p4_chat_bound),
+      T(test_help_lines),
 #undef T
 #define S(f) cmocka_unit_test_setup_teardown(f, sim_setup, sim_teardown)
       S(test_sim_scenario_offline_mail),
