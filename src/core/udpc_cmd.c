@@ -208,35 +208,34 @@ int udpc_cmd_parse(udpc_cmd *out, const char *line, size_t len, char *err,
     end--;
   }
   switch (def->type) {
-  case UDPC_CMD_LIST:
-  case UDPC_CMD_EXIT:
-    if (end > a0) {
-      return fail(UDPC_ERR_ARG, err, err_cap, def->usage);
-    }
-    return UDPC_OK;
-  case UDPC_CMD_REG:
-  case UDPC_CMD_DEREG:
-  case UDPC_CMD_DEREGA:
-    if (end == a0) {
-      return fail(UDPC_ERR_ARG, err, err_cap, def->usage);
-    }
-    return parse_nick(&out->nick, line + a0, end - a0, err, err_cap);
-  case UDPC_CMD_HELP:
-    if (end == a0) {
-      return UDPC_OK;
-    }
-    for (size_t k = a0; k < end; k++) {
-      if (is_ws(line[k])) {
+    case UDPC_CMD_LIST:
+    case UDPC_CMD_EXIT:
+      if (end > a0) {
         return fail(UDPC_ERR_ARG, err, err_cap, def->usage);
       }
-    }
-    if (find_def(line + a0, end - a0) == NULL) {
-      return unknown_word(line + a0, end - a0, err, err_cap);
-    }
-    out->arg = line + a0;
-    out->arg_len = end - a0;
-    return UDPC_OK;
-  default:
-    return fail(UDPC_ERR_ARG, err, err_cap, def->usage);
+      return UDPC_OK;
+    case UDPC_CMD_REG:
+    case UDPC_CMD_DEREG:
+    case UDPC_CMD_DEREGA:
+      if (end == a0) {
+        return fail(UDPC_ERR_ARG, err, err_cap, def->usage);
+      }
+      return parse_nick(&out->nick, line + a0, end - a0, err, err_cap);
+    case UDPC_CMD_HELP:
+      if (end == a0) {
+        return UDPC_OK;
+      }
+      for (size_t k = a0; k < end; k++) {
+        if (is_ws(line[k])) {
+          return fail(UDPC_ERR_ARG, err, err_cap, def->usage);
+        }
+      }
+      if (find_def(line + a0, end - a0) == NULL) {
+        return unknown_word(line + a0, end - a0, err, err_cap);
+      }
+      out->arg = line + a0;
+      out->arg_len = end - a0;
+      return UDPC_OK;
+    default: return fail(UDPC_ERR_ARG, err, err_cap, def->usage);
   }
 }

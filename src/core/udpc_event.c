@@ -205,63 +205,63 @@ static void put_list_row(outbuf *o, const udpc_event *ev) {
 
 static void put_reg_refused(outbuf *o, const udpc_event *ev) {
   switch (ev->status) {
-  case UDPC_REG_NICK_TAKEN:
-    put_str(o, "[Nick ");
-    put_nick(o, &ev->nick);
-    put_str(o, " is already taken by another user.]");
-    break;
-  case UDPC_REG_INVALID_NICK:
-    put_str(o, "[Invalid nick ");
-    put_nick(o, &ev->nick);
-    put_str(o, ": use 1-32 of a-z 0-9 _ -]");
-    break;
-  case UDPC_REG_SERVER_FULL:
-    put_str(o, "[Server is full, try again later.]");
-    break;
-  default: /* STORE_ERROR, or a failure the server reported via ERROR */
-    put_str(o, "[Server storage error, try again later.]");
-    break;
+    case UDPC_REG_NICK_TAKEN:
+      put_str(o, "[Nick ");
+      put_nick(o, &ev->nick);
+      put_str(o, " is already taken by another user.]");
+      break;
+    case UDPC_REG_INVALID_NICK:
+      put_str(o, "[Invalid nick ");
+      put_nick(o, &ev->nick);
+      put_str(o, ": use 1-32 of a-z 0-9 _ -]");
+      break;
+    case UDPC_REG_SERVER_FULL:
+      put_str(o, "[Server is full, try again later.]");
+      break;
+    default: /* STORE_ERROR, or a failure the server reported via ERROR */
+      put_str(o, "[Server storage error, try again later.]");
+      break;
   }
 }
 
 static void put_save_refused(outbuf *o, const udpc_event *ev) {
   switch (ev->status) {
-  case UDPC_SAVE_UNKNOWN_RECIPIENT:
-    put_str(o, "[Unknown user ");
-    put_nick(o, &ev->nick);
-    put_str(o, ", message not delivered.]");
-    break;
-  case UDPC_SAVE_QUOTA:
-    put_str(o, "[Mailbox of ");
-    put_nick(o, &ev->nick);
-    put_str(o, " is full, message not delivered.]");
-    break;
-  default: /* STORE_ERROR */
-    put_str(o, "[Server could not store the message for ");
-    put_nick(o, &ev->nick);
-    put_str(o, ", message not delivered.]");
-    break;
+    case UDPC_SAVE_UNKNOWN_RECIPIENT:
+      put_str(o, "[Unknown user ");
+      put_nick(o, &ev->nick);
+      put_str(o, ", message not delivered.]");
+      break;
+    case UDPC_SAVE_QUOTA:
+      put_str(o, "[Mailbox of ");
+      put_nick(o, &ev->nick);
+      put_str(o, " is full, message not delivered.]");
+      break;
+    default: /* STORE_ERROR */
+      put_str(o, "[Server could not store the message for ");
+      put_nick(o, &ev->nick);
+      put_str(o, ", message not delivered.]");
+      break;
   }
 }
 
 static void put_dereg_other(outbuf *o, const udpc_event *ev) {
   switch (ev->status) {
-  case UDPC_DEREG_OK:
-    put_str(o, "[");
-    put_nick(o, &ev->nick);
-    put_str(o, " is now offline.]");
-    break;
-  case UDPC_DEREG_NOT_PERMITTED:
-    put_str(o, "[Permission denied: only operators may deregA.]");
-    break;
-  case UDPC_DEREG_UNKNOWN_NICK:
-    put_str(o, "[Unknown user ");
-    put_nick(o, &ev->nick);
-    put_str(o, ".]");
-    break;
-  default: /* STORE_ERROR */
-    put_str(o, "[Server storage error, try again later.]");
-    break;
+    case UDPC_DEREG_OK:
+      put_str(o, "[");
+      put_nick(o, &ev->nick);
+      put_str(o, " is now offline.]");
+      break;
+    case UDPC_DEREG_NOT_PERMITTED:
+      put_str(o, "[Permission denied: only operators may deregA.]");
+      break;
+    case UDPC_DEREG_UNKNOWN_NICK:
+      put_str(o, "[Unknown user ");
+      put_nick(o, &ev->nick);
+      put_str(o, ".]");
+      break;
+    default: /* STORE_ERROR */
+      put_str(o, "[Server storage error, try again later.]");
+      break;
   }
 }
 
@@ -277,76 +277,55 @@ int udpc_event_format(const udpc_event *ev, char *buf, size_t cap) {
   buf[0] = '\0';
 
   switch (ev->type) {
-  case UDPC_EV_REGISTERED:
-    put_str(&o, "[Welcome, You are registered.]");
-    break;
-  case UDPC_EV_REG_REFUSED:
-    put_reg_refused(&o, ev);
-    break;
-  case UDPC_EV_TABLE_UPDATED:
-    put_str(&o, "[Client table updated.]");
-    break;
-  case UDPC_EV_DELIVERED:
-    put_str(&o, "[Message received by ");
-    put_nick(&o, &ev->nick);
-    put_str(&o, ".]");
-    break;
-  case UDPC_EV_NO_ACK:
-    put_str(&o, "[No ACK from ");
-    put_nick(&o, &ev->nick);
-    put_str(&o, ", message sent to server.]");
-    break;
-  case UDPC_EV_CHAT:
-    put_nick(&o, &ev->nick);
-    put_str(&o, ": ");
-    put_text(&o, &ev->text);
-    break;
-  case UDPC_EV_SAVED:
-    put_str(&o, "[Messages received by the server and saved]");
-    break;
-  case UDPC_EV_EXISTS:
-    put_str(&o, "[Client ");
-    put_nick(&o, &ev->nick);
-    put_str(&o, " exists!!]");
-    break;
-  case UDPC_EV_SAVE_REFUSED:
-    put_save_refused(&o, ev);
-    break;
-  case UDPC_EV_OFFLINE:
-    put_str(&o, "[You are Offline. Bye.]");
-    break;
-  case UDPC_EV_DEREG_OTHER:
-    put_dereg_other(&o, ev);
-    break;
-  case UDPC_EV_KICKED:
-    put_str(&o, "[You were deregistered by ");
-    put_nick(&o, &ev->nick);
-    put_str(&o, ".]");
-    break;
-  case UDPC_EV_SERVER_DOWN:
-    put_str(&o, "[Server not responding]");
-    break;
-  case UDPC_EV_EXITING:
-    put_str(&o, "[Exiting]");
-    break;
-  case UDPC_EV_HAVE_MAIL:
-    put_str(&o, "[You have messages]");
-    break;
-  case UDPC_EV_MAIL:
-    put_nick(&o, &ev->nick);
-    put_str(&o, ": ");
-    put_timestamp(&o, ev->timestamp_ms);
-    put_str(&o, " ");
-    put_text(&o, &ev->text);
-    break;
-  case UDPC_EV_LIST_ROW:
-    put_list_row(&o, ev);
-    break;
-  case UDPC_EV_NOTICE:
-    put_text(&o, &ev->text);
-    break;
-  default:
-    return UDPC_ERR_ARG;
+    case UDPC_EV_REGISTERED:
+      put_str(&o, "[Welcome, You are registered.]");
+      break;
+    case UDPC_EV_REG_REFUSED: put_reg_refused(&o, ev); break;
+    case UDPC_EV_TABLE_UPDATED: put_str(&o, "[Client table updated.]"); break;
+    case UDPC_EV_DELIVERED:
+      put_str(&o, "[Message received by ");
+      put_nick(&o, &ev->nick);
+      put_str(&o, ".]");
+      break;
+    case UDPC_EV_NO_ACK:
+      put_str(&o, "[No ACK from ");
+      put_nick(&o, &ev->nick);
+      put_str(&o, ", message sent to server.]");
+      break;
+    case UDPC_EV_CHAT:
+      put_nick(&o, &ev->nick);
+      put_str(&o, ": ");
+      put_text(&o, &ev->text);
+      break;
+    case UDPC_EV_SAVED:
+      put_str(&o, "[Messages received by the server and saved]");
+      break;
+    case UDPC_EV_EXISTS:
+      put_str(&o, "[Client ");
+      put_nick(&o, &ev->nick);
+      put_str(&o, " exists!!]");
+      break;
+    case UDPC_EV_SAVE_REFUSED: put_save_refused(&o, ev); break;
+    case UDPC_EV_OFFLINE: put_str(&o, "[You are Offline. Bye.]"); break;
+    case UDPC_EV_DEREG_OTHER: put_dereg_other(&o, ev); break;
+    case UDPC_EV_KICKED:
+      put_str(&o, "[You were deregistered by ");
+      put_nick(&o, &ev->nick);
+      put_str(&o, ".]");
+      break;
+    case UDPC_EV_SERVER_DOWN: put_str(&o, "[Server not responding]"); break;
+    case UDPC_EV_EXITING: put_str(&o, "[Exiting]"); break;
+    case UDPC_EV_HAVE_MAIL: put_str(&o, "[You have messages]"); break;
+    case UDPC_EV_MAIL:
+      put_nick(&o, &ev->nick);
+      put_str(&o, ": ");
+      put_timestamp(&o, ev->timestamp_ms);
+      put_str(&o, " ");
+      put_text(&o, &ev->text);
+      break;
+    case UDPC_EV_LIST_ROW: put_list_row(&o, ev); break;
+    case UDPC_EV_NOTICE: put_text(&o, &ev->text); break;
+    default: return UDPC_ERR_ARG;
   }
   if (o.overflow) {
     buf[0] = '\0';
