@@ -1392,6 +1392,7 @@ typedef struct {
 } sim_t;
 
 static sim_t SIM;
+static const char *const SIM_OPS[] = {"alice"};
 
 static void sim_push(const udpc_addr *from, const udpc_addr *to,
                      const uint8_t *data, size_t len) {
@@ -1512,6 +1513,8 @@ static int sim_setup(void **state) {
   memset(cfg.seed, 0x42, sizeof cfg.seed);
   cfg.store = SIM.st;
   cfg.io.send = sim_srv_send;
+  cfg.operators = SIM_OPS;
+  cfg.n_operators = 1;
   SIM.srv = udpc_server_new(&cfg, SIM.now);
   assert_non_null(SIM.srv);
   return 0;
@@ -1657,6 +1660,63 @@ static void test_sim_heartbeats_keep_online(void **state) {
   assert_int_equal(e.status, UDPC_STATUS_ONLINE);
 }
 
+/* P5.5 / P8.3: the server restarts (same store, new run): the next
+ * heartbeat gets BAD_SESSION, the client re-registers silently and takes a
+ * fresh snapshot; chat works again. */
+static void test_sim_server_restart_silent_rereg(void **state) {
+  (void)state;
+  size_t px = 0, py = 0;
+  sim_node *x = sim_add("alice", ME, 1);
+  sim_node *y = sim_add("bob", BOB, 2);
+  SIM_EXPECT(x, &px, "[Welcome, You are registered.]");
+  SIM_EXPECT(y, &py, "[Welcome, You are registered.]");
+  udpc_server_free(SIM.srv);
+  udpc_server_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  memset(cfg.seed, 0x43, sizeof cfg.seed);
+  cfg.store = SIM.st;
+  cfg.io.send = sim_srv_send;
+  SIM.srv = udpc_server_new(&cfg, SIM.now);
+  assert_non_null(SIM.srv);
+  sim_run_to(SIM.now + 25000);
+  assert_int_equal(udpc_client_state(x->c), UDPC_CS_ONLINE);
+  assert_int_equal(udpc_client_state(y->c), UDPC_CS_ONLINE);
+  for (size_t i = px; i < x->n_lines; i++)
+    assert_string_not_equal(x->lines[i], "[Welcome, You are registered.]");
+  udpc_entry e;
+  assert_int_equal(udpc_client_table_get(x->c, 1, &e), UDPC_OK);
+  assert_int_equal(e.status, UDPC_STATUS_ONLINE);
+  px = x->n_lines;
+  sim_cmd(x, "send bob back again");
+  SIM_EXPECT(x, &px, "[Message received by bob.]");
+  SIM_EXPECT(y, &py, "alice: back again");
+}
+
+/* Sending to yourself works end to end; deregA by an operator kicks the
+ * target (P8.2), a non-operator is refused. */
+static void test_sim_self_send_and_deregA(void **state) {
+  (void)state;
+  size_t px = 0, py = 0;
+  sim_node *x = sim_add("alice", ME, 1);
+  sim_node *y = sim_add("bob", BOB, 2);
+  sim_cmd(x, "send alice  me, myself ");
+  SIM_EXPECT(x, &px, "alice:  me, myself ", "[Message received by alice.]");
+  sim_cmd(y, "deregA alice");
+  SIM_EXPECT(y, &py, "[Permission denied: only operators may deregA.]");
+  sim_cmd(x, "deregA bob");
+  SIM_EXPECT(x, &px, "[bob is now offline.]");
+  SIM_EXPECT(y, &py, "[You were deregistered by alice.]",
+             "[You are Offline. Bye.]");
+  assert_int_equal(udpc_client_state(y->c), UDPC_CS_OFFLINE);
+  sim_cmd(x, "send bob are you there");
+  sim_run_to(SIM.now + 1000);
+  SIM_EXPECT(x, &px, "[Messages received by the server and saved]");
+  sim_cmd(y, "reg bob");
+  sim_run_to(SIM.now + 1000);
+  SIM_EXPECT(y, &py, "[Welcome, You are registered.]", "[You have messages]",
+             "alice: 2026-11-25 21:08:54 are you there");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1713,6 +1773,8 @@ int main(void) {
       S(test_sim_scenario_server_down),
       S(test_sim_vanished_peer),
       S(test_sim_heartbeats_keep_online),
+      S(test_sim_server_restart_silent_rereg),
+      S(test_sim_self_send_and_deregA),
 #undef S
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
