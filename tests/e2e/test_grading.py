@@ -273,3 +273,108 @@ def test_grading_exit_deregisters_and_updates_others(net):
     x.expect_literal(">>> [Exiting]")
     assert x.wait() == 0
     wait_listed(y, "x", "offline")
+
+
+# ---- topology, timers, scale ---------------------------------------------
+
+def test_topology_chat_is_peer_to_peer_server_never_relays(net):
+    s = net.server()
+    x, y = mesh(net, s, ["x", "y"])
+    s.signal(signal.SIGSTOP)  # the server cannot relay anything now
+    try:
+        chat_ok(x, y, "straight to you")
+        chat_ok(y, x, "straight back")
+    finally:
+        s.signal(signal.SIGCONT)
+
+
+def _fake_registered_client(net, table):
+    import threading
+    import udpwire as w
+    fake = w.FakeServer(table=table)
+    th = threading.Thread(target=fake.serve, daemon=True)
+    th.start()
+    c = net.client("x", fake)
+    return fake, th, c
+
+
+def _assert_five_sends(fake, ptype):
+    import udpwire as w
+    sends = fake.of_type(ptype)
+    assert len(sends) == 5, [w.parse_header(r[2]) for r in fake.received]
+    ids = {w.parse_header(r[2])[2] for r in sends}
+    assert len(ids) == 1  # retransmissions reuse the id
+    gaps = [b[0] - a[0] for a, b in zip(sends, sends[1:])]
+    assert all(0.4 <= g <= 0.8 for g in gaps), gaps
+
+
+def test_timer_dereg_resent_five_times_then_server_down_exit(net):
+    import udpwire as w
+    fake, th, x = _fake_registered_client(
+        net, [("x", 1, "127.0.0.1", 1)])
+    try:
+        x.send("dereg x")
+        x.expect_literal(">>> [Server not responding]", timeout=4)
+        x.expect_literal(">>> [Exiting]")
+        assert x.wait() == 1
+        _assert_five_sends(fake, w.DEREG)
+    finally:
+        fake.close()
+        th.join(2)
+
+
+def test_timer_save_message_resent_five_times_then_server_down_exit(net):
+    import udpwire as w
+    fake, th, x = _fake_registered_client(
+        net, [("x", 1, "127.0.0.1", 1), ("y", 0, "127.0.0.1", 9)])
+    try:
+        x.send("send y you are offline")
+        x.expect_literal(">>> [Server not responding]", timeout=4)
+        x.expect_literal(">>> [Exiting]")
+        assert x.wait() == 1
+        _assert_five_sends(fake, w.SAVE)
+        d = fake.of_type(w.SAVE)[0][2]
+        assert d.endswith(b"you are offline")
+    finally:
+        fake.close()
+        th.join(2)
+
+
+def test_timer_exit_with_server_down_reports_and_exits(net):
+    s = net.server()
+    x = net.client("x", s)
+    s.kill()
+    x.send("exit")
+    x.expect_literal(">>> [Server not responding]", timeout=4)
+    x.expect_literal(">>> [Exiting]")
+    assert x.wait() in (0, 1)
+
+
+def test_grading_many_clients_table_spans_pages(net):
+    """"Handles any number of clients": 26 clients (two TABLE_PAGEs of at
+    most 20), a third of them offline with stored mail."""
+    s = net.server()
+    nicks = [f"c{i:02d}" for i in range(26)]
+    cs = [net.client(n, s) for n in nicks]
+    last = cs[-1]
+    for n in nicks:
+        wait_listed(last, n)
+    offline = cs[:9]
+    for c in offline:
+        go = f"dereg {c.nick}"
+        c.send(go)
+        c.expect_literal(">>> [You are Offline. Bye.]")
+    for c in offline:
+        wait_listed(last, c.nick, "offline")
+        last.send(f"send {c.nick} mail for {c.nick}")
+        last.expect_literal(">>> [Messages received by the server and saved]")
+    for c in offline:
+        c.send(f"reg {c.nick}")
+        c.expect_literal(">>> [You have messages]")
+        c.expect(rf"^>>> c25: {TS} mail for {c.nick}$")
+    start = len(cs[0].out.lines)
+    cs[0].send("list")
+    cs[0].expect(r"^>>> c25\s")
+    rows = [ln for ln in cs[0].lines_since(start)
+            if re.match(r"^>>> c\d\d\s+127\.0\.0\.1\s+\d+\s+online$", ln)]
+    assert len(rows) == 26

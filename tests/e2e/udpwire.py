@@ -176,3 +176,58 @@ class RawClient:
             off += 2 + tl
             mails.append((seq, mid, ts, frm, text))
         return remaining, mails
+
+
+class FakeServer:
+    """A scripted udpchat server on a raw socket: registers one client, serves
+    a fixed table, then answers nothing else. Records every datagram it gets
+    as (monotonic time, type, data). Run serve() in a thread."""
+
+    def __init__(self, host="127.0.0.1", table=()):
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(fam, socket.SOCK_DGRAM)
+        self.sock.bind((host, 0))
+        self.host = host
+        self.port = self.sock.getsockname()[1]
+        self.table = list(table)  # (nick, status, ip, port)
+        self.token = 0x1122334455667788
+        self.received = []
+        self.stop = False
+
+    def close(self):
+        self.stop = True
+        self.sock.close()
+
+    def of_type(self, t):
+        return [r for r in self.received if r[1] == t]
+
+    def serve(self):
+        self.sock.settimeout(0.05)
+        while not self.stop:
+            try:
+                d, a = self.sock.recvfrom(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            h = parse_header(d)
+            if h is None:
+                continue
+            _, t, pid = h
+            self.received.append((time.monotonic(), t, d))
+            if t == REGISTER:
+                clen = d[6]
+                if clen == 0:
+                    cookie = b"\x00\x00\x00\x01" + b"c" * 16
+                    self.sock.sendto(header(COOKIE, pid)
+                                     + struct.pack(">B", len(cookie))
+                                     + cookie, a)
+                else:
+                    self.sock.sendto(header(REGISTER_RESULT, pid)
+                                     + struct.pack(">BQQI", 0, self.token,
+                                                   1, 0), a)
+            elif t == TABLE_REQ:
+                ents = [entry(*e) for e in self.table]
+                self.sock.sendto(table_page(pid, self.token, 1,
+                                            len(ents), 0, ents), a)
+            # everything else: silence (the server is "down")
