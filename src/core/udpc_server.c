@@ -548,6 +548,11 @@ static void srv_set_online(udpc_server *s, uint32_t idx, uint64_t now) {
  * token stays in the token map. Does not change `online`. */
 static void srv_end_session(udpc_server *s, uint32_t idx) {
   srv_client *c = &s->clients[idx];
+  /* The SAVE window serves retransmissions of the live session only (an
+   * ended session's requests get SESSION_ENDED): free it, so memory is
+   * bounded by the online senders. */
+  free(c->win);
+  c->win = NULL;
   if (c->token == 0) return;
   if (c->ended_token != 0) tok_remove(s, c->ended_token);
   c->ended_token = c->token;
@@ -968,19 +973,11 @@ static void srv_save_result(udpc_server *s, uint32_t sender,
                             uint32_t msg_id, uint64_t khash, uint8_t status,
                             uint32_t recip) {
   srv_client *c = &s->clients[sender];
-  int live = c->online && c->token == sender_token;
-  if (status == UDPC_SAVE_STORE_ERROR) {
+  if (!c->online || c->token != sender_token) return; /* session gone */
+  if (status == UDPC_SAVE_STORE_ERROR)
     win_forget(s, sender, msg_id, khash); /* let a retransmission try again */
-  } else if (status == UDPC_SAVE_SAVED) {
+  else
     win_done(s, sender, msg_id, khash, status, recip);
-    if (!live) {
-      win_forget(s, sender, msg_id, khash);
-      return;
-    }
-  } else {
-    win_done(s, sender, msg_id, khash, status, recip);
-  }
-  if (!live) return;
   udpc_packet p;
   pkt_init(&p, UDPC_PT_SAVE_RESULT, req_id, c->token);
   p.u.save_result.status = status;
@@ -1112,9 +1109,13 @@ static void srv_probe_timeout(udpc_server *s, uint64_t now, srv_probe *pr) {
   srv_client *r = &s->clients[pr->recip];
   if (r->online && r->token == pr->recip_token)
     srv_set_offline(s, pr->recip, now);
-  /* Decision: if the sender's window entry was overwritten meanwhile, it is
-   * re-added; if the held list is full, the mail is still stored and the
-   * result forgotten (a retransmission finds the mail with mail_find). */
+  /* Decision: if the sender's session ended meanwhile, nothing is stored:
+   * its client dropped the SAVE and told its user the message was not sent.
+   * If the sender's window entry was overwritten meanwhile, it is re-added;
+   * if the held list is full, the mail is still stored and the result
+   * forgotten (a retransmission finds the mail with mail_find). */
+  const srv_client *snd = &s->clients[pr->sender];
+  if (!snd->online || snd->token != pr->sender_token) return;
   uint8_t st = srv_store_mail(s, now, pr->sender, pr->recip, pr->msg_id,
                               pr->text, pr->text_len);
   srv_save_result(s, pr->sender, pr->sender_token, pr->req_id, pr->msg_id,

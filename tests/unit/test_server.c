@@ -739,6 +739,26 @@ static void test_save_reused_msg_id_other_text_is_new_message(void **state) {
   assert_int_equal(mail_count(f, "b"), 3);
 }
 
+/* The sender's session ends while its SAVE probes: the recipient is still
+ * marked offline, but nothing is stored (the client reported "not sent"). */
+static void test_save_sender_gone_during_probe_nothing_stored(void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1), b = A(2);
+  uint64_t ta = reg(f, &a, "a", 1);
+  reg(f, &b, "b", 2);
+  udpc_packet sv = save_pkt(ta, 9, "b", 1, "x");
+  feed(f, &a, &sv);
+  udpc_packet d = pkt(UDPC_PT_DEREG, 10, ta);
+  feed(f, &a, &d);
+  flush_ok(f);
+  clear(f);
+  advance(f, 500);
+  flush_ok(f);
+  assert_int_equal(count_out(f, UDPC_PT_SAVE_RESULT, NULL), 0);
+  assert_int_equal(mail_count(f, "b"), 0);
+  assert_int_equal(stats(f).online, 0);
+}
+
 static void test_save_unknown_recipient(void **state) {
   fx *f = *state;
   udpc_addr a = A(1);
@@ -1336,6 +1356,7 @@ int main(void) {
       T(test_deregA_by_operator_kicks_target),
       T(test_save_to_offline_saved_once_when_sent_five_times),
       T(test_save_unknown_recipient),
+      T(test_save_sender_gone_during_probe_nothing_stored),
       T(test_save_reused_msg_id_other_text_is_new_message),
       T(test_save_to_online_probe_ack_gives_recipient_online_entry),
       T(test_save_probe_unanswered_resent_then_offline_delta_saved),
