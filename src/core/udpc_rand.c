@@ -42,8 +42,8 @@ uint64_t udpc_rand_u64(udpc_rand *r) {
 
 void udpc_rand_derive(uint8_t out[32], const uint8_t seed[32],
                       const char *label) {
-  crypto_generichash(out, 32, (const unsigned char *)label, strlen(label),
-                     seed, 32);
+  crypto_generichash(out, 32, (const unsigned char *)label, strlen(label), seed,
+                     32);
 }
 
 void udpc_rand_wipe(udpc_rand *r) {

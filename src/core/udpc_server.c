@@ -43,11 +43,11 @@
 #define SRV_DEFAULT_MAX_CLIENTS 100000u
 #define SRV_DEFAULT_MAIL_PER_RECIPIENT 1000u
 #define SRV_DEFAULT_MAIL_TOTAL 1000000u
-#define SRV_HELD_MAX 1024u     /* acknowledgements waiting for a commit */
-#define SRV_CHANGES_MAX 4096u  /* table changes per batch kept as deltas */
-#define SRV_PROBES_MAX 1024u   /* pending probes; power of two */
-#define SRV_WINDOW 64u         /* SAVE results remembered per sender */
-#define SRV_COOKIE_LEN 20u     /* bucket u32 || tag[16] */
+#define SRV_HELD_MAX 1024u    /* acknowledgements waiting for a commit */
+#define SRV_CHANGES_MAX 4096u /* table changes per batch kept as deltas */
+#define SRV_PROBES_MAX 1024u  /* pending probes; power of two */
+#define SRV_WINDOW 64u        /* SAVE results remembered per sender */
+#define SRV_COOKIE_LEN 20u    /* bucket u32 || tag[16] */
 #define SRV_COOKIE_TAG 16u
 #define SRV_SALT_LEN UDPC_STORE_SALT_LEN
 #define SRV_HASH_LEN UDPC_STORE_HASH_LEN
@@ -87,10 +87,10 @@ typedef struct {
   uint64_t last_heard;  /* ms; meaningful while online */
   uint64_t registered_ms;
   uint64_t last_seen_ms;
-  uint32_t prev, next;  /* online list links (SRV_NONE at the ends) */
+  uint32_t prev, next; /* online list links (SRV_NONE at the ends) */
   uint8_t online;
-  uint8_t dirty;        /* record must be user_put before the next commit */
-  srv_window *win;      /* owned; NULL until the client first SAVEs */
+  uint8_t dirty;   /* record must be user_put before the next commit */
+  srv_window *win; /* owned; NULL until the client first SAVEs */
 } srv_client;
 
 typedef struct {
@@ -140,10 +140,10 @@ struct udpc_server {
 
   srv_client *clients; /* owned; n_clients used of cap_clients */
   uint32_t n_clients, cap_clients;
-  uint32_t *order;     /* owned; cap_clients */
-  uint32_t *dirty;     /* owned; cap_clients; n_dirty used */
+  uint32_t *order; /* owned; cap_clients */
+  uint32_t *dirty; /* owned; cap_clients; n_dirty used */
   uint32_t n_dirty;
-  uint32_t *nick_map;  /* owned; idx + 1, 0 = empty */
+  uint32_t *nick_map; /* owned; idx + 1, 0 = empty */
   size_t nick_cap;
   srv_tok_slot *tok_map; /* owned */
   size_t tok_cap, tok_count;
@@ -159,7 +159,7 @@ struct udpc_server {
   uint32_t n_changes;
   int changes_overflow;
 
-  srv_probe *probes; /* owned; SRV_PROBES_MAX ring */
+  srv_probe *probes;               /* owned; SRV_PROBES_MAX ring */
   uint32_t probe_head, probe_tail; /* free-running counters */
   uint32_t probe_id_base;          /* multiple of SRV_PROBES_MAX */
 
@@ -472,10 +472,14 @@ static uint64_t srv_new_token(udpc_server *s) {
 /* ---- Online list ----------------------------------------------------------- */
 static void on_unlink(udpc_server *s, uint32_t idx) {
   srv_client *c = &s->clients[idx];
-  if (c->prev != SRV_NONE) s->clients[c->prev].next = c->next;
-  else s->on_head = c->next;
-  if (c->next != SRV_NONE) s->clients[c->next].prev = c->prev;
-  else s->on_tail = c->prev;
+  if (c->prev != SRV_NONE)
+    s->clients[c->prev].next = c->next;
+  else
+    s->on_head = c->next;
+  if (c->next != SRV_NONE)
+    s->clients[c->next].prev = c->prev;
+  else
+    s->on_tail = c->prev;
   c->prev = c->next = SRV_NONE;
 }
 
@@ -483,8 +487,10 @@ static void on_append(udpc_server *s, uint32_t idx) {
   srv_client *c = &s->clients[idx];
   c->prev = s->on_tail;
   c->next = SRV_NONE;
-  if (s->on_tail != SRV_NONE) s->clients[s->on_tail].next = idx;
-  else s->on_head = idx;
+  if (s->on_tail != SRV_NONE)
+    s->clients[s->on_tail].next = idx;
+  else
+    s->on_head = idx;
   s->on_tail = idx;
 }
 
@@ -620,7 +626,8 @@ static void srv_order_insert(udpc_server *s, uint32_t idx) {
     else
       hi = mid;
   }
-  memmove(&s->order[lo + 1], &s->order[lo], (size_t)(n - lo) * sizeof *s->order);
+  memmove(&s->order[lo + 1], &s->order[lo],
+          (size_t)(n - lo) * sizeof *s->order);
   s->order[lo] = idx;
 }
 
@@ -791,15 +798,16 @@ static void srv_register(udpc_server *s, uint64_t now, const udpc_addr *from,
 }
 
 /* ---- TABLE_REQ, HEARTBEAT (read-only) ------------------------------------ */
-static void srv_table_req(udpc_server *s, uint32_t idx, const udpc_packet *req) {
+static void srv_table_req(udpc_server *s, uint32_t idx,
+                          const udpc_packet *req) {
   srv_client *c = &s->clients[idx];
   udpc_packet p;
   pkt_init(&p, UDPC_PT_TABLE_PAGE, req->id, c->token);
   uint32_t total = s->n_clients;
   /* Decision: a start beyond the table is clamped to total (empty page):
    * TABLE_PAGE must satisfy start + count <= total. */
-  uint32_t start = req->u.table_req.start <= total ? req->u.table_req.start
-                                                   : total;
+  uint32_t start =
+      req->u.table_req.start <= total ? req->u.table_req.start : total;
   uint32_t n = total - start;
   if (n > UDPC_TABLE_PAGE_MAX) n = UDPC_TABLE_PAGE_MAX;
   p.u.table_page.version = s->version;
@@ -811,7 +819,8 @@ static void srv_table_req(udpc_server *s, uint32_t idx, const udpc_packet *req) 
   srv_send(s, &c->addr, &p, SIZE_MAX);
 }
 
-static void srv_heartbeat(udpc_server *s, uint32_t idx, const udpc_packet *req) {
+static void srv_heartbeat(udpc_server *s, uint32_t idx,
+                          const udpc_packet *req) {
   srv_client *c = &s->clients[idx];
   udpc_packet p;
   pkt_init(&p, UDPC_PT_HEARTBEAT_ACK, req->id, c->token);
@@ -1179,8 +1188,10 @@ static void srv_mail_req(udpc_server *s, uint32_t idx, const udpc_packet *req) {
   }
   p.u.mail_page.count = (uint8_t)fit;
   p.u.mail_page.remaining = count >= fit ? count - (uint32_t)fit : 0;
-  if (deleted > 0) (void)srv_hold(s, &c->addr, &p, SRV_NONE, 0, 0);
-  else srv_send(s, &c->addr, &p, SIZE_MAX);
+  if (deleted > 0)
+    (void)srv_hold(s, &c->addr, &p, SRV_NONE, 0, 0);
+  else
+    srv_send(s, &c->addr, &p, SIZE_MAX);
 }
 
 /* ---- Dispatch ------------------------------------------------------------------ */
@@ -1191,10 +1202,8 @@ static int is_c2s_request(uint8_t type) {
     case UDPC_PT_DEREG:
     case UDPC_PT_DEREG_OTHER:
     case UDPC_PT_SAVE:
-    case UDPC_PT_MAIL_REQ:
-      return 1;
-    default:
-      return 0;
+    case UDPC_PT_MAIL_REQ: return 1;
+    default: return 0;
   }
 }
 
@@ -1506,9 +1515,11 @@ udpc_server *udpc_server_new(const udpc_server_config *cfg, uint64_t now) {
   if (s == NULL) return NULL;
   s->io = cfg->io;
   s->store = cfg->store;
-  s->max_clients = cfg->max_clients ? cfg->max_clients : SRV_DEFAULT_MAX_CLIENTS;
-  s->mail_per_recipient = cfg->mail_per_recipient ? cfg->mail_per_recipient
-                                                  : SRV_DEFAULT_MAIL_PER_RECIPIENT;
+  s->max_clients =
+      cfg->max_clients ? cfg->max_clients : SRV_DEFAULT_MAX_CLIENTS;
+  s->mail_per_recipient = cfg->mail_per_recipient
+                              ? cfg->mail_per_recipient
+                              : SRV_DEFAULT_MAIL_PER_RECIPIENT;
   s->mail_total = cfg->mail_total ? cfg->mail_total : SRV_DEFAULT_MAIL_TOTAL;
   s->on_head = s->on_tail = SRV_NONE;
   s->version = 1;

@@ -46,16 +46,16 @@
 
 /* One registered user, as persisted. Plain value type, copied in and out. */
 typedef struct {
-  udpc_nick nick;                           /* key; folded wire nick */
-  uint8_t salt[UDPC_STORE_SALT_LEN];        /* random per user (from seed) */
-  uint8_t cred_hash[UDPC_STORE_HASH_LEN];   /* BLAKE2b-256 keyed with salt
+  udpc_nick nick;                         /* key; folded wire nick */
+  uint8_t salt[UDPC_STORE_SALT_LEN];      /* random per user (from seed) */
+  uint8_t cred_hash[UDPC_STORE_HASH_LEN]; /* BLAKE2b-256 keyed with salt
                                                over the 32-byte credential */
-  udpc_addr addr;                           /* last address */
-  uint8_t status;                           /* udpc_status at last commit;
+  udpc_addr addr;                         /* last address */
+  uint8_t status;                         /* udpc_status at last commit;
                                                informational: the server
                                                loads everyone OFFLINE */
-  uint64_t registered_ms;                   /* first registration, UTC ms */
-  uint64_t last_seen_ms;                    /* last state change, UTC ms */
+  uint64_t registered_ms;                 /* first registration, UTC ms */
+  uint64_t last_seen_ms;                  /* last state change, UTC ms */
 } udpc_store_user;
 
 typedef struct udpc_store_ops udpc_store_ops;
@@ -78,9 +78,9 @@ struct udpc_store_ops {
   /* Append one mail for `to` (its mailbox need not have a user record).
    * Assigns the next per-recipient seq (> every seq ever assigned to this
    * recipient by this store, starting at 1) and writes it to *seq_out. */
-  int (*mail_append)(udpc_store *st, const udpc_nick *to,
-                     const udpc_nick *from, uint32_t msg_id, uint64_t ts_ms,
-                     const uint8_t *text, size_t text_len, uint64_t *seq_out);
+  int (*mail_append)(udpc_store *st, const udpc_nick *to, const udpc_nick *from,
+                     uint32_t msg_id, uint64_t ts_ms, const uint8_t *text,
+                     size_t text_len, uint64_t *seq_out);
   /* Number of mails waiting for `to` (0 for an unknown nick). */
   int (*mail_count)(udpc_store *st, const udpc_nick *to, uint32_t *out);
   /* Number of mails in the whole store. */
@@ -114,7 +114,8 @@ void udpc_store_mem_fail_commits(udpc_store *st, int n);
 uint64_t udpc_store_mem_commit_count(const udpc_store *st);
 
 /* ---- Dispatch wrappers ------------------------------------------------- */
-static inline int udpc_store_user_put(udpc_store *st, const udpc_store_user *u) {
+static inline int udpc_store_user_put(udpc_store *st,
+                                      const udpc_store_user *u) {
   return st->ops->user_put(st, u);
 }
 static inline int udpc_store_user_get(udpc_store *st, const udpc_nick *nick,

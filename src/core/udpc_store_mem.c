@@ -20,7 +20,7 @@ typedef struct {
   uint32_t msg_id;
   uint64_t ts_ms;
   udpc_nick from;
-  uint8_t *text;     /* owned, malloc'd */
+  uint8_t *text; /* owned, malloc'd */
   uint16_t text_len;
 } mem_mail;
 
@@ -28,7 +28,7 @@ typedef struct {
   udpc_nick nick;
   int has_user;
   udpc_store_user user;
-  mem_mail *ring;    /* owned; cap entries */
+  mem_mail *ring; /* owned; cap entries */
   size_t cap, head, count;
   uint64_t next_seq; /* next seq to assign; starts at 1 */
 } mem_box;
@@ -148,8 +148,8 @@ static int mem_user_foreach(udpc_store *st, udpc_store_user_cb cb, void *ctx) {
 
 static int mem_mail_append(udpc_store *st, const udpc_nick *to,
                            const udpc_nick *from, uint32_t msg_id,
-                           uint64_t ts_ms, const uint8_t *text,
-                           size_t text_len, uint64_t *seq_out) {
+                           uint64_t ts_ms, const uint8_t *text, size_t text_len,
+                           uint64_t *seq_out) {
   UDPC_ENSURE(st != NULL && nick_ok(to) && nick_ok(from), UDPC_ERR_ARG);
   UDPC_ENSURE(text != NULL && text_len >= 1 && text_len <= UDPC_TEXT_MAX,
               UDPC_ERR_ARG);

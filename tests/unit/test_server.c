@@ -938,8 +938,10 @@ static void test_mail_delivery_in_order_paged_deleted_only_on_ack(
       assert_int_equal(m->msg_id, got);
       assert_string_equal(m->from.s, "a");
       assert_true(m->timestamp_ms >= T0);
-      if (got % 7 == 3) assert_int_equal(m->text.len, UDPC_TEXT_MAX);
-      else assert_int_equal(m->text.len, 3);
+      if (got % 7 == 3)
+        assert_int_equal(m->text.len, UDPC_TEXT_MAX);
+      else
+        assert_int_equal(m->text.len, 3);
     }
     assert_int_equal(p.u.mail_page.remaining, 40 - got);
     /* Nothing deleted before the ack. */
@@ -1030,16 +1032,14 @@ static void test_malformed_request_error_only_when_not_larger(void **state) {
   buf[0] = 2;
   assert_int_equal(udpc_server_recv(f->s, f->now, &a, buf, 6), UDPC_OK);
   assert_int_equal(f->n_out, 0);
-  assert_int_equal(udpc_server_recv(f->s, f->now, &a, buf, (size_t)n),
-                   UDPC_OK);
+  assert_int_equal(udpc_server_recv(f->s, f->now, &a, buf, (size_t)n), UDPC_OK);
   e = only_out(f, &a);
   assert_int_equal(e.u.error.code, UDPC_ERROR_VERSION);
   /* Unknown type: never answered. */
   clear(f);
   buf[0] = 1;
   buf[1] = 0x55;
-  assert_int_equal(udpc_server_recv(f->s, f->now, &a, buf, (size_t)n),
-                   UDPC_OK);
+  assert_int_equal(udpc_server_recv(f->s, f->now, &a, buf, (size_t)n), UDPC_OK);
   assert_int_equal(f->n_out, 0);
   /* Too big: dropped. */
   static uint8_t huge[UDPC_MAX_PACKET + 1];
@@ -1209,8 +1209,7 @@ static void test_random_datagrams_fixed_seed_never_crash(void **state) {
     udpc_addr from = (i % 3 == 0) ? a : A(100 + (unsigned)(i % 50));
     uint8_t *copy = malloc(len ? len : 1);
     memcpy(copy, buf, len);
-    assert_int_equal(udpc_server_recv(f->s, f->now, &from, copy, len),
-                     UDPC_OK);
+    assert_int_equal(udpc_server_recv(f->s, f->now, &from, copy, len), UDPC_OK);
     free(copy);
     if (i % 100 == 0) {
       advance(f, 50);
@@ -1246,7 +1245,8 @@ static void test_deregA_operator_may_kick_itself(void **state) {
   flush_ok(f);
   assert_int_equal(count_out(f, UDPC_PT_KICKED, &o), 1);
   assert_int_equal(count_out(f, UDPC_PT_DEREG_RESULT, &o), 1);
-  for (size_t i = 0; i < f->n_out; i++) assert_int_equal(out_at(f, i).token, to);
+  for (size_t i = 0; i < f->n_out; i++)
+    assert_int_equal(out_at(f, i).token, to);
   assert_int_equal(stats(f).online, 0);
 }
 

@@ -92,17 +92,18 @@ static void test_store_mail_fifo_seq_page_find_delete(void **state) {
   assert_int_equal(c, 40);
   assert_int_equal(udpc_store_mail_total(st, &total), UDPC_OK);
   assert_int_equal(total, 40);
-  assert_int_equal(udpc_store_mail_find(st, &bob, &x, 3, NULL, 0, &seq), UDPC_OK);
-  assert_int_equal(seq, 3);
-  assert_int_equal(udpc_store_mail_find(st, &bob, &x, 3,
-                                        (const uint8_t *)"text", 4, NULL),
+  assert_int_equal(udpc_store_mail_find(st, &bob, &x, 3, NULL, 0, &seq),
                    UDPC_OK);
-  assert_int_equal(udpc_store_mail_find(st, &bob, &x, 3,
-                                        (const uint8_t *)"texT", 4, NULL),
-                   UDPC_ERR_NOT_FOUND);
-  assert_int_equal(udpc_store_mail_find(st, &bob, &x, 3,
-                                        (const uint8_t *)"tex", 3, NULL),
-                   UDPC_ERR_NOT_FOUND);
+  assert_int_equal(seq, 3);
+  assert_int_equal(
+      udpc_store_mail_find(st, &bob, &x, 3, (const uint8_t *)"text", 4, NULL),
+      UDPC_OK);
+  assert_int_equal(
+      udpc_store_mail_find(st, &bob, &x, 3, (const uint8_t *)"texT", 4, NULL),
+      UDPC_ERR_NOT_FOUND);
+  assert_int_equal(
+      udpc_store_mail_find(st, &bob, &x, 3, (const uint8_t *)"tex", 3, NULL),
+      UDPC_ERR_NOT_FOUND);
   assert_int_equal(udpc_store_mail_find(st, &bob, &y, 3, NULL, 0, NULL),
                    UDPC_ERR_NOT_FOUND);
   udpc_mail m[16];
@@ -172,9 +173,9 @@ static void test_store_rejects_bad_arguments(void **state) {
   assert_int_equal(udpc_store_mail_append(st, &empty, &a, 1, 0,
                                           (const uint8_t *)"x", 1, NULL),
                    UDPC_ERR_ARG);
-  assert_int_equal(udpc_store_mail_append(st, &a, &a, 1, 0,
-                                          (const uint8_t *)"x", 0, NULL),
-                   UDPC_ERR_ARG);
+  assert_int_equal(
+      udpc_store_mail_append(st, &a, &a, 1, 0, (const uint8_t *)"x", 0, NULL),
+      UDPC_ERR_ARG);
   udpc_store_user u;
   memset(&u, 0, sizeof u);
   assert_int_equal(udpc_store_user_put(st, &u), UDPC_ERR_ARG);
