@@ -91,8 +91,11 @@ static void cap_send(void *ctx, const udpc_addr *to, const uint8_t *data,
   H.n_sent++;
 }
 
+static unsigned ev_count[UDPC_EV_NOTICE + 1]; /* per type, for coverage */
+
 static void cap_event(void *ctx, const udpc_event *ev) {
   (void)ctx;
+  if (ev->type > 0 && ev->type <= UDPC_EV_NOTICE) ev_count[ev->type]++;
   assert_true(H.n_ev < MAX_EV);
   int n = udpc_event_format(ev, H.ev[H.n_ev].line, sizeof H.ev[H.n_ev].line);
   assert_true(n >= 0);
@@ -1361,6 +1364,151 @@ static void test_help_lines(void **state) {
   no_more_sent();
 }
 
+/* Robustness (R20/R81): thousands of well-formed and mutated packets of
+ * every type, from the server and from peers, with the right and wrong
+ * tokens and ids, interleaved with commands and timers. Nothing crashes
+ * (ASan/UBSan builds), and every datagram the client sends decodes and is
+ * at most 1200 bytes. */
+static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
+static uint32_t rnd(void) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return (uint32_t)(rng_state >> 16);
+}
+
+static void test_random_traffic_robust(void **state) {
+  (void)state;
+  static const uint8_t types[] = {
+      UDPC_PT_COOKIE,        UDPC_PT_REGISTER_RESULT,
+      UDPC_PT_TABLE_PAGE,    UDPC_PT_TABLE_DELTA,
+      UDPC_PT_HEARTBEAT_ACK, UDPC_PT_DEREG_RESULT,
+      UDPC_PT_KICKED,        UDPC_PT_SAVE_RESULT,
+      UDPC_PT_MAIL_PAGE,     UDPC_PT_PROBE,
+      UDPC_PT_CHAT,          UDPC_PT_CHAT_ACK,
+      UDPC_PT_ERROR};
+  static const char *const cmds[] = {
+      "send bob hi", "send carol x", "send alice me", "send zed y",
+      "list",        "dereg alice",  "reg alice",     "deregA bob",
+      "help",        "send bob  sp "};
+  const udpc_addr *froms[] = {&SERVER, &BOB, &CAROL, &ME, &EVIL};
+  const char *nicks[] = {"alice", "bob", "carol", "zed"};
+  int restarts = 0;
+  memset(ev_count, 0, sizeof ev_count);
+  online_with_table();
+  for (int round = 0; round < 20000; round++) {
+    uint32_t r = rnd();
+    if (udpc_client_exit_status(H.c) != -1) {
+      /* the client ended (server "down" or a refusal): start a new one */
+      restarts++;
+      (void)teardown(NULL);
+      (void)setup(NULL);
+      online_with_table();
+    }
+    if (r % 16 == 0) {
+      (void)cmd(cmds[rnd() % (sizeof cmds / sizeof cmds[0])]);
+    } else if (r % 16 == 1) {
+      advance(H.now + rnd() % 700);
+    } else {
+      /* a packet answering something recent (or not) */
+      udpc_packet p = pkt(types[rnd() % sizeof types], 0);
+      if (H.n_sent > 0 && rnd() % 4 != 0) {
+        udpc_packet last;
+        sent_t *s =
+            &H.sent[H.n_sent - 1 - rnd() % (H.n_sent < 8 ? H.n_sent : 8)];
+        if (udpc_wire_decode(&last, s->data, s->len) == UDPC_OK) p.id = last.id;
+      } else {
+        p.id = rnd();
+      }
+      if (rnd() % 8 == 0) p.token = rnd();
+      switch (p.type) {
+        case UDPC_PT_COOKIE: p.u.cookie.cookie_len = 1 + rnd() % 32; break;
+        case UDPC_PT_REGISTER_RESULT:
+          p.u.reg_result.status = (uint8_t)(rnd() % 5);
+          p.u.reg_result.token = TOKEN;
+          p.u.reg_result.mail_count = rnd() % 3;
+          break;
+        case UDPC_PT_TABLE_PAGE: {
+          uint8_t n = (uint8_t)(rnd() % 4);
+          p.u.table_page.version = rnd() % 8;
+          p.u.table_page.start = rnd() % 3;
+          p.u.table_page.total = p.u.table_page.start + n + rnd() % 3;
+          p.u.table_page.count = n;
+          for (uint8_t i = 0; i < n; i++)
+            p.u.table_page.entries[i] =
+                entry(nicks[rnd() % 4], (int)(rnd() % 2), froms[rnd() % 5]);
+          break;
+        }
+        case UDPC_PT_TABLE_DELTA:
+          p.u.table_delta.base_version = rnd() % 8;
+          p.u.table_delta.new_version =
+              p.u.table_delta.base_version + 1 + rnd() % 2;
+          p.u.table_delta.count = 1;
+          p.u.table_delta.entries[0] =
+              entry(nicks[rnd() % 4], (int)(rnd() % 2), froms[rnd() % 5]);
+          if (rnd() % 5 == 0)
+            p.u.table_delta.entries[0].status = UDPC_STATUS_REMOVED;
+          break;
+        case UDPC_PT_HEARTBEAT_ACK:
+          p.u.heartbeat_ack.table_version = rnd() % 10;
+          break;
+        case UDPC_PT_DEREG_RESULT:
+          p.u.dereg_result.status = (uint8_t)(rnd() % 4);
+          break;
+        case UDPC_PT_KICKED: p.u.kicked.by = mknick("root"); break;
+        case UDPC_PT_SAVE_RESULT:
+          p.u.save_result.status = (uint8_t)(rnd() % 5);
+          p.u.save_result.entry = entry("bob", 1, &BOB);
+          break;
+        case UDPC_PT_MAIL_PAGE: {
+          uint8_t n = (uint8_t)(rnd() % 3);
+          p.u.mail_page.count = n;
+          uint64_t seq = rnd() % 5;
+          for (uint8_t i = 0; i < n; i++)
+            p.u.mail_page.mail[i] =
+                mail(++seq, rnd() % 4, nicks[rnd() % 4], "m", rnd());
+          break;
+        }
+        case UDPC_PT_CHAT:
+          p.u.chat.from = mknick(nicks[rnd() % 4]);
+          p.u.chat.to = mknick(nicks[rnd() % 4]);
+          p.u.chat.text.p = (const uint8_t *)"t";
+          p.u.chat.text.len = 1;
+          break;
+        case UDPC_PT_CHAT_ACK:
+          p.u.chat_ack.from = mknick(nicks[rnd() % 4]);
+          break;
+        case UDPC_PT_ERROR: p.u.error.code = (uint8_t)(1 + rnd() % 6); break;
+        default: break;
+      }
+      uint8_t buf[UDPC_MAX_PACKET];
+      int n = udpc_wire_encode(&p, buf, sizeof buf);
+      assert_true(n > 0);
+      if (rnd() % 6 == 0)
+        buf[rnd() % (uint32_t)n] ^= (uint8_t)(1u << (rnd() % 8));
+      size_t len = (size_t)n;
+      if (rnd() % 10 == 0) len = rnd() % (len + 1);
+      assert_int_equal(udpc_client_recv(H.c, H.now, froms[rnd() % 5], buf, len),
+                       UDPC_OK);
+    }
+    while (H.sent_pos < H.n_sent) {
+      udpc_packet q;
+      sent_t *s = &H.sent[H.sent_pos++];
+      assert_true(s->len <= UDPC_MAX_PACKET);
+      assert_int_equal(udpc_wire_decode(&q, s->data, s->len), UDPC_OK);
+    }
+    if (H.n_sent > MAX_SENT - 64) {
+      memmove(H.sent, H.sent + H.n_sent - 8, 8 * sizeof H.sent[0]);
+      H.n_sent = H.sent_pos = 8;
+    }
+    if (H.n_ev > MAX_EV - 200) H.n_ev = H.ev_pos = 0;
+  }
+  assert_true(udpc_client_table_count(H.c) <= 4);
+  print_message("random traffic: %d client restarts; events:", restarts);
+  for (int t = 1; t <= UDPC_EV_NOTICE; t++) print_message(" %u", ev_count[t]);
+  print_message("\n");
+}
+
 /* ---- integration: client cores against the real server core ------------ */
 
 #define SIM_Q 4096
@@ -1767,6 +1915,7 @@ int main(void) {
       T(test_p8_chat_expiring_offline),
       T(test_p4_chat_bound),
       T(test_help_lines),
+      T(test_random_traffic_robust),
 #undef T
 #define S(f) cmocka_unit_test_setup_teardown(f, sim_setup, sim_teardown)
       S(test_sim_scenario_offline_mail),
