@@ -47,7 +47,8 @@ static void put_bytes(outbuf *o, const void *p, size_t n) {
 static void put_str(outbuf *o, const char *s) { put_bytes(o, s, strlen(s)); }
 
 static void put_pad(outbuf *o, size_t n) {
-  for (size_t i = 0; i < n; i++) {
+  /* stops at the first overflow: a huge width costs no time */
+  for (size_t i = 0; i < n && !o->overflow; i++) {
     put_bytes(o, " ", 1);
   }
 }

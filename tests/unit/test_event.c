@@ -190,6 +190,10 @@ static void test_too_small(void **state) {
   assert_int_equal(udpc_event_format(NULL, buf, sizeof buf), UDPC_ERR_ARG);
   ev.type = 999;
   assert_int_equal(udpc_event_format(&ev, buf, sizeof buf), UDPC_ERR_ARG);
+  /* a huge list width fails fast instead of padding for ever */
+  ev = ev_of(UDPC_EV_LIST_ROW, 0, NULL);
+  ev.width = 2000000000;
+  assert_int_equal(udpc_event_format(&ev, buf, sizeof buf), UDPC_ERR_TOO_BIG);
   /* exactly fitting: 9 chars + NUL */
   char fit[10];
   ev = ev_of(UDPC_EV_EXITING, 0, NULL);
