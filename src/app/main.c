@@ -51,6 +51,16 @@ static const char usage_text[] =
 
 static void usage(FILE *f) { fputs(usage_text, f); }
 
+/* The first three lines of usage_text: what a usage error shows. */
+static void short_usage(FILE *f) {
+  const char *p = usage_text;
+  for (int lines = 0; lines < 3 && *p != '\0'; p++) {
+    if (*p == '\n') lines++;
+  }
+  fwrite(usage_text, 1, (size_t)(p - usage_text), f);
+  fputs("Run 'udpchat --help' for the options.\n", f);
+}
+
 static int usage_error(const char *fmt, const char *arg)
     __attribute__((format(printf, 1, 0)));
 
@@ -58,7 +68,7 @@ static int usage_error(const char *fmt, const char *arg) {
   fputs("udpchat: ", stderr);
   fprintf(stderr, fmt, arg);
   fputc('\n', stderr);
-  usage(stderr);
+  short_usage(stderr);
   return MAIN_USAGE_EXIT;
 }
 

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -130,6 +131,16 @@ static void cli_expire(udpc_loop *l, uint64_t now, void *ctx) {
 static void cli_on_signal(udpc_loop *l, int signo, void *ctx) {
   cliapp *a = ctx;
   (void)l;
+  switch (signo) {
+    case SIGTSTP: /* Ctrl-Z: give the terminal back, then really stop */
+      udpc_term_suspend(&a->term);
+      if (raise(SIGSTOP) != 0)
+        udpc_log(UDPC_LOG_WARN, "cannot stop: %s", strerror(errno));
+      return;
+    case SIGCONT: udpc_term_resume(&a->term); return;
+    case SIGWINCH: udpc_term_redraw(&a->term); return;
+    default: break;
+  }
   udpc_log(UDPC_LOG_INFO, "signal %d", signo);
   if (!a->exit_requested) {
     /* Ctrl-C is `exit`: dereg, then leave. */
@@ -196,7 +207,9 @@ int udpc_cliapp_run(const udpc_cliapp_opts *o) {
     goto fail;
   a->stdin_open = 1;
   udpc_loop_set_timer(a->loop, cli_deadline, cli_expire, a);
-  if (udpc_loop_catch_signals(a->loop, cli_on_signal, a, err, sizeof err) != 0)
+  static const int tty_signals[] = {SIGTSTP, SIGCONT, SIGWINCH};
+  if (udpc_loop_catch_signals(a->loop, tty_signals, a->term.interactive ? 3 : 0,
+                              cli_on_signal, a, err, sizeof err) != 0)
     goto fail;
 
   udpc_addr local;
@@ -207,6 +220,11 @@ int udpc_cliapp_run(const udpc_cliapp_opts *o) {
   char info[256];
   snprintf(info, sizeof info, "udpchat client %s bound to %s", o->nick.s, as);
   udpc_term_info(&a->term, info);
+  if (udpc_term_start(&a->term) != 0)
+    udpc_log(UDPC_LOG_WARN,
+             "terminal: cannot switch to line-editor mode "
+             "(%s); using the terminal's own line editing",
+             strerror(errno));
   udpc_log(UDPC_LOG_INFO, "client %s bound to %s, server %s", o->nick.s, as,
            ss);
   udpc_term_prompt(&a->term);

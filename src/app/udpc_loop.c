@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #define LOOP_MAX_FDS 8
+#define LOOP_MAX_SIGNALS 8
 /* Wake at least this often: keeps a CLOCK_REALTIME loop honest across clock
  * steps and bounds the damage of a deadline computed from a stale clock. */
 #define LOOP_MAX_WAIT_MS 1000
@@ -36,6 +37,8 @@ struct udpc_loop {
   udpc_loop_signal_cb on_signal;
   void *signal_ctx;
   int sig_pipe[2];
+  int caught[LOOP_MAX_SIGNALS];
+  size_t n_caught;
   int stop;
 };
 
@@ -77,8 +80,8 @@ void udpc_loop_free(udpc_loop *l) {
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = SIG_DFL;
     if (sigemptyset(&sa.sa_mask) == 0) {
-      (void)sigaction(SIGINT, &sa, NULL);
-      (void)sigaction(SIGTERM, &sa, NULL);
+      for (size_t i = 0; i < l->n_caught; i++)
+        (void)sigaction(l->caught[i], &sa, NULL);
     }
     loop_sig_fd = -1;
     (void)close(l->sig_pipe[0]);
@@ -133,8 +136,9 @@ void udpc_loop_set_timer(udpc_loop *l, udpc_loop_deadline_cb deadline,
   l->timer_ctx = ctx;
 }
 
-int udpc_loop_catch_signals(udpc_loop *l, udpc_loop_signal_cb cb, void *ctx,
-                            char *err, size_t err_cap) {
+int udpc_loop_catch_signals(udpc_loop *l, const int *extra, size_t n_extra,
+                            udpc_loop_signal_cb cb, void *ctx, char *err,
+                            size_t err_cap) {
   if (l->sig_pipe[0] < 0) {
     if (pipe2(l->sig_pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
       snprintf(err, err_cap, "pipe2: %s", strerror(errno));
@@ -145,15 +149,30 @@ int udpc_loop_catch_signals(udpc_loop *l, udpc_loop_signal_cb cb, void *ctx,
   l->signal_ctx = ctx;
   loop_sig_fd = l->sig_pipe[1];
 
+  int sigs[LOOP_MAX_SIGNALS];
+  size_t n = 0;
+  sigs[n++] = SIGINT;
+  sigs[n++] = SIGTERM;
+  for (size_t i = 0; i < n_extra && n < LOOP_MAX_SIGNALS; i++)
+    sigs[n++] = extra[i];
+
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = loop_sig_handler;
-  if (sigemptyset(&sa.sa_mask) != 0 || sigaction(SIGINT, &sa, NULL) != 0 ||
-      sigaction(SIGTERM, &sa, NULL) != 0) {
-    snprintf(err, err_cap, "sigaction: %s", strerror(errno));
+  sa.sa_flags = SA_RESTART;
+  if (sigemptyset(&sa.sa_mask) != 0) {
+    snprintf(err, err_cap, "sigemptyset: %s", strerror(errno));
     return -1;
   }
+  for (size_t i = 0; i < n; i++) {
+    if (sigaction(sigs[i], &sa, NULL) != 0) {
+      snprintf(err, err_cap, "sigaction(%d): %s", sigs[i], strerror(errno));
+      return -1;
+    }
+    l->caught[l->n_caught++] = sigs[i];
+  }
   sa.sa_handler = SIG_IGN;
+  sa.sa_flags = 0;
   if (sigaction(SIGPIPE, &sa, NULL) != 0) {
     snprintf(err, err_cap, "sigaction: %s", strerror(errno));
     return -1;

@@ -40,9 +40,12 @@ void udpc_loop_del_fd(udpc_loop *l, int fd);
 void udpc_loop_set_timer(udpc_loop *l, udpc_loop_deadline_cb deadline,
                          udpc_loop_expire_cb expire, void *ctx);
 
-/* Route SIGINT and SIGTERM to cb (called from the loop). */
-int udpc_loop_catch_signals(udpc_loop *l, udpc_loop_signal_cb cb, void *ctx,
-                            char *err, size_t err_cap);
+/* Route SIGINT and SIGTERM, plus the n_extra signals in extra (e.g.
+ * SIGTSTP, SIGCONT, SIGWINCH for a terminal), to cb, called from the loop.
+ * SIGPIPE is ignored. udpc_loop_free puts the default dispositions back. */
+int udpc_loop_catch_signals(udpc_loop *l, const int *extra, size_t n_extra,
+                            udpc_loop_signal_cb cb, void *ctx, char *err,
+                            size_t err_cap);
 
 /* Ask udpc_loop_run to return after the current iteration. */
 void udpc_loop_stop(udpc_loop *l);

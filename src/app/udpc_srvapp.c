@@ -163,7 +163,8 @@ int udpc_srvapp_run(const udpc_srvapp_opts *o) {
                        sizeof err) != 0)
     goto fail;
   udpc_loop_set_timer(a->loop, srv_deadline, srv_expire, a);
-  if (udpc_loop_catch_signals(a->loop, srv_on_signal, a, err, sizeof err) != 0)
+  if (udpc_loop_catch_signals(a->loop, NULL, 0, srv_on_signal, a, err,
+                              sizeof err) != 0)
     goto fail;
 
   udpc_addr local;

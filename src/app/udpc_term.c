@@ -7,15 +7,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #define PROMPT ">>> "
+#define PROMPT_LEN (sizeof PROMPT - 1)
 #define EVENT_LINE_MAX 8192
 
 #define SGR_RESET "\033[0m"
 #define SGR_CHAT "\033[1;36m"  /* bold cyan: incoming chat */
 #define SGR_MAIL "\033[1;35m"  /* bold magenta: stored mail */
 #define SGR_ALERT "\033[1;31m" /* bold red: server down / kicked */
+#define CLEAR_LINE "\r\033[K"
 
 static void write_all(int fd, const char *buf, size_t len) {
   while (len > 0) {
@@ -32,6 +35,7 @@ static void write_all(int fd, const char *buf, size_t len) {
 void udpc_term_init(udpc_term *t, int no_color) {
   memset(t, 0, sizeof *t);
   t->out_fd = STDOUT_FILENO;
+  t->in_fd = STDIN_FILENO;
   int out_tty = isatty(STDOUT_FILENO);
   int in_tty = isatty(STDIN_FILENO);
   t->interactive = out_tty && in_tty;
@@ -41,10 +45,89 @@ void udpc_term_init(udpc_term *t, int no_color) {
              !(term != NULL && strcmp(term, "dumb") == 0);
 }
 
+static int apply_raw(udpc_term *t) {
+  struct termios raw = t->saved;
+  raw.c_lflag &= (tcflag_t) ~(ICANON | ECHO | IEXTEN);
+  raw.c_cc[VMIN] = 1;
+  raw.c_cc[VTIME] = 0;
+  return tcsetattr(t->in_fd, TCSADRAIN, &raw);
+}
+
+int udpc_term_start(udpc_term *t) {
+  if (!t->interactive || t->raw) return 0;
+  if (tcgetattr(t->in_fd, &t->saved) != 0) return -1;
+  if (apply_raw(t) != 0) return -1;
+  t->raw = 1;
+  return 0;
+}
+
+static void restore_mode(udpc_term *t) {
+  if (t->raw && tcsetattr(t->in_fd, TCSADRAIN, &t->saved) != 0) {
+    /* The terminal is gone: nothing to restore. */
+  }
+}
+
 void udpc_term_free(udpc_term *t) {
+  restore_mode(t);
+  t->raw = 0;
   free(t->in_buf);
   t->in_buf = NULL;
   t->in_len = t->in_cap = 0;
+}
+
+/* Number of terminal columns (80 if unknown). */
+static size_t term_cols(const udpc_term *t) {
+  struct winsize ws;
+  if (ioctl(t->out_fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+  return 80;
+}
+
+/* Redraw "\r>>> <input tail>\033[K": the input scrolls horizontally so the
+ * cursor stays on one screen line. Characters are counted as UTF-8 code
+ * points (wide characters may overflow a little; the next redraw fixes). */
+static void render_input(udpc_term *t) {
+  size_t cols = term_cols(t);
+  size_t avail = cols > PROMPT_LEN + 11 ? cols - PROMPT_LEN - 1 : 10;
+  size_t start = t->in_len, chars = 0;
+  while (start > 0) {
+    size_t s = start - 1;
+    while (s > 0 && ((unsigned char)t->in_buf[s] & 0xc0) == 0x80) s--;
+    if (chars + 1 > avail) break;
+    chars++;
+    start = s;
+  }
+  char head[16];
+  size_t hl = 0;
+  memcpy(head, CLEAR_LINE, sizeof CLEAR_LINE - 1);
+  hl = sizeof CLEAR_LINE - 1;
+  memcpy(head + hl, PROMPT, PROMPT_LEN);
+  hl += PROMPT_LEN;
+  if (start > 0) head[hl - 1] = '<'; /* ">>><": more text to the left */
+  write_all(t->out_fd, head, hl);
+  if (t->in_len > start) {
+    /* Input bytes are echoed as typed, minus controls (never stored). */
+    write_all(t->out_fd, t->in_buf + start, t->in_len - start);
+  }
+  t->prompt_pending = 1;
+}
+
+void udpc_term_redraw(udpc_term *t) {
+  if (t->raw && t->prompt_pending) render_input(t);
+}
+
+void udpc_term_suspend(udpc_term *t) {
+  if (!t->raw) return;
+  write_all(t->out_fd, "\n", 1);
+  t->prompt_pending = 0;
+  restore_mode(t);
+}
+
+void udpc_term_resume(udpc_term *t) {
+  if (!t->raw) return;
+  if (apply_raw(t) != 0) {
+    /* Not our terminal any more (e.g. resumed in the background). */
+  }
+  render_input(t);
 }
 
 void udpc_term_info(udpc_term *t, const char *line) {
@@ -57,11 +140,15 @@ void udpc_term_info(udpc_term *t, const char *line) {
 
 void udpc_term_prompt(udpc_term *t) {
   if (t->prompt_pending) return;
+  if (t->raw) {
+    render_input(t);
+    return;
+  }
   if (!t->interactive) {
     if (t->prompt_once) return;
     t->prompt_once = 1;
   }
-  write_all(t->out_fd, PROMPT, sizeof PROMPT - 1);
+  write_all(t->out_fd, PROMPT, PROMPT_LEN);
   t->prompt_pending = 1;
 }
 
@@ -110,10 +197,10 @@ static void emit(udpc_term *t, const char *body, size_t body_len,
     off += (n);                    \
   } while (0)
   if (t->interactive) {
-    if (t->prompt_pending) PUT("\r\033[K", 4);
-    PUT(PROMPT, sizeof PROMPT - 1);
+    if (t->prompt_pending) PUT(CLEAR_LINE, sizeof CLEAR_LINE - 1);
+    PUT(PROMPT, PROMPT_LEN);
   } else if (!t->prompt_pending) {
-    PUT(PROMPT, sizeof PROMPT - 1);
+    PUT(PROMPT, PROMPT_LEN);
   }
   int colored = t->color && sgr != NULL;
   if (colored) PUT(sgr, strlen(sgr));
@@ -121,14 +208,15 @@ static void emit(udpc_term *t, const char *body, size_t body_len,
   if (colored) PUT(SGR_RESET, sizeof SGR_RESET - 1);
   if (t->color && bell) PUT("\a", 1);
   PUT("\n", 1);
-  if (t->interactive) {
-    PUT(PROMPT, sizeof PROMPT - 1);
-    t->prompt_pending = 1;
-  } else {
-    t->prompt_pending = 0;
-  }
 #undef PUT
   write_all(t->out_fd, out, off);
+  t->prompt_pending = 0;
+  if (t->raw) {
+    render_input(t); /* the prompt and what the user has typed so far */
+  } else if (t->interactive) {
+    write_all(t->out_fd, PROMPT, PROMPT_LEN);
+    t->prompt_pending = 1;
+  }
 }
 
 void udpc_term_event(udpc_term *t, const udpc_event *ev) {
@@ -144,23 +232,18 @@ void udpc_term_event(udpc_term *t, const udpc_event *ev) {
   const char *sgr = NULL;
   int bell = 0;
   switch (ev->type) {
-  case UDPC_EV_CHAT:
-    sgr = SGR_CHAT;
-    bell = 1;
-    break;
-  case UDPC_EV_MAIL:
-    sgr = SGR_MAIL;
-    bell = 1;
-    break;
-  case UDPC_EV_HAVE_MAIL:
-    sgr = SGR_MAIL;
-    break;
-  case UDPC_EV_SERVER_DOWN:
-  case UDPC_EV_KICKED:
-    sgr = SGR_ALERT;
-    break;
-  default:
-    break;
+    case UDPC_EV_CHAT:
+      sgr = SGR_CHAT;
+      bell = 1;
+      break;
+    case UDPC_EV_MAIL:
+      sgr = SGR_MAIL;
+      bell = 1;
+      break;
+    case UDPC_EV_HAVE_MAIL: sgr = SGR_MAIL; break;
+    case UDPC_EV_SERVER_DOWN:
+    case UDPC_EV_KICKED: sgr = SGR_ALERT; break;
+    default: break;
   }
   emit(t, line, len, sgr, bell);
 }
@@ -177,7 +260,7 @@ void udpc_term_notice(udpc_term *t, const char *bracketed) {
 void udpc_term_finish(udpc_term *t) {
   if (t->prompt_pending) {
     if (t->interactive)
-      write_all(t->out_fd, "\r\033[K", 4);
+      write_all(t->out_fd, CLEAR_LINE, sizeof CLEAR_LINE - 1);
     else
       write_all(t->out_fd, "\n", 1);
     t->prompt_pending = 0;
@@ -201,8 +284,8 @@ static int in_append(udpc_term *t, const char *p, size_t n) {
 static void deliver(udpc_term *t, udpc_term_line_cb cb, void *ctx) {
   size_t len = t->in_len;
   if (len > 0 && t->in_buf[len - 1] == '\r') len--;
+  t->in_len = 0; /* before cb: it may print (and redraw the input) */
   cb(ctx, len > 0 ? t->in_buf : "", len);
-  t->in_len = 0;
 }
 
 static void too_long(udpc_term *t) {
@@ -210,6 +293,101 @@ static void too_long(udpc_term *t) {
   snprintf(msg, sizeof msg, "[Input line longer than %d bytes ignored.]",
            UDPC_TERM_LINE_MAX);
   udpc_term_notice(t, msg);
+}
+
+/* Append seg to the current line, switching to discard mode past the
+ * limit. */
+static void add_bytes(udpc_term *t, const char *p, size_t seg) {
+  if (t->in_discarding || seg == 0) return;
+  if (t->in_len + seg > UDPC_TERM_LINE_MAX) {
+    t->in_discarding = 1;
+    t->in_len = 0;
+    too_long(t);
+  } else if (in_append(t, p, seg) != 0) {
+    t->in_discarding = 1;
+    t->in_len = 0;
+    udpc_term_notice(t, "[Out of memory: input line ignored.]");
+  }
+}
+
+/* Plain mode: split on '\n'. */
+static void feed_plain(udpc_term *t, const char *p, size_t left,
+                       udpc_term_line_cb cb, void *ctx) {
+  while (left > 0) {
+    const char *nl = memchr(p, '\n', left);
+    size_t seg = nl != NULL ? (size_t)(nl - p) : left;
+    add_bytes(t, p, seg);
+    if (nl == NULL) break;
+    if (!t->in_discarding) deliver(t, cb, ctx);
+    t->in_discarding = 0;
+    t->in_len = 0;
+    p = nl + 1;
+    left -= seg + 1;
+  }
+}
+
+/* Editor mode: one byte at a time. Returns 1 for Ctrl-D on an empty line. */
+static int feed_editor(udpc_term *t, const char *p, size_t n,
+                       udpc_term_line_cb cb, void *ctx) {
+  int dirty = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)p[i];
+    if (t->esc == 1) { /* after ESC: CSI "[" or SS3 "O", else Alt-key */
+      t->esc = (c == '[' || c == 'O') ? 2 : 0;
+      continue;
+    }
+    if (t->esc == 2) { /* parameters until a final byte 0x40..0x7e */
+      if (c >= 0x40 && c <= 0x7e) t->esc = 0;
+      continue;
+    }
+    switch (c) {
+      case 0x1b: t->esc = 1; break;
+      case '\r':
+      case '\n':
+        if (t->prompt_pending) {
+          if (dirty) render_input(t); /* show the line as submitted */
+          write_all(t->out_fd, "\n", 1);
+        }
+        t->prompt_pending = 0;
+        if (!t->in_discarding) deliver(t, cb, ctx);
+        t->in_discarding = 0;
+        t->in_len = 0;
+        dirty = 1;
+        break;
+      case 0x7f: /* Backspace / DEL */
+      case 0x08: /* Ctrl-H */
+        while (t->in_len > 0 &&
+               ((unsigned char)t->in_buf[t->in_len - 1] & 0xc0) == 0x80)
+          t->in_len--;
+        if (t->in_len > 0) t->in_len--;
+        dirty = 1;
+        break;
+      case 0x15: /* Ctrl-U */
+        t->in_len = 0;
+        t->in_discarding = 0;
+        dirty = 1;
+        break;
+      case 0x17: /* Ctrl-W */
+        while (t->in_len > 0 && t->in_buf[t->in_len - 1] == ' ') t->in_len--;
+        while (t->in_len > 0 && t->in_buf[t->in_len - 1] != ' ') t->in_len--;
+        dirty = 1;
+        break;
+      case 0x0c: /* Ctrl-L */
+        write_all(t->out_fd, "\033[H\033[2J", 7);
+        dirty = 1;
+        break;
+      case 0x04: /* Ctrl-D */
+        if (t->in_len == 0 && !t->in_discarding) return 1;
+        break;
+      default:
+        if (c < 0x20) break; /* other controls: ignored, never stored */
+        add_bytes(t, (const char *)&p[i], 1);
+        dirty = 1;
+        break;
+    }
+  }
+  if (dirty && t->prompt_pending) render_input(t);
+  return 0;
 }
 
 int udpc_term_read(udpc_term *t, int fd, udpc_term_line_cb cb, void *ctx) {
@@ -228,28 +406,7 @@ int udpc_term_read(udpc_term *t, int fd, udpc_term_line_cb cb, void *ctx) {
     t->in_len = 0;
     return 1;
   }
-  const char *p = chunk;
-  size_t left = (size_t)n;
-  while (left > 0) {
-    const char *nl = memchr(p, '\n', left);
-    size_t seg = nl != NULL ? (size_t)(nl - p) : left;
-    if (!t->in_discarding) {
-      if (t->in_len + seg > UDPC_TERM_LINE_MAX) {
-        t->in_discarding = 1;
-        t->in_len = 0;
-        too_long(t);
-      } else if (in_append(t, p, seg) != 0) {
-        t->in_discarding = 1;
-        t->in_len = 0;
-        udpc_term_notice(t, "[Out of memory: input line ignored.]");
-      }
-    }
-    if (nl == NULL) break;
-    if (!t->in_discarding) deliver(t, cb, ctx);
-    t->in_discarding = 0;
-    t->in_len = 0;
-    p = nl + 1;
-    left -= seg + 1;
-  }
+  if (t->raw) return feed_editor(t, chunk, (size_t)n, cb, ctx);
+  feed_plain(t, chunk, (size_t)n, cb, ctx);
   return 0;
 }

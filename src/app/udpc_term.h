@@ -8,25 +8,32 @@
  *    completes that line, every later event is written as its own
  *    ">>> <line>\n". So every output line after the "bound to" line starts
  *    with ">>> ", lines are never split or interleaved, and no prompt is
- *    redrawn. No color, no bell.
- *  - interactive (both are terminals): the prompt is kept at the bottom; an
- *    event erases the prompt line, prints itself and redraws ">>> ".
- *    Incoming chat and stored mail stand out (bold color and a bell) unless
- *    NO_COLOR is set, TERM is "dumb" or --no-color was given.
+ *    redrawn. No color, no bell. Input is read in lines as it comes.
+ *  - interactive (both are terminals): the terminal is put in a
+ *    non-canonical, no-echo mode (signals kept: Ctrl-C, Ctrl-Z, Ctrl-\) and
+ *    udpc_term edits the input line itself, so an incoming event erases the
+ *    prompt line, prints itself and redraws the prompt WITH what the user
+ *    had typed so far. Editing keys: Backspace, Ctrl-U (erase line), Ctrl-W
+ *    (erase word), Ctrl-L (redraw), Ctrl-D on an empty line (end of input);
+ *    escape sequences (arrow keys...) are ignored. A line wider than the
+ *    terminal scrolls horizontally. Incoming chat and stored mail stand out
+ *    (bold color and a bell) unless NO_COLOR is set, TERM is "dumb" or
+ *    --no-color was given. The terminal mode is restored on exit, on
+ *    suspend (Ctrl-Z) and re-applied on resume.
  * In both modes control characters (C0, DEL, C1) in event lines are shown
  * as '?', so a peer cannot drive the terminal; on a terminal bidi override
  * characters are neutralised too.
  *
- * Input. Bytes from stdin (terminal, pipe or file) are split into lines on
- * '\n' (a trailing '\r' is dropped); a final line without '\n' is delivered
- * at end of file. Lines up to UDPC_TERM_LINE_MAX bytes are passed whole to
- * the caller (the core's parser refuses over-long messages, naming the
- * limit); a longer line is discarded with a notice.
+ * Input. Lines end at '\n' (a trailing '\r' is dropped); a final line
+ * without '\n' is delivered at end of file. Lines up to UDPC_TERM_LINE_MAX
+ * bytes are passed whole to the caller (the core's parser refuses over-long
+ * messages, naming the limit); a longer line is discarded with a notice.
  */
 #ifndef UDPC_TERM_H
 #define UDPC_TERM_H
 
 #include <stddef.h>
+#include <termios.h>
 
 #include "udpchat.h"
 
@@ -36,25 +43,39 @@ typedef void (*udpc_term_line_cb)(void *ctx, const char *line, size_t len);
 
 typedef struct {
   int out_fd;
-  int interactive;    /* prompt redraw mode */
+  int in_fd;
+  int interactive;    /* both ends are terminals: line editor mode */
   int color;          /* colors and bell */
-  int prompt_pending; /* ">>> " is on screen at the start of the line */
+  int prompt_pending; /* the prompt (and input) is on screen */
   int prompt_once;    /* plain mode: the one prompt was written */
-  char *in_buf;       /* partial input line */
+  int raw;            /* the terminal is in editor mode (saved is valid) */
+  struct termios saved;
+  int esc;      /* editor: 0, 1 after ESC, 2 inside CSI/SS3 */
+  char *in_buf; /* partial input line */
   size_t in_len, in_cap;
   int in_discarding; /* inside a line longer than UDPC_TERM_LINE_MAX */
 } udpc_term;
 
-/* no_color: the --no-color option. */
+/* no_color: the --no-color option. Decides the mode; does not touch the
+ * terminal yet. */
 void udpc_term_init(udpc_term *t, int no_color);
+/* Interactive mode: switch the terminal to editor mode. Returns 0, or -1
+ * (then the term falls back to plain line input with terminal echo). */
+int udpc_term_start(udpc_term *t);
+/* Restore the terminal mode (idempotent); frees buffers. */
 void udpc_term_free(udpc_term *t);
+/* Ctrl-Z: restore the terminal before stopping; resume: re-apply, redraw. */
+void udpc_term_suspend(udpc_term *t);
+void udpc_term_resume(udpc_term *t);
+/* Window size changed: redraw the input line. */
+void udpc_term_redraw(udpc_term *t);
 
 /* A plain informational line without the prompt prefix (start-up only). */
 void udpc_term_info(udpc_term *t, const char *line);
 /* Show the prompt ">>> " if it is not already showing. In plain mode only
  * the first call prints anything. */
 void udpc_term_prompt(udpc_term *t);
-/* The user finished a line (the terminal echoed the newline). */
+/* The user finished a line: the cursor is on a fresh line. */
 void udpc_term_input_done(udpc_term *t);
 void udpc_term_event(udpc_term *t, const udpc_event *ev);
 /* A driver message, already in bracketed form: "[...]". */

@@ -314,3 +314,85 @@ def test_server_restart_clients_reregister_silently(net):
     wait_listed(x, "y", "offline")
     x.send("send y stored by the new server")
     x.expect_literal(">>> [Messages received by the server and saved]")
+
+
+def _tty_client(net, tmp_path, s, nick="x", *extra):
+    pexpect = pytest.importorskip("pexpect")
+    env = dict(os.environ, TERM="xterm")
+    env.pop("NO_COLOR", None)
+    args = ["-c", nick, "127.0.0.1", str(s.port), "0", "--state-dir",
+            str(tmp_path / f"tty-{nick}")] + list(extra)
+    child = pexpect.spawn(BIN, args, env=env, timeout=TIMEOUT)
+    net.ttys = getattr(net, "ttys", []) + [child]
+    child.expect_exact("[Welcome, You are registered.]")
+    return pexpect, child
+
+
+@pytest.fixture
+def tty_cleanup(net):
+    yield
+    for child in getattr(net, "ttys", []):
+        if child.isalive():
+            os.kill(child.pid, signal.SIGKILL)
+        child.close()
+
+
+def test_interactive_typed_input_survives_incoming_events(net, tmp_path,
+                                                          tty_cleanup):
+    s = net.server()
+    y = net.client("y", s)
+    pexpect, x = _tty_client(net, tmp_path, s)
+    wait_listed(y, "x")
+    x.send("send y hel")  # typed, not submitted
+    x.expect_exact("send y hel")
+    y.send("send x interrupting")
+    x.expect_exact("y: interrupting")
+    # The event line is followed by the prompt with the pending input.
+    x.expect_exact(">>> send y hel")
+    x.send("lo\r")
+    y.expect_literal(">>> x: hello")
+    x.expect_exact("[Message received by y.]")
+    x.sendcontrol("d")  # Ctrl-D on an empty line: end of input = exit
+    x.expect_exact("[Exiting]")
+    x.expect(pexpect.EOF)
+    x.close()
+    assert x.exitstatus == 0
+
+
+def test_interactive_line_editing_keys(net, tmp_path, tty_cleanup):
+    s = net.server()
+    y = net.client("y", s)
+    pexpect, x = _tty_client(net, tmp_path, s)
+    wait_listed(y, "x")
+    # Backspace over a two-byte character, Ctrl-W, Ctrl-U, arrow keys.
+    x.send("send y caf\u00e9\x7fe!")
+    x.send("\x1b[D\x1b[A")  # arrows: ignored
+    x.send(" junk word\x17\x17\r")
+    y.expect(r"^>>> x: cafe! $")
+    x.send("garbage\x15send y clean\r")
+    y.expect_literal(">>> x: clean")
+    x.sendline("exit")
+    x.expect(pexpect.EOF)
+
+
+def test_interactive_suspend_restores_terminal_and_resume(net, tmp_path,
+                                                          tty_cleanup):
+    s = net.server()
+    y = net.client("y", s)
+    pexpect, x = _tty_client(net, tmp_path, s)
+    wait_listed(y, "x")
+    assert not x.getecho()  # the line editor owns the echo
+    os.kill(x.pid, signal.SIGTSTP)
+    deadline = __import__("time").monotonic() + TIMEOUT
+    while x.getecho() is False:  # restored before stopping
+        assert __import__("time").monotonic() < deadline
+        __import__("time").sleep(0.02)
+    with open(f"/proc/{x.pid}/stat") as f:
+        state = f.read().rsplit(")", 1)[1].split()[0]
+    assert state == "T"
+    os.kill(x.pid, signal.SIGCONT)
+    x.send("send y back\r")
+    y.expect_literal(">>> x: back")
+    assert not x.getecho()
+    x.sendline("exit")
+    x.expect(pexpect.EOF)
