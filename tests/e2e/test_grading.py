@@ -1,5 +1,6 @@
 """behaviour.md "What the grading checked" and "The assignment's two
 official scenarios", one test (or more) per item."""
+import os
 import re
 import signal
 import time
@@ -378,3 +379,59 @@ def test_grading_many_clients_table_spans_pages(net):
     rows = [ln for ln in cs[0].lines_since(start)
             if re.match(r"^>>> c\d\d\s+127\.0\.0\.1\s+\d+\s+online$", ln)]
     assert len(rows) == 26
+
+
+def test_grading_vanished_client_marked_offline_after_missed_heartbeats(net):
+    """A client that stops talking (here: stopped) is marked offline by the
+    server after 3 missed heartbeat intervals (30 s), and every online
+    client is told. Slow by nature: ~30-40 s."""
+    s = net.server()
+    x, y = mesh(net, s, ["x", "y"])
+    y.signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        x.mark()
+        x.expect_literal(">>> [Client table updated.]", timeout=45)
+        elapsed = time.monotonic() - t0
+        wait_listed(x, "y", "offline")
+        assert 19 <= elapsed <= 45, elapsed
+    finally:
+        y.signal(signal.SIGCONT)
+    # y notices on its next heartbeat that its session ended.
+    y.expect_literal(">>> [You are Offline. Bye.]", timeout=15)
+    y.send("reg y")
+    y.expect_literal(">>> [Welcome, You are registered.]")
+    wait_listed(x, "y", "online")
+
+
+def test_grading_mailbox_quota_and_1000_messages_delivered(net):
+    """Offline mail in bulk: 1000 stored messages (the default per-recipient
+    quota) all delivered in order on reg; the 1001st is refused with a
+    clear notice."""
+    import struct
+    import udpwire as w
+    s = net.server()
+    x, y = mesh(net, s, ["x", "y"])
+    x.send("dereg x")
+    x.expect_literal(">>> [You are Offline. Bye.]")
+    wait_listed(y, "x", "offline")
+    rc = w.RawClient("127.0.0.1", s.port)
+    try:
+        st, tok, _, _ = rc.register("bulk", os.urandom(32))
+        assert st == 0
+        for i in range(1000):
+            rc.id += 1
+            d = rc.request(w.tokened(w.SAVE, rc.id, tok, w.nick("x")
+                                     + struct.pack(">I", i)
+                                     + w.text16(f"bulk {i:04d}")),
+                           w.SAVE_RESULT)
+            assert d is not None and d[14] == 0, (i, d)
+    finally:
+        rc.close()
+    y.send("send x one too many")
+    y.expect_literal(">>> [Mailbox of x is full, message not delivered.]")
+    x.send("reg x")
+    x.expect_literal(">>> [You have messages]")
+    got = [x.expect(rf"^>>> bulk: {TS} (bulk \d+)$", timeout=10).group(1)
+           for _ in range(1000)]
+    assert got == [f"bulk {i:04d}" for i in range(1000)]
