@@ -255,7 +255,30 @@ class Net:
         return p
 
     def cleanup(self):
+        """Stop what the test started, gracefully first so that sanitizer
+        leak checks run at exit: clients get end of input (= exit), then
+        servers get SIGTERM; whatever is still alive after a short grace
+        period is killed (SIGKILL, by PID)."""
         reports = []
+        clients = [p for p in self.procs if not p.name.startswith("server")]
+        servers = [p for p in self.procs if p.name.startswith("server")]
+        for p in clients:
+            p.close_stdin()
+        grace = time.monotonic() + 1.0 * SCALE
+        for p in clients:
+            try:
+                p.popen.wait(max(0.01, grace - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        for p in servers:
+            p.signal(signal.SIGCONT)  # in case a test left it stopped
+            p.signal(signal.SIGTERM)
+        grace = time.monotonic() + 1.0 * SCALE
+        for p in servers:
+            try:
+                p.popen.wait(max(0.01, grace - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
         for p in self.procs:
             p.close_stdin()
             p.kill()
