@@ -435,3 +435,18 @@ def test_grading_mailbox_quota_and_1000_messages_delivered(net):
     got = [x.expect(rf"^>>> bulk: {TS} (bulk \d+)$", timeout=10).group(1)
            for _ in range(1000)]
     assert got == [f"bulk {i:04d}" for i in range(1000)]
+
+
+def test_grading_utf8_messages_intact_direct_and_stored(net):
+    s = net.server()
+    x, y = mesh(net, s, ["x", "y"])
+    text = "h\u00e9llo w\u00f6rld \u4f60\u597d \U0001F600 \u2014 fin"
+    chat_ok(x, y, text)
+    y.send("dereg y")
+    y.expect_literal(">>> [You are Offline. Bye.]")
+    wait_listed(x, "y", "offline")
+    x.send(f"send y {text}")
+    x.expect_literal(">>> [Messages received by the server and saved]")
+    y.send("reg y")
+    y.expect_literal(">>> [You have messages]")
+    y.expect(rf"^>>> x: {TS} {re.escape(text)}$")
