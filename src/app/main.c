@@ -33,6 +33,7 @@ static const char usage_text[] =
     "  --operator NICK    NICK may deregA other users (repeatable)\n"
     "  --log-level LEVEL  error, warn, info or debug (default: info)\n"
     "  --log-file PATH    append the log to PATH instead of stderr\n"
+    "                     (SIGHUP reopens it, for log rotation)\n"
     "\n"
     "Client options:\n"
     "  --state-dir DIR    where this nick's credential is kept (default:\n"

@@ -207,8 +207,10 @@ int udpc_cliapp_run(const udpc_cliapp_opts *o) {
     goto fail;
   a->stdin_open = 1;
   udpc_loop_set_timer(a->loop, cli_deadline, cli_expire, a);
-  static const int tty_signals[] = {SIGTSTP, SIGCONT, SIGWINCH};
-  if (udpc_loop_catch_signals(a->loop, tty_signals, a->term.interactive ? 3 : 0,
+  /* SIGHUP (terminal closed) is `exit` like Ctrl-C; the others only
+   * matter for the line editor. */
+  static const int cli_signals[] = {SIGHUP, SIGTSTP, SIGCONT, SIGWINCH};
+  if (udpc_loop_catch_signals(a->loop, cli_signals, a->term.interactive ? 4 : 1,
                               cli_on_signal, a, err, sizeof err) != 0)
     goto fail;
 

@@ -13,6 +13,7 @@
 
 static int log_level = UDPC_LOG_INFO;
 static int log_fd = STDERR_FILENO;
+static const char *log_path; /* borrowed from argv; NULL for stderr */
 
 static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 
@@ -32,17 +33,32 @@ const char *udpc_log_level_name(int level) {
   return level_names[level];
 }
 
+static int open_path(const char *path, char *err, size_t err_cap) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  if (fd < 0 && err_cap > 0)
+    snprintf(err, err_cap, "cannot open log file '%s': %s", path,
+             strerror(errno));
+  return fd;
+}
+
 int udpc_log_open(int level, const char *path, char *err, size_t err_cap) {
   log_level = level;
   if (path == NULL) return 0;
-  int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-  if (fd < 0) {
-    if (err_cap > 0)
-      snprintf(err, err_cap, "cannot open log file '%s': %s", path,
-               strerror(errno));
-    return -1;
-  }
+  int fd = open_path(path, err, err_cap);
+  if (fd < 0) return -1;
   udpc_log_close();
+  log_fd = fd;
+  log_path = path;
+  return 0;
+}
+
+int udpc_log_reopen(char *err, size_t err_cap) {
+  if (log_path == NULL) return 0;
+  int fd = open_path(log_path, err, err_cap);
+  if (fd < 0) return -1; /* keep writing to the old file */
+  if (close(log_fd) != 0) {
+    /* the old file is gone either way */
+  }
   log_fd = fd;
   return 0;
 }
@@ -54,6 +70,7 @@ void udpc_log_close(void) {
     }
     log_fd = STDERR_FILENO;
   }
+  log_path = NULL;
 }
 
 int udpc_log_enabled(int level) { return level <= log_level; }

@@ -26,6 +26,9 @@ const char *udpc_log_level_name(int level);
  * writes a message into err and returns -1 (the sink stays stderr). */
 int udpc_log_open(int level, const char *path, char *err, size_t err_cap);
 void udpc_log_close(void);
+/* Re-open the log file (after rotation: SIGHUP). No-op for stderr. On
+ * failure the old file stays in use and err says why. */
+int udpc_log_reopen(char *err, size_t err_cap);
 int udpc_log_enabled(int level);
 
 void udpc_log(int level, const char *fmt, ...)

@@ -9,6 +9,7 @@
  */
 #include "udpc_srvapp.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -91,10 +92,16 @@ static void srv_expire(udpc_loop *l, uint64_t now, void *ctx) {
 
 static void srv_on_signal(udpc_loop *l, int signo, void *ctx) {
   (void)ctx;
-  udpc_log(UDPC_LOG_INFO, "signal %d (%s): shutting down", signo,
-           signo == 2    ? "SIGINT"
-           : signo == 15 ? "SIGTERM"
-                         : "signal");
+  if (signo == SIGHUP) {
+    char err[256];
+    if (udpc_log_reopen(err, sizeof err) != 0)
+      udpc_log(UDPC_LOG_ERROR, "SIGHUP: %s", err);
+    else
+      udpc_log(UDPC_LOG_INFO, "SIGHUP: log file reopened");
+    return;
+  }
+  udpc_log(UDPC_LOG_INFO, "%s: shutting down",
+           signo == SIGINT ? "SIGINT" : "SIGTERM");
   udpc_loop_stop(l);
 }
 
@@ -163,7 +170,8 @@ int udpc_srvapp_run(const udpc_srvapp_opts *o) {
                        sizeof err) != 0)
     goto fail;
   udpc_loop_set_timer(a->loop, srv_deadline, srv_expire, a);
-  if (udpc_loop_catch_signals(a->loop, NULL, 0, srv_on_signal, a, err,
+  static const int srv_signals[] = {SIGHUP};
+  if (udpc_loop_catch_signals(a->loop, srv_signals, 1, srv_on_signal, a, err,
                               sizeof err) != 0)
     goto fail;
 

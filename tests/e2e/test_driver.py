@@ -396,3 +396,32 @@ def test_interactive_suspend_restores_terminal_and_resume(net, tmp_path,
     assert not x.getecho()
     x.sendline("exit")
     x.expect(pexpect.EOF)
+
+
+def test_signal_sighup_client_exits_like_exit(net):
+    s = net.server()
+    x, y = mesh(net, s, ["x", "y"])
+    x.signal(signal.SIGHUP)  # the terminal went away
+    x.expect_literal(">>> [Exiting]")
+    assert x.wait() == 0
+    wait_listed(y, "x", "offline")
+
+
+def test_signal_sighup_server_reopens_log_file(net, tmp_path):
+    log = tmp_path / "server.log"
+    s = net.server("--log-file", log)
+    net.client("x", s)
+    os.rename(log, tmp_path / "server.log.1")  # logrotate
+    s.signal(signal.SIGHUP)
+    import time
+    deadline = time.monotonic() + TIMEOUT
+    while not log.exists():
+        assert time.monotonic() < deadline, "log not reopened"
+        time.sleep(0.02)
+    net.client("y", s)
+    s.signal(signal.SIGTERM)
+    assert s.wait() == 0
+    assert "SIGHUP: log file reopened" in log.read_text()
+    assert "server stopped" in log.read_text()
+    assert "listening on" in (tmp_path / "server.log.1").read_text()
+    assert s.alive() is False
