@@ -456,6 +456,19 @@ def test_defect_unknown_recipient_not_silently_ignored(net):
     x = net.client("x", s)
     x.send("send ghost are you there")
     x.expect(r"^>>> \[Unknown user ghost[,;] .*\]$")
+    # The server side answers too (the client above refused locally, from
+    # its table): a SAVE for an unknown nick gets UNKNOWN_RECIPIENT.
+    rc = w.RawClient("127.0.0.1", s.port)
+    try:
+        st, tok, _, _ = rc.register("raw", os.urandom(32))
+        assert st == 0
+        rc.id += 1
+        d = rc.request(w.tokened(w.SAVE, rc.id, tok, w.nick("ghost")
+                                 + struct.pack(">I", 1) + w.text16("hi")),
+                       w.SAVE_RESULT)
+        assert d is not None and d[14] == 2  # UNKNOWN_RECIPIENT
+    finally:
+        rc.close()
 
 
 def test_defect_output_not_garbled_by_concurrent_input(net):
