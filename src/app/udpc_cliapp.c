@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,7 +34,6 @@ typedef struct {
   udpc_client *client;
   udpc_loop *loop;
   udpc_term term;
-  int stdin_open;
   int exit_requested; /* exit sent because of EOF or a signal */
   int forced_status;  /* -1, or the status of a forced exit */
   uint8_t rx[CLI_RXBUF];
@@ -76,8 +76,12 @@ static void cli_on_line(void *ctx, const char *line, size_t len) {
   if (rc != UDPC_OK)
     udpc_log(UDPC_LOG_WARN, "command refused by the core: %s",
              udpc_strerror(rc));
-  /* `exit` typed by the user counts as the one exit request. */
-  if (len == 4 && memcmp(line, "exit", 4) == 0) a->exit_requested = 1;
+  /* `exit` typed by the user counts as the one exit request (so that a
+   * Ctrl-C while it waits for the server forces the exit). */
+  udpc_cmd cmd;
+  if (udpc_cmd_parse(&cmd, line, len, NULL, 0) == UDPC_OK &&
+      cmd.type == UDPC_CMD_EXIT)
+    a->exit_requested = 1;
   udpc_term_prompt(&a->term);
 }
 
@@ -88,7 +92,6 @@ static void cli_on_stdin(udpc_loop *l, int fd, short revents, void *ctx) {
   if (rc != 0) {
     if (rc < 0) udpc_log(UDPC_LOG_WARN, "stdin: %s", strerror(errno));
     udpc_loop_del_fd(l, fd);
-    a->stdin_open = 0;
     if (udpc_client_exit_status(a->client) < 0) cli_request_exit(a);
   }
   cli_check_done(a);
@@ -186,6 +189,17 @@ int udpc_cliapp_run(const udpc_cliapp_opts *o) {
     goto fail;
   if (udpc_net_bind(&a->sock, o->bind, o->client_port, err, sizeof err) != 0)
     goto fail;
+  udpc_addr local;
+  if (udpc_net_local(&a->sock, &local, err, sizeof err) != 0) goto fail;
+  static const uint8_t zero16[16];
+  if (local.family != cfg.server.family &&
+      (local.family == 4 || memcmp(local.ip, zero16, 16) != 0)) {
+    snprintf(err, sizeof err,
+             "cannot reach server '%s' (IPv%d) from a socket bound to an "
+             "IPv%d address (--bind)",
+             o->server_host, cfg.server.family, local.family);
+    goto fail;
+  }
   if (udpc_loop_random(cfg.seed, sizeof cfg.seed, err, sizeof err) != 0)
     goto fail;
   a->loop = udpc_loop_new(CLOCK_MONOTONIC, err, sizeof err);
@@ -205,7 +219,6 @@ int udpc_cliapp_run(const udpc_cliapp_opts *o) {
   if (udpc_loop_add_fd(a->loop, STDIN_FILENO, cli_on_stdin, a, err,
                        sizeof err) != 0)
     goto fail;
-  a->stdin_open = 1;
   udpc_loop_set_timer(a->loop, cli_deadline, cli_expire, a);
   /* SIGHUP (terminal closed) is `exit` like Ctrl-C; the others only
    * matter for the line editor. */
@@ -214,8 +227,6 @@ int udpc_cliapp_run(const udpc_cliapp_opts *o) {
                               cli_on_signal, a, err, sizeof err) != 0)
     goto fail;
 
-  udpc_addr local;
-  if (udpc_net_local(&a->sock, &local, err, sizeof err) != 0) goto fail;
   char as[UDPC_NET_ADDRSTR_MAX], ss[UDPC_NET_ADDRSTR_MAX];
   udpc_net_format_addr(&local, as, sizeof as);
   udpc_net_format_addr(&cfg.server, ss, sizeof ss);

@@ -169,3 +169,12 @@ def test_cli_client_nick_case_folded(net):
     s = net.server()
     c = net.client("X", s)
     assert c.out.lines[0].startswith("udpchat client x bound to ")
+
+
+@pytest.mark.parametrize("server,bind", [("::1", "127.0.0.1"),
+                                         ("127.0.0.1", "::1")])
+def test_cli_client_bind_family_mismatch_exit_1(server, bind, tmp_path):
+    r = run_cli("-c", "x", server, "5000", "0", "--bind", bind,
+                "--state-dir", tmp_path)
+    assert r.returncode == 1
+    assert f"cannot reach server '{server}'" in r.stderr
