@@ -60,7 +60,9 @@ int udpc_cursor_read_u64(udpc_reader *c, uint64_t *out) {
 
 int udpc_cursor_read_bytes(udpc_reader *c, size_t n, const uint8_t **out) {
   UDPC_GUARD(reader_need(c, n));
-  *out = c->p + c->pos;
+  /* A zero-length read of an empty (NULL) buffer yields the NULL pointer:
+   * NULL + 0 is undefined behaviour in C. */
+  *out = (c->p != NULL) ? c->p + c->pos : c->p;
   c->pos += n;
   return UDPC_OK;
 }
