@@ -36,6 +36,7 @@ typedef struct {
   udpc_term term;
   int exit_requested; /* exit sent because of EOF or a signal */
   int forced_status;  /* -1, or the status of a forced exit */
+  int lock_fd;        /* flock on the credential file, held while running */
   uint8_t rx[CLI_RXBUF];
 } cliapp;
 
@@ -167,6 +168,7 @@ int udpc_cliapp_run(const udpc_cliapp_opts *o) {
   memset(a, 0, sizeof *a);
   a->sock.fd = -1;
   a->forced_status = -1;
+  a->lock_fd = -1;
   udpc_term_init(&a->term, o->no_color);
   if (udpc_log_open(o->log_level, o->log_file, err, sizeof err) != 0) {
     fprintf(stderr, "udpchat: %s\n", err);
@@ -182,6 +184,8 @@ int udpc_cliapp_run(const udpc_cliapp_opts *o) {
   if (udpc_state_credential(dir, o->nick.s, cfg.credential, &created, err,
                             sizeof err) != 0)
     goto fail;
+  a->lock_fd = udpc_state_lock(dir, o->nick.s, err, sizeof err);
+  if (a->lock_fd < 0) goto fail;
   udpc_log(UDPC_LOG_INFO, "%s credential for %s in %s",
            created ? "created" : "loaded", o->nick.s, dir);
   if (udpc_net_resolve(o->server_host, o->server_port, &cfg.server, err,
@@ -266,6 +270,8 @@ out:
   udpc_net_close(&a->sock);
   udpc_loop_free(a->loop);
   udpc_term_free(&a->term);
+  if (a->lock_fd >= 0 && close(a->lock_fd) != 0)
+    udpc_log(UDPC_LOG_WARN, "closing the credential lock: %s", strerror(errno));
   udpc_log_close();
   return status;
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -250,4 +251,37 @@ int udpc_state_credential(const char *dir, const char *nick,
   }
   set_err(err, err_cap, "cannot create credential file '%s'", path);
   return -1;
+}
+
+int udpc_state_lock(const char *dir, const char *nick, char *err,
+                    size_t err_cap) {
+  char path[UDPC_STATE_PATH_MAX];
+  if (udpc_nick_check(nick, strlen(nick)) != 0) {
+    set_err(err, err_cap, "invalid nick '%s' for a state file", nick);
+    return -1;
+  }
+  int n = snprintf(path, sizeof path, "%s/%s.cred", dir, nick);
+  if (n < 0 || (size_t)n >= sizeof path) {
+    set_err(err, err_cap, "state path too long");
+    return -1;
+  }
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    set_err(err, err_cap, "cannot open '%s': %s", path, strerror(errno));
+    return -1;
+  }
+  while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EINTR) continue;
+    if (errno == EWOULDBLOCK) {
+      set_err(err, err_cap,
+              "nick %s is already in use by another udpchat client with "
+              "the state directory '%s'",
+              nick, dir);
+    } else {
+      set_err(err, err_cap, "cannot lock '%s': %s", path, strerror(errno));
+    }
+    (void)close(fd);
+    return -1;
+  }
+  return fd;
 }

@@ -32,4 +32,11 @@ int udpc_state_credential(const char *dir, const char *nick,
                           uint8_t cred[UDPC_CRED_LEN], int *created, char *err,
                           size_t err_cap);
 
+/* Take an exclusive advisory lock (flock) on nick's credential file, so two
+ * clients cannot run the same nick from the same state directory (the second
+ * would silently end the first one's session). Returns the locked fd (keep
+ * it open while running; close releases), or -1 with err. */
+int udpc_state_lock(const char *dir, const char *nick, char *err,
+                    size_t err_cap);
+
 #endif /* UDPC_STATE_H */

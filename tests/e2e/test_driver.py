@@ -425,3 +425,16 @@ def test_signal_sighup_server_reopens_log_file(net, tmp_path):
     assert "server stopped" in log.read_text()
     assert "listening on" in (tmp_path / "server.log.1").read_text()
     assert s.alive() is False
+
+
+def test_state_same_nick_twice_from_one_state_dir_refused(net):
+    s = net.server()
+    x = net.client("x", s)
+    again = net.spawn(["-c", "x", "127.0.0.1", s.port, 0, "--state-dir",
+                       x.state], "client-x-again")
+    assert again.wait() == 1
+    again.expect(r"nick x is already in use by another udpchat client",
+                 stream="err")
+    # The first one is undisturbed.
+    x.send("list")
+    x.expect(rf"^>>> x\s+127\.0\.0\.1\s+{x.port}\s+online$")
