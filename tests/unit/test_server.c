@@ -262,6 +262,8 @@ static void advance(fx *f, uint64_t ms) {
 
 /* ---- Registration and cookies (P5) ---------------------------------- */
 
+/* R13: a COOKIE to an unvalidated address is one datagram, smaller than the
+ * REGISTER. */
 static void test_register_without_cookie_gets_only_smaller_cookie_no_state(
     void **state) {
   fx *f = *state;
@@ -283,6 +285,8 @@ static void test_register_without_cookie_gets_only_smaller_cookie_no_state(
   assert_int_equal(udpc_store_mem_commit_count(f->st), 0);
 }
 
+/* R42 R13: a cookie is valid only for its address and nick; the answer is
+ * one smaller COOKIE. */
 static void test_register_forged_cookie_gets_fresh_cookie_no_state(
     void **state) {
   fx *f = *state;
@@ -311,6 +315,7 @@ static void test_register_forged_cookie_gets_fresh_cookie_no_state(
   assert_int_equal(stats(f).registered, 0);
 }
 
+/* R42: a cookie is accepted in its own and the next bucket only. */
 static void test_register_cookie_valid_two_buckets_then_expired(void **state) {
   fx *f = *state;
   udpc_addr a = A(1);
@@ -334,6 +339,8 @@ static void test_register_cookie_valid_two_buckets_then_expired(void **state) {
   assert_int_equal(stats(f).registered, 1);
 }
 
+/* R50 R51 R55 R22: REGISTER_RESULT OK after commit, version 1 -> 2, delta to
+ * the subject too, id echoed. */
 static void test_register_ok_welcome_held_until_commit(void **state) {
   fx *f = *state;
   udpc_addr a = A(1);
@@ -364,6 +371,8 @@ static void test_register_ok_welcome_held_until_commit(void **state) {
   assert_int_equal(stats(f).online, 1);
 }
 
+/* R43: another credential gets NICK_TAKEN and the owner's session is
+ * untouched. */
 static void test_register_duplicate_nick_other_credential_nick_taken(
     void **state) {
   fx *f = *state;
@@ -414,6 +423,8 @@ static void test_register_same_credential_new_address_takes_over_old_ended(
   assert_int_equal(stats(f).registered, 1);
 }
 
+/* R44: the live session's REGISTER gets the same token and no table change
+ * (no delta). */
 static void test_register_retransmit_same_address_keeps_token(void **state) {
   fx *f = *state;
   udpc_addr a = A(1);
@@ -424,6 +435,8 @@ static void test_register_retransmit_same_address_keeps_token(void **state) {
   assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, NULL), 0); /* no change */
 }
 
+/* R10 R13: the only answer to a bad nick is REGISTER_RESULT INVALID_NICK,
+ * not larger than the request. */
 static void test_register_invalid_nick_answer_not_larger_than_request(
     void **state) {
   fx *f = *state;
@@ -476,6 +489,8 @@ static void test_restart_loads_users_offline_old_tokens_bad_session(
 
 /* ---- Table (P6) --------------------------------------------------------- */
 
+/* R52 R51 R22: TABLE_PAGE = current version (1 + 45 changes), total, min(20,
+ * total - start) sorted entries. */
 static void test_table_paging_45_clients_sorted_20_per_page(void **state) {
   fx *f = *state;
   uint64_t tok[45];
@@ -514,6 +529,8 @@ static void test_table_paging_45_clients_sorted_20_per_page(void **state) {
   assert_int_equal(seen, 45);
 }
 
+/* R55 R56: the delta goes to every online client, the subject included,
+ * never to an offline one. */
 static void test_delta_sent_only_to_online_clients(void **state) {
   fx *f = *state;
   udpc_addr a = A(1), b = A(2), c = A(3);
@@ -537,6 +554,7 @@ static void test_delta_sent_only_to_online_clients(void **state) {
   }
 }
 
+/* R74 R22: HEARTBEAT -> HEARTBEAT_ACK(current version), id echoed. */
 static void test_heartbeat_ack_carries_table_version(void **state) {
   fx *f = *state;
   udpc_addr a = A(1);
@@ -582,6 +600,8 @@ static void test_heartbeat_timeout_marks_offline_with_delta(void **state) {
 
 /* ---- Dereg and deregA (P8) ---------------------------------------------- */
 
+/* R67 R50: DEREG -> offline, commit, delta to the others, then DEREG_RESULT
+ * OK. */
 static void test_dereg_ok_then_ended_token_session_ended(void **state) {
   fx *f = *state;
   udpc_addr a = A(1), b = A(2);
@@ -627,6 +647,7 @@ static void test_dereg_ok_then_ended_token_session_ended(void **state) {
   assert_int_equal(only_out(f, &a).u.error.code, UDPC_ERROR_SESSION_ENDED);
 }
 
+/* R70: a non-operator's DEREG_OTHER gets NOT_PERMITTED and changes nothing. */
 static void test_deregA_by_non_operator_not_permitted(void **state) {
   fx *f = *state;
   udpc_addr a = A(1), b = A(2);
@@ -641,6 +662,8 @@ static void test_deregA_by_non_operator_not_permitted(void **state) {
   assert_int_equal(stats(f).online, 2);
 }
 
+/* R70: unknown target -> UNKNOWN_NICK; online target -> session ended,
+ * delta, KICKED, OK. */
 static void test_deregA_by_operator_kicks_target(void **state) {
   fx *f = *state;
   udpc_addr o = A(1), b = A(2);
@@ -709,6 +732,8 @@ static void test_save_to_offline_saved_once_when_sent_five_times(void **state) {
 
 /* A reused msg_id with another text (a client restarted with the same id
  * counter) is a new message, not a retransmission. */
+/* R40: across a restart the same (from, msg_id, text) is found in the store,
+ * not stored twice. */
 static void test_save_reused_msg_id_other_text_is_new_message(void **state) {
   fx *f = *state;
   udpc_addr a = A(1), b = A(2);
@@ -759,6 +784,7 @@ static void test_save_sender_gone_during_probe_nothing_stored(void **state) {
   assert_int_equal(stats(f).online, 0);
 }
 
+/* R59: step 1, an unregistered recipient -> UNKNOWN_RECIPIENT. */
 static void test_save_unknown_recipient(void **state) {
   fx *f = *state;
   udpc_addr a = A(1);
@@ -769,6 +795,8 @@ static void test_save_unknown_recipient(void **state) {
   assert_int_equal(p.u.save_result.status, UDPC_SAVE_UNKNOWN_RECIPIENT);
 }
 
+/* R59 R60: an online recipient is probed first; PROBE_ACK ->
+ * RECIPIENT_ONLINE, nothing stored. */
 static void test_save_to_online_probe_ack_gives_recipient_online_entry(
     void **state) {
   fx *f = *state;
@@ -812,6 +840,8 @@ static void test_save_to_online_probe_ack_gives_recipient_online_entry(
   assert_int_equal(stats(f).online, 2);
 }
 
+/* R59 R60 R76: PROBE at t and t+250, dead at t+500, then offline, delta,
+ * stored, SAVED. */
 static void test_save_probe_unanswered_resent_then_offline_delta_saved(
     void **state) {
   fx *f = *state;
@@ -853,6 +883,7 @@ static void test_save_probe_unanswered_resent_then_offline_delta_saved(
   assert_int_equal(mail_count(f, "b"), 1);
 }
 
+/* R61: per-recipient and total quotas -> QUOTA, nothing stored. */
 static void test_save_quota_per_recipient_and_total(void **state) {
   fx *f = *state;
   udpc_server_free(f->s);
@@ -890,6 +921,8 @@ static void test_save_quota_per_recipient_and_total(void **state) {
 
 /* ---- Mail delivery (P7) ----------------------------------------------- */
 
+/* R63 R64: oldest first, <= 16 and <= 1200 bytes, remaining; deleted only up
+ * to ack_upto. */
 static void test_mail_delivery_in_order_paged_deleted_only_on_ack(
     void **state) {
   fx *f = *state;
@@ -963,6 +996,8 @@ static void test_mail_delivery_in_order_paged_deleted_only_on_ack(
 
 /* ---- Security (P9) ------------------------------------------------------ */
 
+/* R80 R13: wrong address or forged token: not acted on; BAD_SESSION never
+ * larger. */
 static void test_forged_token_and_wrong_address_dropped_and_counted(
     void **state) {
   fx *f = *state;
@@ -993,6 +1028,7 @@ static void test_forged_token_and_wrong_address_dropped_and_counted(
   assert_int_equal(stats(f).online, 1);
 }
 
+/* R11: packets of the wrong direction are dropped, counted, not answered. */
 static void test_server_to_client_types_dropped_and_counted(void **state) {
   fx *f = *state;
   udpc_addr a = A(1);
@@ -1010,6 +1046,8 @@ static void test_server_to_client_types_dropped_and_counted(void **state) {
   assert_int_equal(stats(f).dropped_unexpected, s0.dropped_unexpected + 3);
 }
 
+/* R3 R8 R9 R10: too big dropped; VERSION only if >= 7 bytes; unknown type
+ * never answered; MALFORMED never larger. */
 static void test_malformed_request_error_only_when_not_larger(void **state) {
   fx *f = *state;
   udpc_addr a = A(1);
@@ -1055,6 +1093,7 @@ static void test_malformed_request_error_only_when_not_larger(void **state) {
 
 /* ---- Commit failures ("acknowledged means committed") ------------------ */
 
+/* R50: no REGISTER_RESULT OK / DEREG_RESULT OK when the commit fails. */
 static void test_commit_failure_sends_no_ack_retransmit_succeeds(void **state) {
   fx *f = *state;
   udpc_addr a = A(1);
@@ -1088,6 +1127,7 @@ static void test_commit_failure_sends_no_ack_retransmit_succeeds(void **state) {
   assert_int_equal(u.status, UDPC_STATUS_OFFLINE);
 }
 
+/* R50 R40: no SAVED or deleting MAIL_PAGE before the commit; stored once. */
 static void test_commit_failure_on_save_no_ack_and_stored_once(void **state) {
   fx *f = *state;
   udpc_addr a = A(1), b = A(2);
@@ -1265,6 +1305,7 @@ static void test_save_to_self_probes_self_recipient_online(void **state) {
                    UDPC_SAVE_RECIPIENT_ONLINE);
 }
 
+/* R77: at most 1024 probes; the 1025th SAVE is dropped unanswered. */
 static void test_probes_capped_at_1024_excess_save_dropped(void **state) {
   fx *f = *state;
   udpc_addr a = A(1), b = A(2);

@@ -268,6 +268,7 @@ static void test_vectors_cover_everything(void **state) {
       fail_msg("no invalid vector for %s", udpc_strerror(codes[c]));
 }
 
+/* R84: every valid vector decodes to its expected dump. */
 static void test_valid_vectors_decode_to_fields(void **state) {
   const vecset *vs = *state;
   static char out[FMT_CAP];
@@ -295,6 +296,8 @@ static void test_valid_vectors_decode_to_fields(void **state) {
   assert_true(checked > 0);
 }
 
+/* R5 R84: re-encoding gives the vector bytes (big-endian integers, no
+ * padding). */
 static void test_valid_vectors_reencode_identically(void **state) {
   const vecset *vs = *state;
   size_t checked = 0;
@@ -319,6 +322,8 @@ static void test_valid_vectors_reencode_identically(void **state) {
 
 /* Every strict prefix of a valid datagram is UDPC_ERR_TRUNCATED (the rule
  * in the vectors file header), and one extra byte is UDPC_ERR_TRAILING. */
+/* R19: prefixes are TRUNCATED, one more byte TRAILING (TOO_BIG at 1201): the
+ * check order. */
 static void test_valid_vectors_prefixes_and_trailing(void **state) {
   const vecset *vs = *state;
   size_t checked = 0;
@@ -350,6 +355,8 @@ static void test_valid_vectors_prefixes_and_trailing(void **state) {
   assert_true(checked > 0);
 }
 
+/* R84 R19 R3: every invalid vector gives exactly its code (order cases; 1201
+ * bytes -> UDPC_ERR_TOO_BIG). */
 static void test_invalid_vectors_exact_code(void **state) {
   const vecset *vs = *state;
   size_t checked = 0;
@@ -415,6 +422,8 @@ static const uint8_t text1101[1101] = {
 #define X100 X10, X10, X10, X10, X10, X10, X10, X10, X10, X10
     X100, X100, X100, X100, X100, X100, X100, X100, X100, X100, X100, 'y'};
 
+/* R15 R21: nick 1..32 of [a-z0-9_-], else UDPC_ERR_NICK (encoder and decoder
+ * agree). */
 static void test_boundaries_nick(void **state) {
   (void)state;
   udpc_packet p;
@@ -436,6 +445,7 @@ static void test_boundaries_nick(void **state) {
   assert_int_equal(udpc_wire_encode(&p, (uint8_t[8]){0}, 8), UDPC_ERR_NICK);
 }
 
+/* R17 R21: text 1..1100 bytes, else UDPC_ERR_LENGTH. */
 static void test_boundaries_text(void **state) {
   (void)state;
   udpc_packet p;
@@ -545,6 +555,7 @@ static void test_boundaries_table(void **state) {
   expect_encode(&p, UDPC_ERR_VALUE, "delta new < base");
 }
 
+/* R2 R21: the encoder refuses a packet over 1200 bytes (UDPC_ERR_TOO_BIG). */
 static void test_boundaries_mail(void **state) {
   (void)state;
   udpc_packet p;
@@ -597,6 +608,8 @@ static void test_boundaries_mail(void **state) {
 }
 
 /* Every field-level refusal: encode gives the code the decoder gives. */
+/* R21 R17: every field-level refusal of the encoder is the decoder's code
+ * (UTF-8 and controls included). */
 static void test_encode_refuses_like_decode(void **state) {
   (void)state;
   udpc_packet p;
@@ -957,6 +970,7 @@ static void fix_text(rng *r, udpc_bytes *t, const udpc_bytes *orig,
 }
 
 /* Random struct damage: encode refuses with exactly the decoder's code. */
+/* R21: damaged structs are refused with exactly the decoder's code. */
 static void test_random_struct_damage(void **state) {
   (void)state;
   rng r = {RANDOM_SEED ^ 0xabcdefu};
