@@ -249,6 +249,9 @@ static void online_with_table(void) {
 
 /* P5.1 / R41-R47: REGISTER without cookie, COOKIE, REGISTER with the cookie
  * and a new id, OK -> Welcome, TABLE_REQ 0, snapshot -> table updated. */
+/* R18 R26 R27 R28: the cookie is echoed byte for byte with a new id; a
+ * COOKIE from another address or id is dropped; a late answer to the old
+ * REGISTER id is ignored. */
 static void test_p5_register_with_cookie(void **state) {
   (void)state;
   assert_int_equal(udpc_client_state(H.c), UDPC_CS_REGISTERING);
@@ -305,6 +308,7 @@ static void test_p5_register_with_cookie(void **state) {
 
 /* P4.3 R29-R31: REGISTER sent 5 times 500 ms apart (same id), then
  * [Server not responding], [Exiting], exit status 1. */
+/* R26: a retransmission reuses the id of the packet it repeats. */
 static void test_p4_register_retries_then_exit(void **state) {
   (void)state;
   assert_int_equal(udpc_client_start(H.c, 0), UDPC_OK);
@@ -414,6 +418,7 @@ static void test_p8_commands_while_registering(void **state) {
 /* ---- chat --------------------------------------------------------------- */
 
 /* P4.5 R35: CHAT once to the table address; CHAT_ACK -> delivered. */
+/* R83: the CHAT goes to the peer's address from the server's table. */
 static void test_p4_chat_delivered(void **state) {
   (void)state;
   online_with_table();
@@ -797,6 +802,7 @@ static void test_p6_snapshot_paging_restart(void **state) {
 
 /* P6.4 R58: HEARTBEAT every 10 s with a new id; an ACK with a higher
  * version requests a snapshot, a lower one is ignored. */
+/* R26 R28: each HEARTBEAT takes a new id; an ACK with a stale id is ignored. */
 static void test_p6_heartbeat_version_check(void **state) {
   (void)state;
   online_with_table();
@@ -922,6 +928,8 @@ static void test_p4_mail_dedupe_with_chat(void **state) {
 
 /* P8.1 R66-R69, P5.5 R48: dereg own -> offline; offline refuses commands
  * and drops chats; reg own runs the full cookie exchange again. */
+/* R68 R16: OFFLINE refuses send/deregA with the offline notice and sends
+ * nothing (no HEARTBEAT timer); `dereg Alice` is folded to the own nick. */
 static void test_p8_dereg_then_reg(void **state) {
   (void)state;
   online_with_table();

@@ -32,6 +32,7 @@ static void assert_arg(const parsed *p, const char *want) {
 }
 
 /* Rule: send <nick> <message>; the nick is case-folded. */
+/* R16: the typed nick is case-folded before it is used. */
 static void test_send_basic(void **state) {
   (void)state;
   parsed p = parse("send Bob hello world");
@@ -134,6 +135,7 @@ static void test_unknown_command_echo_bounded(void **state) {
 }
 
 /* Rule: single-nick commands take the trimmed remainder as the nick. */
+/* R16: reg/dereg/deregA fold the typed nick (A-Z to a-z only). */
 static void test_nick_commands(void **state) {
   (void)state;
   parsed p = parse("reg Alice ");

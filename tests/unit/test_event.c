@@ -43,6 +43,7 @@ static void expect(int type, int status, const char *nick, const char *want) {
 }
 
 /* Rule P11: the assignment's fixed status strings. */
+/* R86: the fixed lines of P11.2, byte-exact. */
 static void test_fixed_strings(void **state) {
   (void)state;
   expect(UDPC_EV_REGISTERED, 0, NULL, "[Welcome, You are registered.]");
@@ -59,6 +60,7 @@ static void test_fixed_strings(void **state) {
 }
 
 /* Rule P5/P7/P8: the bracketed strings of refusals and results. */
+/* R86: the protocol's fixed result lines of P11.2, byte-exact. */
 static void test_status_strings(void **state) {
   (void)state;
   expect(UDPC_EV_REG_REFUSED, UDPC_REG_NICK_TAKEN, "alice",
@@ -87,6 +89,7 @@ static void test_status_strings(void **state) {
 }
 
 /* Rule P11: CHAT `<nick>: <text>` with the text exactly, spaces kept. */
+/* R86: `<nick>: <text>` with the text byte for byte. */
 static void test_chat_and_notice(void **state) {
   (void)state;
   udpc_event ev = ev_of(UDPC_EV_CHAT, 0, "bob");
@@ -109,6 +112,7 @@ static void expect_mail_ts(uint64_t ms, const char *want) {
 }
 
 /* Rule P7: mail `<nick>: <YYYY-MM-DD HH:MM:SS> <text>` in UTC. */
+/* R86: `<nick>: <YYYY-MM-DD HH:MM:SS> <text>` in UTC. */
 static void test_mail_timestamps(void **state) {
   (void)state;
   expect_mail_ts(0, "carol: 1970-01-01 00:00:00 hello");

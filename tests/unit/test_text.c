@@ -77,6 +77,7 @@ static size_t encode_cp(uint32_t cp, uint8_t *b) {
 }
 
 /* RFC 3629 section 4 boundaries, one by one. */
+/* R17: RFC 3629 boundaries. */
 static void test_utf8_boundaries(void **state) {
   (void)state;
   CHECK("\x20", UDPC_OK);             /* first printable */
@@ -111,6 +112,7 @@ static void test_utf8_boundaries(void **state) {
   CHECK("\xed\xa0\xbd\xed\xb8\x80", UDPC_ERR_UTF8); /* CESU-8 pair */
 }
 
+/* R17: overlong encodings are UDPC_ERR_UTF8. */
 static void test_utf8_overlong(void **state) {
   (void)state;
   CHECK("\xc0\x80", UDPC_ERR_UTF8); /* U+0000 */
@@ -143,6 +145,7 @@ static void test_utf8_continuation_and_truncation(void **state) {
   CHECK("\xe2\x82\xac\x80", UDPC_ERR_UTF8);
 }
 
+/* R17: C0, DEL and C1 controls are UDPC_ERR_CONTROL. */
 static void test_controls(void **state) {
   (void)state;
   CHECK("\x00", UDPC_ERR_CONTROL);
@@ -165,6 +168,7 @@ static void test_controls(void **state) {
   CHECK("\xc0\x80\xc2\x85", UDPC_ERR_UTF8);
 }
 
+/* R17: text length 1..1100, else UDPC_ERR_LENGTH. */
 static void test_text_length(void **state) {
   (void)state;
   static uint8_t buf[UDPC_TEXT_MAX + 2];
@@ -244,6 +248,8 @@ static void test_exhaustive_short_strings(void **state) {
         }
 }
 
+/* R15: wire nicks are 1..32 bytes of [a-z0-9_-]; A-Z and everything else is
+ * UDPC_ERR_NICK. */
 static void test_nick_check(void **state) {
   (void)state;
   for (int c = 0; c < 256; c++) {
@@ -266,6 +272,7 @@ static void test_nick_check(void **state) {
   assert_int_equal(udpc_nick_check("alice\n", 6), UDPC_ERR_NICK);
 }
 
+/* R16: typed nicks fold ASCII A-Z to a-z and nothing else, then validate. */
 static void test_nick_from_input(void **state) {
   (void)state;
   udpc_nick n;
