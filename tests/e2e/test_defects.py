@@ -442,6 +442,8 @@ def test_defect_peers_not_assumed_on_127_0_0_1_ipv6_loopback_works(net):
 
 
 def test_defect_dual_stack_server_serves_ipv4_and_ipv6(net):
+    """R4: a dual-stack server shows IPv4 clients as IPv4 addresses (the
+    driver unmaps ::ffff:a.b.c.d before the core sees it)."""
     s = net.server(bind="::")
     x = net.client("x", s, host="127.0.0.1")
     y = net.client("y", s, host="::1")
@@ -471,6 +473,8 @@ def test_defect_unknown_recipient_not_silently_ignored(net):
 
 
 def test_defect_output_not_garbled_by_concurrent_input(net):
+    """R85: output lines are never interleaved, even while chat arrives
+    during command output."""
     s = net.server()
     x, y = mesh(net, s, ["x", "y"])
     for i in range(30):

@@ -16,6 +16,7 @@ from test_grading import chat_ok, mesh
 # ---- state directory ----------------------------------------------------
 
 def test_state_credential_file_0600_in_dir_0700(net, tmp_path):
+    """R46: 32 random bytes in a state file readable only by the user."""
     s = net.server()
     sd = tmp_path / "deep" / "state"
     x = net.client("Xy_z-1", s, state_dir=str(sd))
@@ -31,6 +32,7 @@ def test_state_credential_file_0600_in_dir_0700(net, tmp_path):
 
 
 def test_state_same_credential_reregisters_after_restart(net):
+    """R46: the credential is re-used for every later registration."""
     s = net.server()
     x = net.client("x", s)
     cred = open(os.path.join(x.state, "x.cred"), "rb").read()

@@ -450,3 +450,37 @@ def test_grading_utf8_messages_intact_direct_and_stored(net):
     y.send("reg y")
     y.expect_literal(">>> [You have messages]")
     y.expect(rf"^>>> x: {TS} {re.escape(text)}$")
+
+
+def test_timer_probe_ack_and_heartbeat_sent_once_never_error(net):
+    """R34: PROBE_ACK and HEARTBEAT are sent at once, never queued or
+    retransmitted (the scripted server answers neither). R12: a client
+    never sends ERROR, not even for garbage from the server's address."""
+    import struct
+    import udpwire as w
+    fake, th, x = _fake_registered_client(net, [("x", 1, "127.0.0.1", 1)])
+    try:
+        t_reg = fake.received[-1][0]
+        fake.send_to_client(w.tokened(w.PROBE, 777, fake.token))
+        for junk in (b"", b"\x01", b"\x01\x7f\x00\x00\x00\x01\x09",
+                     w.tokened(w.TABLE_DELTA, 5, fake.token, b"\xff"),
+                     w.tokened(w.MAIL_PAGE, 6, fake.token,
+                               struct.pack(">IB", 0, 99)),
+                     b"\x02" + b"x" * 40):
+            fake.send_to_client(junk)
+        x.mark()
+        # One heartbeat interval (10 s) and then some: one HEARTBEAT only.
+        deadline = t_reg + 12.0
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+        acks = fake.of_type(w.PROBE_ACK)
+        assert len(acks) == 1, acks
+        assert w.parse_header(acks[0][2])[2] == 777  # echoes the probe id
+        hbs = fake.of_type(w.HEARTBEAT)
+        assert len(hbs) == 1, [r[0] - t_reg for r in hbs]
+        assert 9.0 <= hbs[0][0] - t_reg <= 11.5
+        assert fake.of_type(w.ERROR) == []
+        assert x.alive()
+    finally:
+        fake.close()
+        th.join(2)

@@ -192,11 +192,15 @@ class FakeServer:
         self.table = list(table)  # (nick, status, ip, port)
         self.token = 0x1122334455667788
         self.received = []
+        self.client_addr = None
         self.stop = False
 
     def close(self):
         self.stop = True
         self.sock.close()
+
+    def send_to_client(self, data):
+        self.sock.sendto(data, self.client_addr)
 
     def of_type(self, t):
         return [r for r in self.received if r[1] == t]
@@ -215,6 +219,7 @@ class FakeServer:
                 continue
             _, t, pid = h
             self.received.append((time.monotonic(), t, d))
+            self.client_addr = a
             if t == REGISTER:
                 clen = d[6]
                 if clen == 0:
