@@ -4,6 +4,7 @@
  * in the original UdpChat, plus long options. Bad arguments: one error line
  * "udpchat: ..." and the usage on stderr, exit status 2.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,9 @@ static const char usage_text[] =
     "  --bind ADDR        listen on ADDR (default: :: dual-stack, IPv6 and\n"
     "                     IPv4; 0.0.0.0 when IPv6 is unavailable)\n"
     "  --operator NICK    NICK may deregA other users (repeatable)\n"
+    "  --max-clients N    registered nicks at most (default 100000)\n"
+    "  --mail-per-recipient N  stored messages per nick (default 1000)\n"
+    "  --mail-total N     stored messages in all (default 1000000)\n"
     "  --log-level LEVEL  error, warn, info or debug (default: info)\n"
     "  --log-file PATH    append the log to PATH instead of stderr\n"
     "                     (SIGHUP reopens it, for log rotation)\n"
@@ -73,6 +77,20 @@ static int usage_error(const char *fmt, const char *arg) {
   return MAIN_USAGE_EXIT;
 }
 
+/* A count option: decimal 1..4294967295. */
+static int parse_count(const char *s, uint32_t *out) {
+  uint64_t v = 0;
+  if (s[0] == '\0') return -1;
+  for (const char *p = s; *p != '\0'; p++) {
+    if (*p < '0' || *p > '9') return -1;
+    v = v * 10 + (uint64_t)(*p - '0');
+    if (v > UINT32_MAX) return -1;
+  }
+  if (v == 0) return -1;
+  *out = (uint32_t)v;
+  return 0;
+}
+
 typedef struct {
   const char *name;
   int takes_value;
@@ -80,9 +98,10 @@ typedef struct {
 } long_opt;
 
 static const long_opt long_opts[] = {
-    {"help", 0, 3},      {"version", 0, 3},   {"bind", 1, 3},
-    {"operator", 1, 1},  {"log-level", 1, 3}, {"log-file", 1, 3},
-    {"state-dir", 1, 2}, {"no-color", 0, 2},
+    {"help", 0, 3},       {"version", 0, 3},     {"bind", 1, 3},
+    {"operator", 1, 1},   {"max-clients", 1, 1}, {"mail-per-recipient", 1, 1},
+    {"mail-total", 1, 1}, {"log-level", 1, 3},   {"log-file", 1, 3},
+    {"state-dir", 1, 2},  {"no-color", 0, 2},
 };
 
 static const long_opt *find_long(const char *name, size_t len) {
@@ -99,6 +118,7 @@ int main(int argc, char **argv) {
   int n_pos = 0;
   int end_of_opts = 0;
   const char *bind = NULL, *log_file = NULL, *state_dir = NULL;
+  uint32_t max_clients = 0, mail_per_recipient = 0, mail_total = 0;
   const char *log_level_name = NULL;
   int no_color = 0;
   const char *first_server_only = NULL, *first_client_only = NULL;
@@ -159,6 +179,16 @@ int main(int argc, char **argv) {
                              val);
         ops[n_ops] = op_nicks[n_ops].s;
         n_ops++;
+      } else if (strcmp(lo->name, "max-clients") == 0 ||
+                 strcmp(lo->name, "mail-per-recipient") == 0 ||
+                 strcmp(lo->name, "mail-total") == 0) {
+        uint32_t *dst = &mail_total;
+        if (strcmp(lo->name, "max-clients") == 0)
+          dst = &max_clients;
+        else if (strcmp(lo->name, "mail-per-recipient") == 0)
+          dst = &mail_per_recipient;
+        if (parse_count(val, dst) != 0)
+          return usage_error("invalid count '%s': must be 1-4294967295", val);
       } else if (strcmp(lo->name, "log-level") == 0) {
         if (udpc_log_level_parse(val) < 0)
           return usage_error("invalid log level '%s': use error, warn, info "
@@ -210,6 +240,9 @@ int main(int argc, char **argv) {
     so.bind = bind;
     so.operators = ops;
     so.n_operators = n_ops;
+    so.max_clients = max_clients;
+    so.mail_per_recipient = mail_per_recipient;
+    so.mail_total = mail_total;
     so.log_level = log_level_name != NULL ? udpc_log_level_parse(log_level_name)
                                           : UDPC_LOG_INFO;
     so.log_file = log_file;

@@ -150,6 +150,9 @@ int udpc_srvapp_run(const udpc_srvapp_opts *o) {
     goto fail;
   cfg.operators = o->operators;
   cfg.n_operators = o->n_operators;
+  cfg.max_clients = o->max_clients;
+  cfg.mail_per_recipient = o->mail_per_recipient;
+  cfg.mail_total = o->mail_total;
   store = udpc_store_mem_new();
   if (store == NULL) {
     snprintf(err, sizeof err,

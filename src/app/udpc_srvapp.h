@@ -13,6 +13,9 @@ typedef struct {
   const char *bind;             /* NULL: "::" dual-stack, else 0.0.0.0 */
   const char *const *operators; /* folded nicks */
   size_t n_operators;
+  uint32_t max_clients;        /* 0: the core's default */
+  uint32_t mail_per_recipient; /* 0: the core's default */
+  uint32_t mail_total;         /* 0: the core's default */
   int log_level;
   const char *log_file; /* NULL: stderr */
 } udpc_srvapp_opts;

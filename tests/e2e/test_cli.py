@@ -178,3 +178,11 @@ def test_cli_client_bind_family_mismatch_exit_1(server, bind, tmp_path):
                 "--state-dir", tmp_path)
     assert r.returncode == 1
     assert f"cannot reach server '{server}'" in r.stderr
+
+
+@pytest.mark.parametrize("opt", ["--max-clients", "--mail-per-recipient",
+                                 "--mail-total"])
+@pytest.mark.parametrize("val", ["0", "-1", "x", "4294967296", ""])
+def test_cli_bad_count_exit_2(opt, val):
+    assert_usage_error(run_cli("-s", "0", opt, val),
+                       re.escape(f"invalid count '{val}'"))

@@ -484,3 +484,36 @@ def test_timer_probe_ack_and_heartbeat_sent_once_never_error(net):
     finally:
         fake.close()
         th.join(2)
+
+
+def test_grading_server_full_refused_clearly(net):
+    s = net.server("--max-clients", "2")
+    net.client("a", s)
+    net.client("b", s)
+    c = net.client("c", s, wait=False)
+    c.expect_literal(">>> [Server is full, try again later.]")
+    assert c.wait() == 1
+
+
+def test_grading_mailbox_quota_small(net):
+    s = net.server("--mail-per-recipient", "3")
+    x, y = mesh(net, s, ["x", "y"])
+    x.send("dereg x")
+    x.expect_literal(">>> [You are Offline. Bye.]")
+    wait_listed(y, "x", "offline")
+    for i in range(3):
+        y.send(f"send x q{i}")
+        y.expect_literal(">>> [Messages received by the server and saved]")
+    y.send("send x q3")
+    y.expect_literal(">>> [Mailbox of x is full, message not delivered.]")
+    x.send("reg x")
+    x.expect_literal(">>> [You have messages]")
+    for i in range(3):
+        x.expect(rf"^>>> y: {TS} q{i}$")
+    # delivered and acknowledged: the mailbox has room again
+    wait_listed(y, "x", "online")
+    x.send("dereg x")
+    x.expect_literal(">>> [You are Offline. Bye.]")
+    wait_listed(y, "x", "offline")
+    y.send("send x room again")
+    y.expect_literal(">>> [Messages received by the server and saved]")
