@@ -1,0 +1,552 @@
+/*
+ * test_spec_client.c - PROTOCOL.md requirements of the client core that no
+ * other unit test names, each test named after the R-numbers it asserts.
+ *
+ * Every datagram the client sends goes through check_sent(), which asserts
+ * the rules that hold for every packet: one packet per datagram (R1), at
+ * most 1200 bytes (R2), version 1 (R6), never an ERROR (R12) and, for
+ * token-bearing types, the token of the current session (R7).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "udpc_client.h"
+#include "udpchat.h"
+
+#define MAX_SENT 512
+#define MAX_EV 512
+#define TOKEN 0x1122334455667788ULL
+#define TOKEN2 0x0badc0ffee000002ULL
+
+typedef struct {
+  udpc_addr to;
+  uint8_t data[UDPC_MAX_PACKET];
+  size_t len;
+} sent_t;
+
+typedef struct {
+  int type;
+  char line[2048];
+} ev_t;
+
+typedef struct {
+  udpc_client *c;
+  uint64_t now;
+  uint64_t token; /* the session token check_sent() expects */
+  sent_t sent[MAX_SENT];
+  size_t n_sent, sent_pos;
+  ev_t ev[MAX_EV];
+  size_t n_ev, ev_pos;
+  uint8_t popbuf[UDPC_MAX_PACKET];
+} harness;
+
+static harness H;
+static udpc_addr SERVER, ME, BOB, CAROL;
+
+static udpc_addr addr4(uint8_t d, uint16_t port) {
+  udpc_addr x;
+  memset(&x, 0, sizeof x);
+  x.family = 4;
+  x.ip[0] = 10;
+  x.ip[3] = d;
+  x.port = port;
+  return x;
+}
+
+static udpc_nick mknick(const char *s) {
+  udpc_nick n;
+  memset(&n, 0, sizeof n);
+  n.len = (uint8_t)strlen(s);
+  memcpy(n.s, s, n.len);
+  return n;
+}
+
+static udpc_entry entry(const char *nick, int online, const udpc_addr *a) {
+  udpc_entry e;
+  memset(&e, 0, sizeof e);
+  e.nick = mknick(nick);
+  e.status = (uint8_t)(online ? UDPC_STATUS_ONLINE : UDPC_STATUS_OFFLINE);
+  e.addr = *a;
+  return e;
+}
+
+/* R1 R2 R6 R7 R12: checked for every datagram the client sends. */
+static void check_sent(const uint8_t *data, size_t len) {
+  assert_true(len >= UDPC_HEADER_LEN && len <= UDPC_MAX_PACKET); /* R2 */
+  assert_int_equal(data[0], UDPC_PROTOCOL_VERSION);              /* R6 */
+  udpc_packet p;
+  assert_int_equal(udpc_wire_decode(&p, data, len), UDPC_OK); /* R1 */
+  assert_true(p.type != UDPC_PT_ERROR);                       /* R12 */
+  if (udpc_ptype_has_token(p.type) && p.token != H.token)     /* R7 */
+    fail_msg("%s sent with token %016llx, session token %016llx",
+             udpc_ptype_name(p.type), (unsigned long long)p.token,
+             (unsigned long long)H.token);
+}
+
+static void cap_send(void *ctx, const udpc_addr *to, const uint8_t *data,
+                     size_t len) {
+  (void)ctx;
+  check_sent(data, len);
+  assert_true(H.n_sent < MAX_SENT);
+  H.sent[H.n_sent].to = *to;
+  memcpy(H.sent[H.n_sent].data, data, len);
+  H.sent[H.n_sent].len = len;
+  H.n_sent++;
+}
+
+static void cap_event(void *ctx, const udpc_event *ev) {
+  (void)ctx;
+  assert_true(H.n_ev < MAX_EV);
+  int n = udpc_event_format(ev, H.ev[H.n_ev].line, sizeof H.ev[H.n_ev].line);
+  assert_true(n >= 0);
+  H.ev[H.n_ev].type = ev->type;
+  H.n_ev++;
+}
+
+static udpc_packet pop_sent(const udpc_addr *to, int type) {
+  udpc_packet p;
+  if (H.sent_pos >= H.n_sent)
+    fail_msg("nothing sent, expected %s", udpc_ptype_name(type));
+  sent_t *s = &H.sent[H.sent_pos++];
+  memcpy(H.popbuf, s->data, s->len);
+  assert_int_equal(udpc_wire_decode(&p, H.popbuf, s->len), UDPC_OK);
+  if (p.type != type)
+    fail_msg("sent %s, expected %s", udpc_ptype_name(p.type),
+             udpc_ptype_name(type));
+  assert_true(udpc_addr_equal(&s->to, to));
+  return p;
+}
+
+static void no_more_sent(void) {
+  if (H.sent_pos < H.n_sent) {
+    udpc_packet p;
+    assert_int_equal(
+        udpc_wire_decode(&p, H.sent[H.sent_pos].data, H.sent[H.sent_pos].len),
+        UDPC_OK);
+    fail_msg("unexpected %s sent", udpc_ptype_name(p.type));
+  }
+}
+
+static void expect_ev(int type, const char *line) {
+  if (H.ev_pos >= H.n_ev) fail_msg("missing event: %s", line);
+  ev_t *e = &H.ev[H.ev_pos++];
+  assert_string_equal(e->line, line);
+  assert_int_equal(e->type, type);
+}
+
+static void no_more_ev(void) {
+  if (H.ev_pos < H.n_ev) fail_msg("unexpected event: %s", H.ev[H.ev_pos].line);
+}
+
+static void feed_raw(const udpc_addr *from, const uint8_t *data, size_t len) {
+  assert_int_equal(udpc_client_recv(H.c, H.now, from, data, len), UDPC_OK);
+}
+
+static void feed(const udpc_addr *from, const udpc_packet *p) {
+  uint8_t buf[UDPC_MAX_PACKET];
+  int n = udpc_wire_encode(p, buf, sizeof buf);
+  assert_true(n > 0);
+  feed_raw(from, buf, (size_t)n);
+}
+
+static int cmd(const char *line) {
+  return udpc_client_command(H.c, H.now, line, strlen(line));
+}
+
+static void advance(uint64_t t) {
+  H.now = t;
+  udpc_client_handle_expiry(H.c, t);
+}
+
+static udpc_packet pkt(int type, uint32_t id) {
+  udpc_packet p;
+  memset(&p, 0, sizeof p);
+  p.type = (uint8_t)type;
+  p.id = id;
+  p.token = H.token;
+  return p;
+}
+
+static udpc_client *mk_client(uint8_t seed) {
+  udpc_client_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.nick = mknick("alice");
+  memset(cfg.credential, 0xA5, sizeof cfg.credential);
+  cfg.server = SERVER;
+  for (int i = 0; i < 32; i++) cfg.seed[i] = (uint8_t)(i + seed);
+  cfg.io.send = cap_send;
+  cfg.event = cap_event;
+  return udpc_client_new(&cfg, H.now);
+}
+
+static int setup(void **state) {
+  (void)state;
+  memset(&H, 0, sizeof H);
+  SERVER = addr4(1, 9000);
+  ME = addr4(2, 40001);
+  BOB = addr4(3, 40002);
+  CAROL = addr4(4, 40003);
+  H.now = 1000;
+  H.token = TOKEN;
+  H.c = mk_client(1);
+  assert_non_null(H.c);
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  udpc_client_free(H.c);
+  H.c = NULL;
+  return 0;
+}
+
+/* REGISTER, COOKIE, REGISTER with cookie, OK, snapshot of 3 entries:
+ * {alice(me) online, bob online, carol offline} v3. Returns the ids of the
+ * client's packets in *ids (REGISTER, REGISTER, TABLE_REQ). */
+static void online_with_table(uint32_t ids[3]) {
+  assert_int_equal(udpc_client_start(H.c, H.now), UDPC_OK);
+  udpc_packet r1 = pop_sent(&SERVER, UDPC_PT_REGISTER);
+  udpc_packet ck = pkt(UDPC_PT_COOKIE, r1.id);
+  ck.u.cookie.cookie_len = 20;
+  memset(ck.u.cookie.cookie, 0x5C, 20);
+  feed(&SERVER, &ck);
+  udpc_packet r2 = pop_sent(&SERVER, UDPC_PT_REGISTER);
+  udpc_packet rr = pkt(UDPC_PT_REGISTER_RESULT, r2.id);
+  rr.u.reg_result.status = UDPC_REG_OK;
+  rr.u.reg_result.token = H.token;
+  rr.u.reg_result.table_version = 3;
+  feed(&SERVER, &rr);
+  expect_ev(UDPC_EV_REGISTERED, "[Welcome, You are registered.]");
+  udpc_packet tr = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+  udpc_packet pg = pkt(UDPC_PT_TABLE_PAGE, tr.id);
+  pg.u.table_page.version = 3;
+  pg.u.table_page.total = 3;
+  pg.u.table_page.count = 3;
+  pg.u.table_page.entries[0] = entry("alice", 1, &ME);
+  pg.u.table_page.entries[1] = entry("bob", 1, &BOB);
+  pg.u.table_page.entries[2] = entry("carol", 0, &CAROL);
+  feed(&SERVER, &pg);
+  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
+  no_more_ev();
+  no_more_sent();
+  if (ids) {
+    ids[0] = r1.id;
+    ids[1] = r2.id;
+    ids[2] = tr.id;
+  }
+}
+
+/* Malformed, unknown and wrong-direction datagrams, from the server and a
+ * peer: the client answers none of them (R12: and never with ERROR). */
+static void feed_garbage(void) {
+  static uint8_t huge[UDPC_MAX_PACKET + 1];
+  const udpc_addr *from[] = {&SERVER, &BOB};
+  for (size_t k = 0; k < 2; k++) {
+    uint8_t v2[14] = {2, UDPC_PT_HEARTBEAT, 0, 0, 0, 9};    /* version 2 */
+    uint8_t unk[14] = {1, 0x55, 0, 0, 0, 9};                /* unknown type */
+    uint8_t trunc[9] = {1, UDPC_PT_TABLE_PAGE, 0, 0, 0, 9}; /* truncated */
+    uint8_t badtext[] = {1, UDPC_PT_CHAT, 0,   0,   0,   9,   3, 'b', 'o', 'b',
+                         5, 'a',          'l', 'i', 'c', 'e', 0, 1,   0x07};
+    feed_raw(from[k], v2, sizeof v2);
+    feed_raw(from[k], unk, sizeof unk);
+    feed_raw(from[k], trunc, sizeof trunc);
+    feed_raw(from[k], badtext, sizeof badtext);
+    memcpy(huge, badtext, sizeof badtext);
+    feed_raw(from[k], huge, sizeof huge);
+    feed_raw(from[k], huge, 3);
+    /* well-formed, wrong direction / not outstanding */
+    udpc_packet p = pkt(UDPC_PT_REGISTER, 9);
+    p.u.reg.nick = mknick("bob");
+    feed(from[k], &p);
+    p = pkt(UDPC_PT_HEARTBEAT, 9);
+    feed(from[k], &p);
+    p = pkt(UDPC_PT_ERROR, 12345);
+    p.u.error.code = UDPC_ERROR_MALFORMED;
+    feed(from[k], &p);
+  }
+}
+
+/* R1 R2 R6 R7 R12: a session of every client exchange (registration, chat
+ * with and without ACK, SAVE of a maximum-size message, heartbeat, probe,
+ * incoming chat, garbage, silent re-registration with a new token, DEREG);
+ * every datagram is checked by check_sent(). */
+static void test_r1_r2_r6_r7_r12_every_client_datagram(void **state) {
+  (void)state;
+  online_with_table(NULL);
+  uint64_t t0 = H.now;
+  /* chat delivered */
+  assert_int_equal(cmd("send bob hi"), UDPC_OK);
+  udpc_packet c = pop_sent(&BOB, UDPC_PT_CHAT);
+  udpc_packet ack = pkt(UDPC_PT_CHAT_ACK, c.id);
+  ack.u.chat_ack.from = mknick("bob");
+  feed(&BOB, &ack);
+  expect_ev(UDPC_EV_DELIVERED, "[Message received by bob.]");
+  /* a maximum-size message to a peer without ACK, then SAVE */
+  static char line[16 + UDPC_TEXT_MAX];
+  memcpy(line, "send bob ", 9);
+  memset(line + 9, 'x', UDPC_TEXT_MAX);
+  line[9 + UDPC_TEXT_MAX] = '\0';
+  assert_int_equal(cmd(line), UDPC_OK);
+  c = pop_sent(&BOB, UDPC_PT_CHAT);
+  assert_int_equal(c.u.chat.text.len, UDPC_TEXT_MAX);
+  advance(t0 + UDPC_T_CHAT_ACK);
+  expect_ev(UDPC_EV_NO_ACK, "[No ACK from bob, message sent to server.]");
+  udpc_packet s = pop_sent(&SERVER, UDPC_PT_SAVE);
+  assert_int_equal(s.u.save.text.len, UDPC_TEXT_MAX);
+  udpc_packet sr = pkt(UDPC_PT_SAVE_RESULT, s.id);
+  sr.u.save_result.status = UDPC_SAVE_SAVED;
+  feed(&SERVER, &sr);
+  expect_ev(UDPC_EV_SAVED, "[Messages received by the server and saved]");
+  /* incoming chat -> CHAT_ACK; PROBE -> PROBE_ACK */
+  udpc_packet in = pkt(UDPC_PT_CHAT, 4242);
+  in.u.chat.from = mknick("bob");
+  in.u.chat.to = mknick("alice");
+  in.u.chat.text.p = (const uint8_t *)"yo";
+  in.u.chat.text.len = 2;
+  feed(&BOB, &in);
+  expect_ev(UDPC_EV_CHAT, "bob: yo");
+  (void)pop_sent(&BOB, UDPC_PT_CHAT_ACK);
+  udpc_packet pr = pkt(UDPC_PT_PROBE, 777);
+  feed(&SERVER, &pr);
+  (void)pop_sent(&SERVER, UDPC_PT_PROBE_ACK);
+  feed_garbage();
+  no_more_sent();
+  no_more_ev();
+  /* heartbeat; BAD_SESSION -> silent re-registration with a new token */
+  advance(t0 + UDPC_T_HEARTBEAT);
+  udpc_packet hb = pop_sent(&SERVER, UDPC_PT_HEARTBEAT);
+  udpc_packet e = pkt(UDPC_PT_ERROR, hb.id);
+  e.u.error.code = UDPC_ERROR_BAD_SESSION;
+  feed(&SERVER, &e);
+  udpc_packet r1 = pop_sent(&SERVER, UDPC_PT_REGISTER);
+  udpc_packet ck = pkt(UDPC_PT_COOKIE, r1.id);
+  ck.u.cookie.cookie_len = 1;
+  feed(&SERVER, &ck);
+  udpc_packet r2 = pop_sent(&SERVER, UDPC_PT_REGISTER);
+  H.token = TOKEN2; /* from now on every tokened packet carries TOKEN2 */
+  udpc_packet rr = pkt(UDPC_PT_REGISTER_RESULT, r2.id);
+  rr.u.reg_result.token = TOKEN2;
+  rr.u.reg_result.table_version = 4;
+  feed(&SERVER, &rr);
+  udpc_packet tr = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+  udpc_packet pg = pkt(UDPC_PT_TABLE_PAGE, tr.id);
+  pg.u.table_page.version = 4;
+  feed(&SERVER, &pg);
+  assert_int_equal(udpc_client_state(H.c), UDPC_CS_ONLINE);
+  pr = pkt(UDPC_PT_PROBE, 778);
+  feed(&SERVER, &pr);
+  (void)pop_sent(&SERVER, UDPC_PT_PROBE_ACK);
+  assert_int_equal(cmd("dereg alice"), UDPC_OK);
+  (void)pop_sent(&SERVER, UDPC_PT_DEREG);
+  feed_garbage();
+  assert_true(H.n_sent >= 12);
+}
+
+/* R12 (with R9-R11 at the client): malformed, unknown and unexpected
+ * datagrams are never answered, from the server or from a peer, ONLINE or
+ * OFFLINE. */
+static void test_r12_client_never_answers_garbage(void **state) {
+  (void)state;
+  online_with_table(NULL);
+  feed_garbage();
+  no_more_sent();
+  no_more_ev();
+  assert_int_equal(cmd("dereg alice"), UDPC_OK);
+  udpc_packet d = pop_sent(&SERVER, UDPC_PT_DEREG);
+  udpc_packet dr = pkt(UDPC_PT_DEREG_RESULT, d.id);
+  feed(&SERVER, &dr);
+  expect_ev(UDPC_EV_OFFLINE, "[You are Offline. Bye.]");
+  feed_garbage();
+  no_more_sent();
+  no_more_ev();
+}
+
+/* R23: unsolicited server packets (PROBE, TABLE_DELTA, KICKED carry ids
+ * from the server's counter) are never matched against the client's
+ * requests: a PROBE or TABLE_DELTA whose id equals the id of the SAVE in
+ * flight leaves that SAVE outstanding (it is re-sent and completes only on
+ * its SAVE_RESULT). */
+static void test_r23_unsolicited_ids_not_matched(void **state) {
+  (void)state;
+  online_with_table(NULL);
+  uint64_t t0 = H.now;
+  assert_int_equal(cmd("send carol hello"), UDPC_OK); /* carol offline */
+  udpc_packet s = pop_sent(&SERVER, UDPC_PT_SAVE);
+  udpc_packet pr = pkt(UDPC_PT_PROBE, s.id);
+  feed(&SERVER, &pr);
+  udpc_packet pa = pop_sent(&SERVER, UDPC_PT_PROBE_ACK);
+  assert_int_equal(pa.id, s.id);
+  udpc_packet d = pkt(UDPC_PT_TABLE_DELTA, s.id);
+  d.u.table_delta.base_version = 3;
+  d.u.table_delta.new_version = 4;
+  d.u.table_delta.count = 1;
+  d.u.table_delta.entries[0] = entry("dave", 1, &CAROL);
+  feed(&SERVER, &d);
+  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
+  no_more_ev();
+  no_more_sent();
+  advance(t0 + UDPC_T_REQUEST_RETRY);
+  udpc_packet again = pop_sent(&SERVER, UDPC_PT_SAVE); /* still in flight */
+  assert_int_equal(again.id, s.id);
+  udpc_packet sr = pkt(UDPC_PT_SAVE_RESULT, s.id);
+  sr.u.save_result.status = UDPC_SAVE_SAVED;
+  feed(&SERVER, &sr);
+  expect_ev(UDPC_EV_SAVED, "[Messages received by the server and saved]");
+  no_more_ev();
+}
+
+/* R24: the client ignores token, table_version and mail_count of a
+ * REGISTER_RESULT that is not OK: it stays OFFLINE, asks for no table or
+ * mail, arms no heartbeat and does not accept that token. */
+static void test_r24_refused_register_result_fields_ignored(void **state) {
+  (void)state;
+  online_with_table(NULL);
+  assert_int_equal(cmd("dereg alice"), UDPC_OK);
+  udpc_packet d = pop_sent(&SERVER, UDPC_PT_DEREG);
+  udpc_packet dr = pkt(UDPC_PT_DEREG_RESULT, d.id);
+  feed(&SERVER, &dr);
+  expect_ev(UDPC_EV_OFFLINE, "[You are Offline. Bye.]");
+  assert_int_equal(cmd("reg alice"), UDPC_OK);
+  udpc_packet r1 = pop_sent(&SERVER, UDPC_PT_REGISTER);
+  udpc_packet ck = pkt(UDPC_PT_COOKIE, r1.id);
+  ck.u.cookie.cookie_len = 4;
+  feed(&SERVER, &ck);
+  udpc_packet r2 = pop_sent(&SERVER, UDPC_PT_REGISTER);
+  udpc_packet rr = pkt(UDPC_PT_REGISTER_RESULT, r2.id);
+  rr.u.reg_result.status = UDPC_REG_NICK_TAKEN;
+  rr.u.reg_result.token = TOKEN2;
+  rr.u.reg_result.table_version = 77;
+  rr.u.reg_result.mail_count = 5;
+  feed(&SERVER, &rr);
+  expect_ev(UDPC_EV_REG_REFUSED,
+            "[Nick alice is already taken by another user.]");
+  assert_int_equal(udpc_client_state(H.c), UDPC_CS_OFFLINE);
+  assert_true(udpc_client_next_deadline(H.c) == UINT64_MAX);
+  no_more_sent(); /* no TABLE_REQ, no MAIL_REQ */
+  H.token = TOKEN2;
+  udpc_packet pr = pkt(UDPC_PT_PROBE, 5);
+  feed(&SERVER, &pr);
+  udpc_packet delta = pkt(UDPC_PT_TABLE_DELTA, 6);
+  delta.u.table_delta.base_version = 77;
+  delta.u.table_delta.new_version = 78;
+  delta.u.table_delta.count = 1;
+  delta.u.table_delta.entries[0] = entry("zed", 1, &CAROL);
+  feed(&SERVER, &delta);
+  no_more_sent();
+  no_more_ev();
+  assert_int_equal(udpc_client_table_count(H.c), 3);
+}
+
+/* R26: one u32 id counter, started from the seed: every new request,
+ * HEARTBEAT and CHAT takes the next value (so does the fresh msg_id of a
+ * SAVE without CHAT, P7.1); retransmissions reuse theirs. */
+static void test_r26_id_counter_next_value_per_packet(void **state) {
+  (void)state;
+  uint32_t ids[3];
+  online_with_table(ids);
+  uint64_t t0 = H.now;
+  uint32_t seq[10];
+  size_t n = 0;
+  for (size_t i = 0; i < 3; i++) seq[n++] = ids[i];
+  assert_int_equal(cmd("send bob one"), UDPC_OK);
+  udpc_packet c = pop_sent(&BOB, UDPC_PT_CHAT);
+  seq[n++] = c.id;
+  udpc_packet ack = pkt(UDPC_PT_CHAT_ACK, c.id);
+  ack.u.chat_ack.from = mknick("bob");
+  feed(&BOB, &ack);
+  expect_ev(UDPC_EV_DELIVERED, "[Message received by bob.]");
+  assert_int_equal(cmd("send carol two"), UDPC_OK); /* SAVE */
+  udpc_packet s = pop_sent(&SERVER, UDPC_PT_SAVE);
+  /* its fresh msg_id (P7.1) and its request id both come from the counter */
+  seq[n++] = s.u.save.msg_id < s.id ? s.u.save.msg_id : s.id;
+  seq[n++] = s.u.save.msg_id < s.id ? s.id : s.u.save.msg_id;
+  advance(t0 + UDPC_T_REQUEST_RETRY);
+  assert_int_equal(pop_sent(&SERVER, UDPC_PT_SAVE).id, s.id); /* resend */
+  udpc_packet sr = pkt(UDPC_PT_SAVE_RESULT, s.id);
+  sr.u.save_result.status = UDPC_SAVE_SAVED;
+  feed(&SERVER, &sr);
+  advance(t0 + UDPC_T_HEARTBEAT);
+  seq[n++] = pop_sent(&SERVER, UDPC_PT_HEARTBEAT).id;
+  assert_int_equal(cmd("deregA bob"), UDPC_OK);
+  seq[n++] = pop_sent(&SERVER, UDPC_PT_DEREG_OTHER).id;
+  for (size_t i = 1; i < n; i++)
+    if (seq[i] != (uint32_t)(seq[i - 1] + 1u))
+      fail_msg("id %zu is %u, the previous %u", i, seq[i], seq[i - 1]);
+  /* another seed starts elsewhere */
+  udpc_client *other = mk_client(77);
+  assert_non_null(other);
+  size_t before = H.n_sent;
+  assert_int_equal(udpc_client_start(other, H.now), UDPC_OK);
+  assert_int_equal(H.n_sent, before + 1);
+  udpc_packet r;
+  assert_int_equal(
+      udpc_wire_decode(&r, H.sent[before].data, H.sent[before].len), UDPC_OK);
+  assert_true(r.id != ids[0]);
+  udpc_client_free(other);
+}
+
+/* R34: HEARTBEAT and PROBE_ACK are neither queued behind the request in
+ * flight nor retransmitted: they go out at once, once. */
+static void test_r34_heartbeat_probe_ack_not_queued_nor_resent(void **state) {
+  (void)state;
+  online_with_table(NULL);
+  uint64_t t0 = H.now;
+  advance(t0 + UDPC_T_HEARTBEAT - 100);
+  no_more_sent();
+  assert_int_equal(cmd("send carol queued"), UDPC_OK); /* SAVE in flight */
+  udpc_packet s = pop_sent(&SERVER, UDPC_PT_SAVE);
+  assert_int_equal(cmd("deregA bob"), UDPC_OK); /* queued behind it */
+  no_more_sent();
+  advance(t0 + UDPC_T_HEARTBEAT);
+  udpc_packet hb = pop_sent(&SERVER, UDPC_PT_HEARTBEAT); /* at once */
+  udpc_packet pr = pkt(UDPC_PT_PROBE, 31337);
+  feed(&SERVER, &pr);
+  udpc_packet pa = pop_sent(&SERVER, UDPC_PT_PROBE_ACK); /* at once */
+  assert_int_equal(pa.id, 31337);
+  no_more_sent();
+  /* only the SAVE is retransmitted */
+  for (uint64_t t = t0 + UDPC_T_HEARTBEAT - 100 + UDPC_T_REQUEST_RETRY;
+       t < t0 + UDPC_T_HEARTBEAT + 2000; t += UDPC_T_REQUEST_RETRY) {
+    advance(t);
+    assert_int_equal(pop_sent(&SERVER, UDPC_PT_SAVE).id, s.id);
+    no_more_sent();
+  }
+  udpc_packet sr = pkt(UDPC_PT_SAVE_RESULT, s.id);
+  sr.u.save_result.status = UDPC_SAVE_SAVED;
+  feed(&SERVER, &sr);
+  udpc_packet dO = pop_sent(&SERVER, UDPC_PT_DEREG_OTHER);
+  assert_true(dO.id != hb.id);
+  udpc_packet dr = pkt(UDPC_PT_DEREG_RESULT, dO.id);
+  dr.u.dereg_result.status = UDPC_DEREG_OK;
+  feed(&SERVER, &dr);
+  advance(t0 + 2 * UDPC_T_HEARTBEAT - 1);
+  no_more_sent(); /* the first HEARTBEAT was never re-sent */
+  advance(t0 + 2 * UDPC_T_HEARTBEAT);
+  udpc_packet hb2 = pop_sent(&SERVER, UDPC_PT_HEARTBEAT);
+  assert_true(hb2.id != hb.id);
+  no_more_sent();
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(
+          test_r1_r2_r6_r7_r12_every_client_datagram, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_r12_client_never_answers_garbage,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_r23_unsolicited_ids_not_matched,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_r24_refused_register_result_fields_ignored, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_r26_id_counter_next_value_per_packet,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_r34_heartbeat_probe_ack_not_queued_nor_resent, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
