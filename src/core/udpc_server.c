@@ -21,6 +21,12 @@
  *    to every ONLINE client after the commit.
  *  - probes[]: ring of pending SAVE probes (P7); probe id low bits = slot.
  *  - per-sender SAVE window of 64 (msg_id -> result), allocated lazily.
+ *  - sources[]: rate-limit buckets of source addresses (SECURITY.md): 4096
+ *    slots, 8-way set associative, sets chosen by keyed SipHash of the
+ *    address, the least recently used way of a set evicted. Datagrams of a
+ *    live session use the session's own bucket in its record instead.
+ *  - log limiter: non-debug log lines at most SRV_LOG_PER_SEC per second,
+ *    then one "suppressed K messages" line, so input cannot flood the log.
  *
  * Every packet is built as a udpc_packet and encoded by udpc_wire_encode;
  * every datagram is decoded by udpc_wire_decode. No sockets, clocks, stdio
@@ -54,6 +60,15 @@
 #define SRV_SESSION_TIMEOUT \
   ((uint64_t)UDPC_N_HEARTBEAT_MISSED * (uint64_t)UDPC_T_HEARTBEAT)
 #define SRV_ERROR_LEN (UDPC_HEADER_LEN + 1)
+#define SRV_DEFAULT_SOURCE_RATE 50u     /* datagrams/s per source address */
+#define SRV_DEFAULT_SOURCE_BURST 100u   /* bucket size per source address */
+#define SRV_DEFAULT_SESSION_RATE 1000u  /* datagrams/s per live session */
+#define SRV_DEFAULT_SESSION_BURST 2000u /* bucket size per live session */
+#define SRV_SOURCES 4096u               /* source buckets; power of two */
+#define SRV_SOURCE_WAYS 8u              /* ways per set */
+#define SRV_LOG_PER_SEC 10u             /* non-debug log lines per second */
+#define SRV_LOG_WINDOW 1000u            /* ms */
+#define SRV_MILLI 1000u                 /* bucket units per datagram */
 
 /* ---- Types ------------------------------------------------------------- */
 enum { WIN_EMPTY = 0, WIN_PENDING = 1, WIN_DONE = 2 };
@@ -76,6 +91,19 @@ typedef struct {
   uint32_t next; /* ring position of the next insertion */
 } srv_window;
 
+/* A token bucket in 1/1000 datagram units; refilled on use. */
+typedef struct {
+  uint64_t milli;  /* tokens x SRV_MILLI */
+  uint64_t last;   /* ms of the last refill (= last use) */
+  uint8_t limited; /* dropped since the last datagram let through */
+} srv_tbucket;
+
+typedef struct {
+  udpc_addr addr;
+  uint8_t used;
+  srv_tbucket b;
+} srv_source;
+
 typedef struct {
   udpc_nick nick;
   uint8_t salt[SRV_SALT_LEN];
@@ -91,6 +119,7 @@ typedef struct {
   uint8_t online;
   uint8_t dirty;   /* record must be user_put before the next commit */
   srv_window *win; /* owned; NULL until the client first SAVEs */
+  srv_tbucket rl;  /* rate limit of the live session (reset per session) */
 } srv_client;
 
 typedef struct {
@@ -132,11 +161,20 @@ struct udpc_server {
   udpc_rand rng;
   uint8_t cookie_key[32];
   uint8_t nick_key[crypto_shorthash_KEYBYTES];
+  uint8_t src_key[crypto_shorthash_KEYBYTES];
   udpc_nick *operators; /* owned */
   size_t n_operators;
   uint32_t max_clients;
   uint32_t mail_per_recipient;
   uint64_t mail_total;
+  uint32_t source_rate, source_burst;   /* UINT32_MAX rate: unlimited */
+  uint32_t session_rate, session_burst; /* UINT32_MAX rate: unlimited */
+  uint64_t now;                         /* of the current entry point */
+
+  srv_source *sources; /* owned; SRV_SOURCES */
+  uint64_t log_window; /* start of the log limiter's window (ms) */
+  uint32_t log_n;      /* lines logged in the window */
+  uint64_t log_supp;   /* lines suppressed in the window */
 
   srv_client *clients; /* owned; n_clients used of cap_clients */
   uint32_t n_clients, cap_clients;
@@ -237,16 +275,51 @@ static void ln_pkt(srv_line *l, const udpc_packet *p) {
   }
 }
 
-static void srv_log(const udpc_server *s, int level, const srv_line *l) {
-  if (s->io.log) s->io.log(s->io.ctx, level, l->b);
+/* Log limiter: a new window starts SRV_LOG_WINDOW ms after the last one
+ * (or when the clock steps back); the first thing logged in it is the
+ * count of lines the previous window suppressed. */
+static void srv_log_roll(udpc_server *s) {
+  if (s->now < s->log_window + SRV_LOG_WINDOW && s->now >= s->log_window)
+    return;
+  if (s->log_supp > 0 && s->io.log) {
+    srv_line l = {.n = 0};
+    ln_str(&l, "log: suppressed ");
+    ln_u64(&l, s->log_supp);
+    ln_str(&l, " messages (at most ");
+    ln_u64(&l, SRV_LOG_PER_SEC);
+    ln_str(&l, " per second)");
+    s->io.log(s->io.ctx, 1, l.b);
+  }
+  s->log_window = s->now;
+  s->log_n = 0;
+  s->log_supp = 0;
 }
 
-static void srv_log_msg(const udpc_server *s, int level, const char *msg) {
-  if (s->io.log) s->io.log(s->io.ctx, level, msg);
+/* Debug lines (level 3: per-datagram traces) always pass; the others are
+ * limited to SRV_LOG_PER_SEC per window. */
+static int srv_log_allow(udpc_server *s, int level) {
+  if (!s->io.log) return 0;
+  if (level >= 3) return 1;
+  srv_log_roll(s);
+  if (s->log_n < SRV_LOG_PER_SEC) {
+    s->log_n++;
+    return 1;
+  }
+  s->log_supp++;
+  s->st.log_suppressed++;
+  return 0;
+}
+
+static void srv_log(udpc_server *s, int level, const srv_line *l) {
+  if (srv_log_allow(s, level)) s->io.log(s->io.ctx, level, l->b);
+}
+
+static void srv_log_msg(udpc_server *s, int level, const char *msg) {
+  if (srv_log_allow(s, level)) s->io.log(s->io.ctx, level, msg);
 }
 
 /* "drop <reason> <addr>" at debug level. */
-static void srv_log_drop(const udpc_server *s, const udpc_addr *from,
+static void srv_log_drop(udpc_server *s, const udpc_addr *from,
                          const char *reason) {
   if (!s->io.log) return;
   srv_line l = {.n = 0};
@@ -258,8 +331,8 @@ static void srv_log_drop(const udpc_server *s, const udpc_addr *from,
 }
 
 /* ---- Output ------------------------------------------------------------ */
-static void srv_tx_log(const udpc_server *s, const char *what,
-                       const udpc_addr *to, const udpc_packet *p, size_t len) {
+static void srv_tx_log(udpc_server *s, const char *what, const udpc_addr *to,
+                       const udpc_packet *p, size_t len) {
   if (!s->io.log) return;
   srv_line l = {.n = 0};
   ln_str(&l, what);
@@ -326,6 +399,24 @@ static int srv_hold(udpc_server *s, const udpc_addr *to, const udpc_packet *p,
   s->n_held++;
   srv_tx_log(s, "hold", to, p, (size_t)n);
   return UDPC_OK;
+}
+
+/* A request dropped because SRV_HELD_MAX acknowledgements already wait for
+ * the commit (the client retransmits). */
+static void srv_held_drop(udpc_server *s, const udpc_addr *from,
+                          const char *what) {
+  s->st.dropped_unexpected++;
+  s->st.dropped_held_full++;
+  srv_log_drop(s, from, "held acknowledgements full");
+  srv_line l = {.n = 0};
+  ln_str(&l, "limit: ");
+  ln_u64(&l, SRV_HELD_MAX);
+  ln_str(&l, " acknowledgements wait for the commit: ");
+  ln_str(&l, what);
+  ln_str(&l, " from ");
+  ln_addr(&l, from);
+  ln_str(&l, " dropped");
+  srv_log(s, 1, &l);
 }
 
 static void pkt_init(udpc_packet *p, uint8_t type, uint32_t id,
@@ -687,6 +778,8 @@ static int srv_cookie_valid(const udpc_server *s, uint64_t now,
   return sodium_memcmp(tag, p->u.reg.cookie + 4, SRV_COOKIE_TAG) == 0;
 }
 
+static void rl_fill(srv_tbucket *b, uint32_t burst, uint64_t now);
+
 /* ---- REGISTER (P5) ---------------------------------------------------------- */
 static void srv_reg_result(udpc_server *s, const udpc_addr *to, uint32_t id,
                            uint8_t status, size_t limit) {
@@ -734,8 +827,7 @@ static void srv_register(udpc_server *s, uint64_t now, const udpc_addr *from,
       return;
     }
     if (srv_held_full(s, 1)) {
-      srv_log_drop(s, from, "REGISTER: held acknowledgements full");
-      s->st.dropped_unexpected++;
+      srv_held_drop(s, from, "REGISTER");
       return;
     }
     if (c->online && udpc_addr_equal(&c->addr, from)) {
@@ -754,6 +846,7 @@ static void srv_register(udpc_server *s, uint64_t now, const udpc_addr *from,
     uint64_t t = srv_new_token(s);
     (void)tok_insert(s, t, idx); /* cannot fail: reserved */
     c->token = t;
+    rl_fill(&c->rl, s->session_burst, now);
     c->addr = *from;
     srv_set_online(s, idx, now);
     srv_heard(s, idx, now);
@@ -762,12 +855,19 @@ static void srv_register(udpc_server *s, uint64_t now, const udpc_addr *from,
     return;
   }
   if (s->n_clients >= s->max_clients) {
+    s->st.refused_server_full++;
+    srv_line l = {.n = 0};
+    ln_str(&l, "limit: ");
+    ln_u64(&l, s->max_clients);
+    ln_str(&l, " registered nicks: REGISTER of ");
+    ln_str(&l, nick->s);
+    ln_str(&l, " refused (SERVER_FULL)");
+    srv_log(s, 1, &l);
     srv_reg_result(s, from, p->id, UDPC_REG_SERVER_FULL, req_len);
     return;
   }
   if (srv_held_full(s, 1)) {
-    srv_log_drop(s, from, "REGISTER: held acknowledgements full");
-    s->st.dropped_unexpected++;
+    srv_held_drop(s, from, "REGISTER");
     return;
   }
   /* Reserve every table before mutating anything. */
@@ -792,6 +892,7 @@ static void srv_register(udpc_server *s, uint64_t now, const udpc_addr *from,
   uint64_t t = srv_new_token(s);
   (void)tok_insert(s, t, idx); /* cannot fail: reserved above */
   c->token = t;
+  rl_fill(&c->rl, s->session_burst, now);
   srv_set_online(s, idx, now);
   srv_table_changed(s, idx, now);
   srv_hold_reg_ok(s, idx, p->id);
@@ -840,8 +941,7 @@ static void srv_hold_dereg_result(udpc_server *s, const udpc_addr *to,
 static void srv_dereg(udpc_server *s, uint64_t now, uint32_t idx,
                       const udpc_packet *req) {
   if (srv_held_full(s, 1)) {
-    srv_log_drop(s, &s->clients[idx].addr, "DEREG: held acks full");
-    s->st.dropped_unexpected++;
+    srv_held_drop(s, &s->clients[idx].addr, "DEREG");
     return;
   }
   udpc_addr to = s->clients[idx].addr;
@@ -875,8 +975,7 @@ static void srv_dereg_other(udpc_server *s, uint64_t now, uint32_t idx,
     return;
   }
   if (srv_held_full(s, 2)) {
-    srv_log_drop(s, &from, "DEREG_OTHER: held acks full");
-    s->st.dropped_unexpected++;
+    srv_held_drop(s, &from, "DEREG_OTHER");
     return;
   }
   srv_client *tc = &s->clients[t];
@@ -962,8 +1061,19 @@ static uint8_t srv_store_mail(udpc_server *s, uint64_t now, uint32_t sender,
   if (udpc_store_mail_count(s->store, to, &count) != UDPC_OK ||
       udpc_store_mail_total(s->store, &total) != UDPC_OK)
     return UDPC_SAVE_STORE_ERROR;
-  if (count >= s->mail_per_recipient || total >= s->mail_total)
+  if (count >= s->mail_per_recipient || total >= s->mail_total) {
+    s->st.refused_quota++;
+    srv_line l = {.n = 0};
+    ln_str(&l, "limit: mail quota (");
+    ln_u64(&l, count >= s->mail_per_recipient ? s->mail_per_recipient
+                                              : s->mail_total);
+    ln_str(&l, count >= s->mail_per_recipient ? " per recipient" : " in total");
+    ln_str(&l, "): SAVE for ");
+    ln_str(&l, to->s);
+    ln_str(&l, " refused (QUOTA)");
+    srv_log(s, 2, &l);
     return UDPC_SAVE_QUOTA;
+  }
   uint64_t seq = 0;
   s->store_touched = 1;
   if (udpc_store_mail_append(s->store, to, &s->clients[sender].nick, msg_id,
@@ -1031,8 +1141,7 @@ static void srv_save(udpc_server *s, uint64_t now, uint32_t idx,
     }
     if (w->status == UDPC_SAVE_SAVED) {
       if (srv_held_full(s, 1)) {
-        s->st.dropped_unexpected++;
-        srv_log_drop(s, &c->addr, "SAVE: held acks full");
+        srv_held_drop(s, &c->addr, "SAVE");
         return;
       }
       (void)srv_hold(s, &c->addr, &p, SRV_NONE, 0, 0);
@@ -1048,8 +1157,7 @@ static void srv_save(udpc_server *s, uint64_t now, uint32_t idx,
     return;
   }
   if (srv_held_full(s, 1)) {
-    s->st.dropped_unexpected++;
-    srv_log_drop(s, &c->addr, "SAVE: held acks full");
+    srv_held_drop(s, &c->addr, "SAVE");
     return;
   }
   /* Stored before (window forgotten, or a server restart)? */
@@ -1069,7 +1177,15 @@ static void srv_save(udpc_server *s, uint64_t now, uint32_t idx,
   /* Recipient online in our view: probe it first. */
   if (s->probe_tail - s->probe_head >= SRV_PROBES_MAX) {
     s->st.dropped_unexpected++;
+    s->st.dropped_probes_full++;
     srv_log_drop(s, &c->addr, "SAVE: pending probes full");
+    srv_line l = {.n = 0};
+    ln_str(&l, "limit: ");
+    ln_u64(&l, SRV_PROBES_MAX);
+    ln_str(&l, " probes pending: SAVE from ");
+    ln_str(&l, c->nick.s);
+    ln_str(&l, " dropped");
+    srv_log(s, 1, &l);
     return;
   }
   srv_win_ent *e = win_put(c, msg_id, khash);
@@ -1154,8 +1270,7 @@ static void srv_probes_expire(udpc_server *s, uint64_t now) {
 static void srv_mail_req(udpc_server *s, uint32_t idx, const udpc_packet *req) {
   srv_client *c = &s->clients[idx];
   if (srv_held_full(s, 1)) {
-    s->st.dropped_unexpected++;
-    srv_log_drop(s, &c->addr, "MAIL_REQ: held acks full");
+    srv_held_drop(s, &c->addr, "MAIL_REQ");
     return;
   }
   uint64_t ack = req->u.mail_req.ack_upto;
@@ -1192,6 +1307,124 @@ static void srv_mail_req(udpc_server *s, uint32_t idx, const udpc_packet *req) {
     (void)srv_hold(s, &c->addr, &p, SRV_NONE, 0, 0);
   else
     srv_send(s, &c->addr, &p, SIZE_MAX);
+}
+
+/* ---- Rate limits (SECURITY.md, P9.4) ------------------------------------------ */
+static void rl_fill(srv_tbucket *b, uint32_t burst, uint64_t now) {
+  b->milli = (uint64_t)burst * SRV_MILLI;
+  b->last = now;
+  b->limited = 0;
+}
+
+/* Refill for the time since the last use, then take one datagram's worth.
+ * Returns 1 if the datagram may pass. A clock that steps back refills
+ * nothing. */
+static int rl_take(srv_tbucket *b, uint32_t rate, uint32_t burst,
+                   uint64_t now) {
+  if (rate == UINT32_MAX) return 1;
+  uint64_t cap = (uint64_t)burst * SRV_MILLI;
+  if (now > b->last) {
+    uint64_t el = now - b->last;
+    /* el * rate could overflow: a long pause simply fills the bucket. */
+    if (el >= (cap + rate - 1) / rate)
+      b->milli = cap;
+    else
+      b->milli += el * rate; /* rate per s = rate milli-tokens per ms */
+    if (b->milli > cap) b->milli = cap;
+  }
+  b->last = now;
+  if (b->milli < SRV_MILLI) return 0;
+  b->milli -= SRV_MILLI;
+  return 1;
+}
+
+/* The bucket of a source address: found, or a fresh full one in the least
+ * recently used way of its set. */
+static srv_source *src_get(udpc_server *s, const udpc_addr *a, uint64_t now) {
+  uint8_t in[1 + 16 + 2] = {0};
+  in[0] = a->family;
+  memcpy(in + 1, a->ip, a->family == 4 ? 4 : 16);
+  in[17] = (uint8_t)(a->port >> 8);
+  in[18] = (uint8_t)a->port;
+  uint8_t h[crypto_shorthash_BYTES];
+  crypto_shorthash(h, in, sizeof in, s->src_key);
+  uint32_t v =
+      (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+  srv_source *set =
+      &s->sources[(v % (SRV_SOURCES / SRV_SOURCE_WAYS)) * SRV_SOURCE_WAYS];
+  srv_source *victim = NULL;
+  for (uint32_t i = 0; i < SRV_SOURCE_WAYS; i++) {
+    srv_source *e = &set[i];
+    if (!e->used) {
+      if (victim == NULL || victim->used) victim = e;
+      continue;
+    }
+    if (udpc_addr_equal(&e->addr, a)) return e;
+    if (victim == NULL || (victim->used && e->b.last < victim->b.last))
+      victim = e;
+  }
+  if (victim->used) s->st.sources_evicted++;
+  memset(victim, 0, sizeof *victim);
+  victim->used = 1;
+  victim->addr = *a;
+  rl_fill(&victim->b, s->source_burst, now);
+  return victim;
+}
+
+/* 1 if the datagram may be processed. p is NULL for undecodable ones. A
+ * datagram of a live session (its token, from its address) is charged to
+ * the session; any other to its source address. */
+static int srv_rate_ok(udpc_server *s, uint64_t now, const udpc_addr *from,
+                       const udpc_packet *p) {
+  if (p != NULL && udpc_ptype_has_token(p->type)) {
+    uint32_t idx = tok_lookup(s, p->token);
+    if (idx != SRV_NONE) {
+      srv_client *c = &s->clients[idx];
+      if (c->online && c->token == p->token &&
+          udpc_addr_equal(&c->addr, from)) {
+        if (rl_take(&c->rl, s->session_rate, s->session_burst, now)) {
+          c->rl.limited = 0;
+          return 1;
+        }
+        s->st.dropped_session_rate_limited++;
+        if (!c->rl.limited) {
+          c->rl.limited = 1;
+          srv_line l = {.n = 0};
+          ln_str(&l, "limit: session of ");
+          ln_str(&l, c->nick.s);
+          ln_str(&l, " at ");
+          ln_addr(&l, from);
+          ln_str(&l, " over ");
+          ln_u64(&l, s->session_rate);
+          ln_str(&l, " datagrams/s (burst ");
+          ln_u64(&l, s->session_burst);
+          ln_str(&l, "): dropping");
+          srv_log(s, 1, &l);
+        }
+        return 0;
+      }
+    }
+  }
+  if (s->source_rate == UINT32_MAX) return 1;
+  srv_source *e = src_get(s, from, now);
+  if (rl_take(&e->b, s->source_rate, s->source_burst, now)) {
+    e->b.limited = 0;
+    return 1;
+  }
+  s->st.dropped_rate_limited++;
+  if (!e->b.limited) {
+    e->b.limited = 1;
+    srv_line l = {.n = 0};
+    ln_str(&l, "limit: source ");
+    ln_addr(&l, from);
+    ln_str(&l, " over ");
+    ln_u64(&l, s->source_rate);
+    ln_str(&l, " datagrams/s (burst ");
+    ln_u64(&l, s->source_burst);
+    ln_str(&l, "): dropping");
+    srv_log(s, 1, &l);
+  }
+  return 0;
 }
 
 /* ---- Dispatch ------------------------------------------------------------------ */
@@ -1271,8 +1504,7 @@ static void srv_tokened(udpc_server *s, uint64_t now, const udpc_addr *from,
   if (!live) { /* the token of the nick's last ended session */
     if (p->type == UDPC_PT_DEREG) {
       if (srv_held_full(s, 1)) {
-        s->st.dropped_unexpected++;
-        srv_log_drop(s, from, "DEREG: held acks full");
+        srv_held_drop(s, from, "DEREG");
         return;
       }
       srv_hold_dereg_result(s, from, p->token, p->id);
@@ -1301,11 +1533,13 @@ int udpc_server_recv(udpc_server *s, uint64_t now, const udpc_addr *from,
                      const uint8_t *data, size_t len) {
   UDPC_ENSURE(s != NULL && from != NULL && (data != NULL || len == 0),
               UDPC_ERR_ARG);
+  s->now = now;
   s->st.rx++;
   s->st.rx_bytes += len;
   udpc_packet p;
   int rc = len > UDPC_MAX_PACKET ? UDPC_ERR_TOO_BIG
                                  : udpc_wire_decode(&p, data, len);
+  if (!srv_rate_ok(s, now, from, rc == UDPC_OK ? &p : NULL)) return UDPC_OK;
   if (rc != UDPC_OK) {
     srv_malformed(s, from, data, len, rc);
     return UDPC_OK;
@@ -1368,7 +1602,8 @@ static void srv_user_record(const udpc_server *s, uint32_t idx,
 
 int udpc_server_flush(udpc_server *s, uint64_t now) {
   UDPC_ENSURE(s != NULL, UDPC_ERR_ARG);
-  (void)now;
+  s->now = now;
+  srv_log_roll(s); /* a pending "suppressed" summary goes out */
   if (!s->store_touched && s->n_dirty == 0 && s->n_held == 0 &&
       s->n_changes == 0 && !s->changes_overflow)
     return UDPC_OK;
@@ -1434,6 +1669,8 @@ uint64_t udpc_server_next_deadline(const udpc_server *s) {
 
 void udpc_server_handle_expiry(udpc_server *s, uint64_t now) {
   if (s == NULL) return;
+  s->now = now;
+  srv_log_roll(s);
   srv_probes_expire(s, now);
   /* Decision: silent for >= 30 s (3 heartbeat intervals) ends a session. */
   while (s->on_head != SRV_NONE &&
@@ -1521,12 +1758,25 @@ udpc_server *udpc_server_new(const udpc_server_config *cfg, uint64_t now) {
                               ? cfg->mail_per_recipient
                               : SRV_DEFAULT_MAIL_PER_RECIPIENT;
   s->mail_total = cfg->mail_total ? cfg->mail_total : SRV_DEFAULT_MAIL_TOTAL;
+  s->source_rate =
+      cfg->source_rate ? cfg->source_rate : SRV_DEFAULT_SOURCE_RATE;
+  s->source_burst =
+      cfg->source_burst ? cfg->source_burst : SRV_DEFAULT_SOURCE_BURST;
+  s->session_rate =
+      cfg->session_rate ? cfg->session_rate : SRV_DEFAULT_SESSION_RATE;
+  s->session_burst =
+      cfg->session_burst ? cfg->session_burst : SRV_DEFAULT_SESSION_BURST;
+  s->now = now;
+  s->log_window = now;
   s->on_head = s->on_tail = SRV_NONE;
   s->version = 1;
   udpc_rand_derive(s->cookie_key, cfg->seed, "udpchat server cookie key v1");
   uint8_t nk[32];
   udpc_rand_derive(nk, cfg->seed, "udpchat server nick hash key v1");
   memcpy(s->nick_key, nk, sizeof s->nick_key);
+  udpc_rand_derive(nk, cfg->seed, "udpchat server source hash key v1");
+  memcpy(s->src_key, nk, sizeof s->src_key);
+  sodium_memzero(nk, sizeof nk);
   uint8_t rk[32];
   udpc_rand_derive(rk, cfg->seed, "udpchat server random stream v1");
   udpc_rand_init(&s->rng, rk);
@@ -1550,7 +1800,10 @@ udpc_server *udpc_server_new(const udpc_server_config *cfg, uint64_t now) {
   s->held = malloc(SRV_HELD_MAX * sizeof *s->held);
   s->changes = malloc(SRV_CHANGES_MAX * sizeof *s->changes);
   s->probes = calloc(SRV_PROBES_MAX, sizeof *s->probes);
-  if (s->held == NULL || s->changes == NULL || s->probes == NULL) goto fail;
+  s->sources = calloc(SRV_SOURCES, sizeof *s->sources);
+  if (s->held == NULL || s->changes == NULL || s->probes == NULL ||
+      s->sources == NULL)
+    goto fail;
   if (srv_reserve_clients(s, 64) != UDPC_OK) goto fail;
 
   if (udpc_store_user_foreach(s->store, srv_load_user, s) != UDPC_OK) goto fail;
@@ -1572,6 +1825,7 @@ void udpc_server_free(udpc_server *s) {
   free(s->held);
   free(s->changes);
   free(s->probes);
+  free(s->sources);
   free(s->operators);
   sodium_memzero(s->cookie_key, sizeof s->cookie_key);
   udpc_rand_wipe(&s->rng);

@@ -285,12 +285,34 @@ typedef struct {
   uint32_t mail_total;               /* 0: default 1000000 */
   udpc_store *store;                 /* borrowed, required */
   udpc_io io;
+  /* Per-source rate limits (token buckets; PROTOCOL.md P9.4, SECURITY.md).
+   * A datagram of a live session (its token, from its address) is charged
+   * to that session's bucket; every other datagram (REGISTER, unknown or
+   * ended token, malformed, wrong direction) to the bucket of its source
+   * address (IP and port; a bounded table, the oldest entry is evicted).
+   * Over the limit a datagram is dropped unanswered and counted. Rates are
+   * datagrams per second, bursts bucket sizes in datagrams. 0: default;
+   * a rate of UINT32_MAX: no limit for that class. */
+  uint32_t source_rate;              /* 0: default 50 */
+  uint32_t source_burst;             /* 0: default 100 */
+  uint32_t session_rate;             /* 0: default 1000 */
+  uint32_t session_burst;            /* 0: default 2000 */
 } udpc_server_config;
 
 typedef struct {
   uint64_t rx, tx, rx_bytes, tx_bytes;
   uint64_t dropped_malformed, dropped_bad_session, dropped_unexpected;
   uint64_t registered, online, mail_stored, mail_delivered, probes_sent;
+  /* Limits (SECURITY.md): drops and refusals by cause. dropped_probes_full
+   * and dropped_held_full are also counted in dropped_unexpected. */
+  uint64_t dropped_rate_limited;         /* over a source address's bucket */
+  uint64_t dropped_session_rate_limited; /* over a live session's bucket */
+  uint64_t dropped_probes_full;          /* SAVE: 1024 probes pending */
+  uint64_t dropped_held_full;            /* 1024 acks wait for a commit */
+  uint64_t refused_server_full;          /* REGISTER_RESULT SERVER_FULL */
+  uint64_t refused_quota;                /* SAVE_RESULT QUOTA */
+  uint64_t sources_evicted;              /* source buckets reused (LRU) */
+  uint64_t log_suppressed;               /* log lines the limiter withheld */
 } udpc_server_stats;
 
 /* Loads registrations from the store (everyone starts offline). NULL on
