@@ -158,7 +158,9 @@ void udpc_term_input_done(udpc_term *t) {
 
 /* Replace control characters (C0, DEL, C1 as UTF-8 C2 80..C2 9F) by '?';
  * with bidi set also the bidi embedding/override/isolate characters
- * U+202A..U+202E and U+2066..U+2069 (3 bytes -> "?"). Works in place. */
+ * U+202A..U+202E and U+2066..U+2069 (3 bytes -> "?"). Works in place.
+ * bidi is set whenever stdout is a terminal (also with piped stdin), so a
+ * peer cannot reorder a displayed line (SECURITY.md). */
 static size_t sanitize(char *s, size_t len, int bidi) {
   size_t j = 0;
   for (size_t i = 0; i < len; i++) {
@@ -228,7 +230,7 @@ void udpc_term_event(udpc_term *t, const udpc_event *ev) {
     if (n < 0) return;
   }
   size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
-  len = sanitize(line, len, t->interactive);
+  len = sanitize(line, len, t->interactive || isatty(t->out_fd));
   const char *sgr = NULL;
   int bell = 0;
   switch (ev->type) {
@@ -253,7 +255,7 @@ void udpc_term_notice(udpc_term *t, const char *bracketed) {
   size_t len = strlen(bracketed);
   if (len >= sizeof line) len = sizeof line - 1;
   memcpy(line, bracketed, len);
-  len = sanitize(line, len, t->interactive);
+  len = sanitize(line, len, t->interactive || isatty(t->out_fd));
   emit(t, line, len, NULL, 0);
 }
 
