@@ -581,6 +581,40 @@ static void test_r53_empty_snapshot_replaces_table(void **state) {
   expect_ev(UDPC_EV_NOTICE, "[Table is empty.]");
 }
 
+/* P6.3 coalescing ("Clients MUST accept any delta with count 1..20 and
+ * new_version > base_version"; not yet R-numbered, see ci/check-spec): a
+ * delta covering several changes (new_version = base + 3, three entries)
+ * is applied whole, and the next delta chains on its new_version. */
+static void test_p63_coalesced_delta_accepted(void **state) {
+  (void)state;
+  online_with_table(NULL);
+  udpc_addr dave = addr4(5, 40005), erin = addr4(6, 40006);
+  udpc_packet d = pkt(UDPC_PT_TABLE_DELTA, 9);
+  d.u.table_delta.base_version = 3;
+  d.u.table_delta.new_version = 6;
+  d.u.table_delta.count = 3;
+  d.u.table_delta.entries[0] = entry("erin", 1, &erin);
+  d.u.table_delta.entries[1] = entry("bob", 0, &BOB);
+  d.u.table_delta.entries[2] = entry("dave", 1, &dave);
+  feed(&SERVER, &d);
+  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
+  no_more_sent(); /* no snapshot: no gap */
+  assert_int_equal(udpc_client_table_count(H.c), 5);
+  udpc_entry e;
+  assert_int_equal(udpc_client_table_get(H.c, 1, &e), UDPC_OK);
+  assert_string_equal(e.nick.s, "bob");
+  assert_int_equal(e.status, UDPC_STATUS_OFFLINE);
+  d = pkt(UDPC_PT_TABLE_DELTA, 10);
+  d.u.table_delta.base_version = 6;
+  d.u.table_delta.new_version = 7;
+  d.u.table_delta.count = 1;
+  d.u.table_delta.entries[0] = entry("dave", 0, &dave);
+  feed(&SERVER, &d);
+  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
+  no_more_sent();
+  no_more_ev();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(
@@ -595,6 +629,8 @@ int main(void) {
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(
           test_r34_heartbeat_probe_ack_not_queued_nor_resent, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_p63_coalesced_delta_accepted, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_r53_empty_snapshot_replaces_table,
                                       setup, teardown),
   };
