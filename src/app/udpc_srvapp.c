@@ -109,21 +109,26 @@ static void log_stats(const udpc_server *s, uint64_t send_errors) {
   udpc_server_stats st;
   memset(&st, 0, sizeof st);
   udpc_server_get_stats(s, &st);
+#define U(x) ((unsigned long long)(x))
   udpc_log(UDPC_LOG_INFO,
            "stats: rx=%llu tx=%llu rx_bytes=%llu tx_bytes=%llu "
-           "dropped_malformed=%llu dropped_bad_session=%llu "
-           "dropped_unexpected=%llu registered=%llu online=%llu "
-           "mail_stored=%llu mail_delivered=%llu probes_sent=%llu "
-           "send_errors=%llu",
-           (unsigned long long)st.rx, (unsigned long long)st.tx,
-           (unsigned long long)st.rx_bytes, (unsigned long long)st.tx_bytes,
-           (unsigned long long)st.dropped_malformed,
-           (unsigned long long)st.dropped_bad_session,
-           (unsigned long long)st.dropped_unexpected,
-           (unsigned long long)st.registered, (unsigned long long)st.online,
-           (unsigned long long)st.mail_stored,
-           (unsigned long long)st.mail_delivered,
-           (unsigned long long)st.probes_sent, (unsigned long long)send_errors);
+           "registered=%llu online=%llu mail_stored=%llu "
+           "mail_delivered=%llu probes_sent=%llu send_errors=%llu",
+           U(st.rx), U(st.tx), U(st.rx_bytes), U(st.tx_bytes), U(st.registered),
+           U(st.online), U(st.mail_stored), U(st.mail_delivered),
+           U(st.probes_sent), U(send_errors));
+  udpc_log(UDPC_LOG_INFO,
+           "stats: dropped_malformed=%llu dropped_bad_session=%llu "
+           "dropped_unexpected=%llu dropped_rate_limited=%llu "
+           "dropped_session_rate_limited=%llu dropped_probes_full=%llu "
+           "dropped_held_full=%llu refused_server_full=%llu "
+           "refused_quota=%llu sources_evicted=%llu log_suppressed=%llu",
+           U(st.dropped_malformed), U(st.dropped_bad_session),
+           U(st.dropped_unexpected), U(st.dropped_rate_limited),
+           U(st.dropped_session_rate_limited), U(st.dropped_probes_full),
+           U(st.dropped_held_full), U(st.refused_server_full),
+           U(st.refused_quota), U(st.sources_evicted), U(st.log_suppressed));
+#undef U
 }
 
 int udpc_srvapp_run(const udpc_srvapp_opts *o) {
