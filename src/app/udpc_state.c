@@ -203,6 +203,14 @@ static int create_cred(const char *dir, const char *path,
   }
   if (link(tmp, path) != 0) {
     int e = errno;
+    if (e == EPERM || e == ENOTSUP || e == EOPNOTSUPP || e == ENOSYS) {
+      /* No hard links here (some FUSE/FAT file systems): rename, which
+       * may replace a file created in the last microseconds by a racing
+       * client of the same nick; the lock (udpc_state_lock) then refuses
+       * one of the two. */
+      if (rename(tmp, path) == 0) return fsync_dir(dir, err, err_cap);
+      e = errno;
+    }
     (void)unlink(tmp);
     if (e == EEXIST) return 1; /* lost a race: use the winner's */
     set_err(err, err_cap, "cannot create '%s': %s", path, strerror(e));
