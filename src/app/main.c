@@ -52,7 +52,8 @@ static const char usage_text[] =
     "deregA <nick>, help [command], exit (also Ctrl-C or end of input).\n"
     "\n"
     "Exit status: 0 normal exit; 1 server not responding, registration\n"
-    "refused or a runtime error; 2 invalid command line.\n";
+    "refused or a runtime error; 2 invalid command line; 130 when a second\n"
+    "Ctrl-C ends a client that is still waiting for the server.\n";
 
 static void usage(FILE *f) { fputs(usage_text, f); }
 
