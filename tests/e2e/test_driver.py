@@ -440,3 +440,28 @@ def test_state_same_nick_twice_from_one_state_dir_refused(net):
     # The first one is undisturbed.
     x.send("list")
     x.expect(rf"^>>> x\s+127\.0\.0\.1\s+{x.port}\s+online$")
+
+
+def test_input_random_garbage_lines_do_not_crash(net):
+    """Random bytes typed or piped (controls, NUL, invalid UTF-8, escape
+    sequences, very long words): every line gets a bracketed answer or is
+    ignored, the client keeps working and prints only whole lines."""
+    import random
+    s = net.server()
+    x, y = mesh(net, s, ["x", "y"])
+    rnd = random.Random(20261125)
+    alphabet = bytes(range(256)).replace(b"\n", b"")
+    lines = []
+    for i in range(300):
+        n = rnd.choice([0, 1, 2, 5, 20, 200, 3000])
+        body = bytes(rnd.choice(alphabet) for _ in range(n))
+        if rnd.random() < 0.3:
+            body = rnd.choice([b"send ", b"reg ", b"dereg ", b"deregA ",
+                               b"help ", b"list "]) + body
+        lines.append(body)
+    x.popen.stdin.write(b"\n".join(lines) + b"\n")
+    x.popen.stdin.flush()
+    chat_ok(x, y, "still sane")
+    assert x.alive() and s.alive()
+    for ln in x.out.lines[1:]:
+        assert ln.startswith(">>> "), ln
