@@ -824,7 +824,9 @@ static void on_register_result(udpc_client *c, uint64_t now,
 static void snapshot_complete(udpc_client *c, uint64_t now) {
   ctable tmp;
   size_t n = 0;
-  qsort(c->stage.v, c->stage.n, sizeof c->stage.v[0], entry_cmp);
+  /* qsort(NULL, 0, ...) is undefined: an empty snapshot has no array. */
+  if (c->stage.n > 1)
+    qsort(c->stage.v, c->stage.n, sizeof c->stage.v[0], entry_cmp);
   for (size_t i = 0; i < c->stage.n; i++) {
     if (n > 0 && nick_eq(&c->stage.v[n - 1].nick, &c->stage.v[i].nick)) {
       c->stage.v[n - 1] = c->stage.v[i];

@@ -19,18 +19,6 @@
 #include "udpc_client.h"
 #include "udpchat.h"
 
-/* Sanitizer build (UDPC_SANITIZE: ASan and UBSan together)? */
-#if defined(__SANITIZE_ADDRESS__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
-
 #define MAX_SENT 512
 #define MAX_EV 512
 #define TOKEN 0x1122334455667788ULL
@@ -549,20 +537,10 @@ static void test_r34_heartbeat_probe_ack_not_queued_nor_resent(void **state) {
 }
 
 /* R53 (P6.2): a walk whose first page says total 0 is complete and the
- * client's table becomes empty. KNOWN BUG: when the client's staging table
- * was never allocated (e.g. the second snapshot of a client whose first
- * snapshot replaced an empty table), snapshot_complete() in udpc_client.c
- * calls qsort(NULL, 0, ...), undefined behaviour that aborts the
- * ASan+UBSan build ("null pointer passed as argument 1"). The test runs in
- * plain builds and is skipped in sanitizer builds until the core is fixed. */
+ * client's table becomes empty. Regression: snapshot_complete() once called
+ * qsort(NULL, 0, ...) here, undefined behaviour caught by UBSan. */
 static void test_r53_empty_snapshot_replaces_table(void **state) {
   (void)state;
-  if (SANITIZED) {
-    print_message("KNOWN BUG R53: udpc_client.c snapshot_complete() calls "
-                  "qsort(NULL, 0, ...) for an empty snapshot (UBSan: null "
-                  "pointer passed as argument 1)\n");
-    skip();
-  }
   online_with_table(NULL);
   assert_int_equal(udpc_client_table_count(H.c), 3);
   udpc_packet d = pkt(UDPC_PT_TABLE_DELTA, 9);
@@ -581,8 +559,8 @@ static void test_r53_empty_snapshot_replaces_table(void **state) {
   expect_ev(UDPC_EV_NOTICE, "[Table is empty.]");
 }
 
-/* P6.3 coalescing ("Clients MUST accept any delta with count 1..20 and
- * new_version > base_version"; not yet R-numbered, see ci/check-spec): a
+/* R93 (P6.3 coalescing: clients accept any delta with count 1..20 and
+ * new_version > base_version): a
  * delta covering several changes (new_version = base + 3, three entries)
  * is applied whole, and the next delta chains on its new_version. */
 static void test_p63_coalesced_delta_accepted(void **state) {
