@@ -190,6 +190,7 @@ typedef struct {
   uint32_t jitter, reorder_ms;
   int queue_max;
   uint32_t flush_delay;
+  double commit_fail;
   int healed;
   sim_rule rules[8];
   int n_rules;
@@ -507,7 +508,10 @@ static void net_send(int src, const udpc_addr *to, const uint8_t *data,
 static void srv_send_cb(void *ctx, const udpc_addr *to, const uint8_t *data,
                         size_t len) {
   (void)ctx;
+  int own = sim_mem_owner;
+  sim_mem_owner = SIM_MEM_NONE;
   net_send(0, to, data, len);
+  sim_mem_owner = own;
 }
 
 static void cli_send_cb(void *ctx, const udpc_addr *to, const uint8_t *data,
@@ -517,7 +521,10 @@ static void cli_send_cb(void *ctx, const udpc_addr *to, const uint8_t *data,
       data[1] == UDPC_PT_CHAT_ACK && R.cx_have_pkt &&
       R.cx_pkt.type == UDPC_PT_CHAT)
     R.cx_ack_sent = 1;
+  int own = sim_mem_owner;
+  sim_mem_owner = SIM_MEM_NONE;
   net_send(node, to, data, len);
+  sim_mem_owner = own;
 }
 
 /* ---- Client side bookkeeping ------------------------------------------------------- */
@@ -580,8 +587,15 @@ static int notice_nick(const char *text, const char *prefix, const char *suffix,
   return 1;
 }
 
+static void cli_event_body(int node, const udpc_event *ev);
 static void cli_event_cb(void *ctx, const udpc_event *ev) {
-  int node = (int)(intptr_t)ctx;
+  int own = sim_mem_owner;
+  sim_mem_owner = SIM_MEM_NONE;
+  cli_event_body((int)(intptr_t)ctx, ev);
+  sim_mem_owner = own;
+}
+
+static void cli_event_body(int node, const udpc_event *ev) {
   sim_cnode *n = &R.cn[node];
   char line[1400];
   if (udpc_event_format(ev, line, sizeof line) < 0) {
@@ -713,7 +727,9 @@ static void client_start(int node) {
   cfg.io.ctx = (void *)(intptr_t)node;
   cfg.io.send = cli_send_cb;
   cfg.event = cli_event_cb;
+  sim_mem_owner = node;
   n->c = udpc_client_new(&cfg, R.now);
+  sim_mem_owner = SIM_MEM_NONE;
   if (n->c == NULL) {
     fail("udpc_client_new failed for %s", n->nick);
     return;
@@ -725,8 +741,10 @@ static void client_start(int node) {
   n->inc++;
   trace("%s starts (incarnation %d)", n->nick, n->inc);
   cx_begin(node, 0);
+  sim_mem_owner = node;
   if (udpc_client_start(n->c, R.now) != UDPC_OK)
     fail("udpc_client_start failed for %s", n->nick);
+  sim_mem_owner = SIM_MEM_NONE;
   client_after(node);
 }
 
@@ -739,6 +757,8 @@ static void client_stop(int node, int crash) {
   }
   udpc_client_free(n->c);
   n->c = NULL;
+  if (sim_mem_live[node] != 0)
+    fail("%s's core leaked %" PRIu64 " bytes", n->nick, sim_mem_live[node]);
   n->alive = 0;
 }
 
@@ -748,8 +768,10 @@ static void client_command(int node, const char *line, int msg) {
   trace("%s types: %.120s", n->nick, line);
   cx_begin(node, msg >= 0 ? A_SEND : A_CMD);
   R.cx_msg = msg;
+  sim_mem_owner = node;
   if (udpc_client_command(n->c, R.now, line, strlen(line)) != UDPC_OK)
     fail("udpc_client_command failed at %s", n->nick);
+  sim_mem_owner = SIM_MEM_NONE;
   if (msg >= 0 && R.msgs[msg].state == MS_CMD) R.msgs[msg].state = MS_SAVE;
   client_after(node);
 }
@@ -784,14 +806,29 @@ static void do_send(int node, int to) {
 /* ---- Server ------------------------------------------------------------------------- */
 static const char *const SIM_OPERATORS[] = {"c1"};
 
+static void store_mail_body(const udpc_nick *to, const uint8_t *text,
+                            size_t len, uint64_t seq, int committed);
 static void store_mail_cb(void *ctx, const udpc_nick *to, const udpc_nick *from,
                           uint32_t msg_id, const uint8_t *text, size_t len,
                           uint64_t seq, int committed) {
+  int own = sim_mem_owner;
+  sim_mem_owner = SIM_MEM_NONE;
+  store_mail_body(to, text, len, seq, committed);
+  sim_mem_owner = own;
   (void)ctx;
   (void)msg_id;
-  (void)to;
   (void)from;
+}
+
+static void store_mail_body(const udpc_nick *to, const uint8_t *text,
+                            size_t len, uint64_t seq, int committed) {
   int m = parse_text(text, len);
+  if (committed < 0) {
+    fail("R40: the server stores a second copy of m%d for %s (seq %" PRIu64
+         " still stored)",
+         m, to->s, seq);
+    return;
+  }
   if (m >= 0 && !committed) R.msgs[m].seq = seq;
   if (m >= 0)
     trace("  store %s m%d for %s seq %" PRIu64,
@@ -809,7 +846,9 @@ static void server_start(void) {
   cfg.n_operators = 1;
   cfg.store = R.st;
   cfg.io.send = srv_send_cb;
+  sim_mem_owner = 0;
   R.srv = udpc_server_new(&cfg, SIM_T0 + R.now);
+  sim_mem_owner = SIM_MEM_NONE;
   if (R.srv == NULL) {
     fail("udpc_server_new failed");
     return;
@@ -817,8 +856,10 @@ static void server_start(void) {
   R.srv_up = 1;
   R.srv_inc++;
   trace("server starts (incarnation %d)", R.srv_inc);
+  sim_mem_owner = 0;
   if (udpc_server_flush(R.srv, SIM_T0 + R.now) != UDPC_OK)
     fail("udpc_server_flush failed at start");
+  sim_mem_owner = SIM_MEM_NONE;
 }
 
 static void server_crash(void) {
@@ -828,7 +869,9 @@ static void server_crash(void) {
   R.srv = NULL;
   R.srv_up = 0;
   R.flush_pending = 0;
+  sim_mem_owner = 0;
   if (sim_store_crash(R.st) != UDPC_OK) fail("store replay after crash failed");
+  sim_mem_owner = SIM_MEM_NONE;
 }
 
 static void schedule_flush(void) {
@@ -853,13 +896,16 @@ static int plant_probe(const sim_dgram *g, const udpc_packet *p) {
   if (udpc_nick_from_input(&from, R.cn[g->src].nick,
                            strlen(R.cn[g->src].nick)) != UDPC_OK)
     return 0;
+  int rc = UDPC_OK;
+  sim_mem_owner = 0;
   if (udpc_store_mail_find(R.st, &p->u.save.to, &from, p->u.save.msg_id,
                            p->u.save.text.p, p->u.save.text.len,
-                           NULL) != UDPC_OK &&
-      sim_store_force_mail(R.st, &p->u.save.to, &from, p->u.save.msg_id,
-                           SIM_T0 + R.now, p->u.save.text.p,
-                           p->u.save.text.len) != UDPC_OK)
-    return 0;
+                           NULL) != UDPC_OK)
+    rc = sim_store_force_mail(R.st, &p->u.save.to, &from, p->u.save.msg_id,
+                              SIM_T0 + R.now, p->u.save.text.p,
+                              p->u.save.text.len);
+  sim_mem_owner = SIM_MEM_NONE;
+  if (rc != UDPC_OK) return 0;
   udpc_packet r;
   memset(&r, 0, sizeof r);
   r.type = UDPC_PT_SAVE_RESULT;
@@ -899,9 +945,11 @@ static void deliver(sim_dgram *g) {
     int ok = udpc_wire_decode(&p, g->data, g->len) == UDPC_OK;
     trace_pkt("recv", g->src, g->dst, g->data, g->len);
     if (ok && R.o.plant == PLANT_PROBE && plant_probe(g, &p)) return;
+    sim_mem_owner = 0;
     if (udpc_server_recv(R.srv, SIM_T0 + R.now, &g->from, g->data, g->len) !=
         UDPC_OK)
       fail("udpc_server_recv failed");
+    sim_mem_owner = SIM_MEM_NONE;
     schedule_flush();
     for (int i = 0; ok && i < R.n_rules; i++) {
       sim_rule *r = &R.rules[i];
@@ -923,8 +971,10 @@ static void deliver(sim_dgram *g) {
   trace_pkt("recv", g->src, g->dst, g->data, g->len);
   cx_begin(g->dst, HE_DGRAM);
   R.cx_have_pkt = udpc_wire_decode(&R.cx_pkt, g->data, g->len) == UDPC_OK;
+  sim_mem_owner = g->dst;
   if (udpc_client_recv(n->c, R.now, &g->from, g->data, g->len) != UDPC_OK)
     fail("udpc_client_recv failed at %s", n->nick);
+  sim_mem_owner = SIM_MEM_NONE;
   if (R.o.plant == PLANT_DEDUPE && R.cx_have_pkt &&
       R.cx_pkt.type == UDPC_PT_CHAT && R.cx_ack_sent && !R.cx_shown)
     display(g->dst, &R.cx_pkt.u.chat.from, R.cx_pkt.u.chat.text.p,
@@ -1141,14 +1191,18 @@ static void loop(void) {
         spins = 0;
       }
       if (R.srv_up && udpc_server_next_deadline(R.srv) <= SIM_T0 + R.now) {
+        sim_mem_owner = 0;
         udpc_server_handle_expiry(R.srv, SIM_T0 + R.now);
+        sim_mem_owner = SIM_MEM_NONE;
         schedule_flush();
       }
       for (int i = 1; i <= R.k && !R.stop; i++) {
         sim_cnode *n = &R.cn[i];
         if (n->alive && !n->done && udpc_client_next_deadline(n->c) <= R.now) {
           cx_begin(i, 0);
+          sim_mem_owner = i;
           udpc_client_handle_expiry(n->c, R.now);
+          sim_mem_owner = SIM_MEM_NONE;
           client_after(i);
         }
       }
@@ -1162,8 +1216,18 @@ static void loop(void) {
       int inc = *(int *)e.p;
       if (R.srv_up && inc == R.srv_inc) {
         R.flush_pending = 0;
-        if (udpc_server_flush(R.srv, SIM_T0 + R.now) != UDPC_OK)
-          fail("udpc_server_flush failed");
+        int injected = !R.healed && R.commit_fail > 0 &&
+                       rng_chance(&R.rng_net, R.commit_fail);
+        if (injected) {
+          trace("store commit fails (injected)");
+          sim_store_fail_next(R.st, 1);
+        }
+        sim_mem_owner = 0;
+        int rc = udpc_server_flush(R.srv, SIM_T0 + R.now);
+        sim_mem_owner = SIM_MEM_NONE;
+        sim_store_fail_next(R.st, 0); /* unused if nothing was committed */
+        if (rc != UDPC_OK && !injected) fail("udpc_server_flush failed");
+        if (rc != UDPC_OK) schedule_flush(); /* the server tries again */
       }
     } else {
       run_act(e.p);
@@ -1350,6 +1414,9 @@ typedef struct {
   int jitter, reorder_ms, queue, delay, partitions, crashes, scrashes;
   uint32_t drop_nth;
   int set;
+  double commit_fail; /* probability that a store commit fails */
+  int crash_on;       /* packet type: the server crashes right after
+                         receiving the first one (before answering) */
 } sim_faults;
 
 static int parse_faults(const char *s, sim_faults *f) {
@@ -1387,6 +1454,10 @@ static int parse_faults(const char *s, sim_faults *f) {
       f->crashes = v < 0 ? 2 : (int)v;
     else if (strcmp(tok, "scrash") == 0)
       f->scrashes = v < 0 ? 1 : (int)v;
+    else if (strcmp(tok, "commitfail") == 0)
+      f->commit_fail = v;
+    else if (strcmp(tok, "crashon") == 0)
+      f->crash_on = (int)v;
     else if (strcmp(tok, "none") != 0)
       return -1;
   }
@@ -1408,6 +1479,13 @@ static void random_faults(sim_faults *f) {
   if (rng_chance(g, 0.4)) f->crashes = 1 + (int)rng_below(g, 3);
   if (rng_chance(g, 0.3)) f->scrashes = 1 + (int)rng_below(g, 2);
   if (rng_chance(g, 0.3)) f->drop_nth = 1 + rng_below(g, 300);
+  if (rng_chance(g, 0.15)) f->commit_fail = rng_unit(g) * 0.3;
+  if (rng_chance(g, 0.2)) {
+    static const int types[] = {UDPC_PT_REGISTER,    UDPC_PT_SAVE,
+                                UDPC_PT_DEREG,       UDPC_PT_MAIL_REQ,
+                                UDPC_PT_DEREG_OTHER, UDPC_PT_PROBE_ACK};
+    f->crash_on = types[rng_below(g, 6)];
+  }
 }
 
 static void apply_faults(const sim_faults *f) {
@@ -1424,10 +1502,13 @@ static void apply_faults(const sim_faults *f) {
       for (int j = 0; j < SIM_MAXN; j++)
         R.base_delay[i][j] = (uint32_t)f->delay;
   if (f->drop_nth > 0 && R.n_rules < 8) rule(-1, -1, -1, f->drop_nth);
+  if (f->crash_on > 0 && R.n_rules < 8)
+    crash_rule(f->crash_on, 1 + rng_below(g, 3), (int)rng_below(g, 5000));
+  R.commit_fail = f->commit_fail;
   if (dur < S(3)) return;
   for (int p = 0; p < f->partitions; p++) {
     uint64_t t0 = S(1) + rng_below(g, (uint32_t)(dur - S(2)));
-    uint64_t t1 = t0 + 500 + rng_below(g, 25000);
+    uint64_t t1 = t0 + 500 + rng_below(g, rng_chance(g, 0.3) ? 45000 : 8000);
     int kind = (int)rng_below(g, 4);
     int a = 1 + (int)rng_below(g, (uint32_t)R.k);
     int b = 1 + (int)rng_below(g, (uint32_t)R.k);
@@ -1506,6 +1587,8 @@ static void sc_random(void) {
       cmd_at(t, node, "reg c%d", node);
     } else if ((w -= w_dereg) < 0) {
       cmd_at(t, node, "dereg c%d", node);
+      if (rng_chance(g, 0.8))
+        cmd_at(t + 200 + rng_below(g, 10000), node, "reg c%d", node);
     } else if ((w -= w_list) < 0) {
       cmd_at(t, node, "list");
     } else if ((w -= w_dereg_a) < 0) {
@@ -1550,12 +1633,31 @@ static const sim_scenario SCENARIOS[] = {
 typedef struct {
   int failed;
   uint64_t sim_ms, msgs, dgrams, events;
+  uint64_t out[OUT_COUNT];
+  uint64_t peak_srv, peak_cli; /* bytes */
 } sim_result;
 
-static void run_free(void) {
+#define SIM_CLIENT_MEM_MAX (1u << 20)  /* bytes per client core */
+#define SIM_SERVER_MEM_MAX (32u << 20) /* bytes: server core and its store */
+
+static void free_cores_and_check(void) {
+  R.stop = 0; /* fail() below still records */
   for (int i = 1; i <= R.k; i++) client_stop(i, 0);
   udpc_server_free(R.srv);
+  R.srv = NULL;
   udpc_store_free(R.st);
+  R.st = NULL;
+  if (sim_mem_live[0] != 0)
+    fail("the server core and store leaked %" PRIu64 " bytes", sim_mem_live[0]);
+  for (int i = 0; i <= R.k; i++) {
+    uint64_t bound = i == 0 ? SIM_SERVER_MEM_MAX : SIM_CLIENT_MEM_MAX;
+    if (sim_mem_peak[i] > bound)
+      fail("%s's core peaked at %" PRIu64 " bytes, over its bound %" PRIu64,
+           node_name(i), sim_mem_peak[i], bound);
+  }
+}
+
+static void run_free(void) {
   while (R.n_heap > 0) free(pop().p);
   free(R.heap);
   free(R.msgs);
@@ -1585,6 +1687,7 @@ static sim_result run_one(const sim_opts *o, const sim_scenario *sc) {
   for (int i = 0; i < SIM_MAXN; i++)
     for (int j = 0; j < SIM_MAXN; j++)
       R.base_delay[i][j] = 1 + rng_below(&R.rng_net, 25);
+  sim_mem_reset_peaks();
   R.st = sim_store_new(o->plant == PLANT_UNSAFE_SAVE, store_mail_cb, NULL);
   if (R.st == NULL) abort();
   int k_opt = R.k;
@@ -1617,7 +1720,13 @@ static sim_result run_one(const sim_opts *o, const sim_scenario *sc) {
   act(h + S(36), A_FINAL, 0)->a = 2;
   act(h + S(80), A_CHECK, 0);
   loop();
-  sim_result res = {R.failed, R.now, R.n_msgs, R.n_dgrams, R.events};
+  uint64_t end = R.now;
+  free_cores_and_check();
+  sim_result res = {R.failed, end, R.n_msgs, R.n_dgrams, R.events, {0}, 0, 0};
+  res.peak_srv = sim_mem_peak[0];
+  for (int i = 1; i <= R.k; i++)
+    if (sim_mem_peak[i] > res.peak_cli) res.peak_cli = sim_mem_peak[i];
+  for (size_t i = 0; i < R.n_msgs; i++) res.out[R.msgs[i].outcome]++;
   if (R.failed) {
     printf("VIOLATION seed %" PRIu64 " scenario %s: %s\n", o->seed, sc->name,
            R.fail);
@@ -1733,7 +1842,7 @@ int main(int argc, char **argv) {
   }
   clock_t c0 = clock();
   uint64_t runs = 0, fails = 0, sim_ms = 0, msgs = 0, dgrams = 0;
-  uint64_t failed_seeds[20];
+  uint64_t failed_seeds[20], outs[OUT_COUNT] = {0}, psrv = 0, pcli = 0;
   int stop = 0;
   for (uint64_t seed = a; seed <= b && !stop; seed++) {
     for (size_t j = 0; j < n_list && !stop; j++) {
@@ -1743,6 +1852,9 @@ int main(int argc, char **argv) {
       sim_ms += r.sim_ms;
       msgs += r.msgs;
       dgrams += r.dgrams;
+      for (int j2 = 0; j2 < OUT_COUNT; j2++) outs[j2] += r.out[j2];
+      if (r.peak_srv > psrv) psrv = r.peak_srv;
+      if (r.peak_cli > pcli) pcli = r.peak_cli;
       if (r.failed) {
         replay_cmd(&o, list[j]->name);
         if (fails < 20) failed_seeds[fails] = seed;
@@ -1766,6 +1878,12 @@ int main(int argc, char **argv) {
            o.scenario, o.plant ? ", plant " : "",
            o.plant ? PLANT_NAMES[o.plant] : "", (double)sim_ms / 1000.0, msgs,
            dgrams, fails, secs, secs > 0 ? (double)runs / secs : 0.0);
+    printf("outcomes:");
+    for (int j = 1; j < OUT_COUNT; j++)
+      printf(" %s=%" PRIu64, OUT_NAMES[j], outs[j]);
+    printf("\npeak core memory: server+store %" PRIu64 " bytes, client %" PRIu64
+           " bytes\n",
+           psrv, pcli);
     if (fails > 0) {
       printf("failed seeds:");
       for (uint64_t i = 0; i < fails && i < 20; i++)

@@ -34,7 +34,7 @@ typedef struct {
   struct udpc_store base; /* first member */
   udpc_store *inner;
   sim_log pending, committed;
-  int plant;
+  int plant, fail_next;
   sim_store_mail_cb cb;
   void *ctx;
 } sim_store;
@@ -42,7 +42,10 @@ typedef struct {
 static int log_push(sim_log *l, const sim_op *op) {
   if (l->n == l->cap) {
     size_t cap = l->cap ? l->cap * 2 : 64;
+    int own = sim_mem_owner;
+    sim_mem_owner = SIM_MEM_NONE; /* the log is the disk, not server memory */
     sim_op *v = realloc(l->v, cap * sizeof *v);
+    sim_mem_owner = own;
     if (v == NULL) return UDPC_ERR_NOMEM;
     l->v = v;
     l->cap = cap;
@@ -83,6 +86,10 @@ static int ss_mail_append(udpc_store *st, const udpc_nick *to,
                           uint64_t *seq_out) {
   sim_store *s = ss(st);
   uint64_t seq = 0;
+  /* R40: never a second copy of a mail that is still stored. */
+  if (s->cb && udpc_store_mail_find(s->inner, to, from, msg_id, text, text_len,
+                                    &seq) == UDPC_OK)
+    s->cb(s->ctx, to, from, msg_id, text, text_len, seq, -1);
   int rc = udpc_store_mail_append(s->inner, to, from, msg_id, ts, text,
                                   text_len, &seq);
   if (rc != UDPC_OK) return rc;
@@ -95,7 +102,10 @@ static int ss_mail_append(udpc_store *st, const udpc_nick *to,
   op.msg_id = msg_id;
   op.ts = ts;
   op.seq = seq;
+  int own = sim_mem_owner;
+  sim_mem_owner = SIM_MEM_NONE;
   op.text = malloc(text_len ? text_len : 1);
+  sim_mem_owner = own;
   if (op.text == NULL) return UDPC_ERR_NOMEM;
   memcpy(op.text, text, text_len);
   op.text_len = text_len;
@@ -140,6 +150,10 @@ static int ss_mail_delete_upto(udpc_store *st, const udpc_nick *to,
 
 static int ss_commit(udpc_store *st) {
   sim_store *s = ss(st);
+  if (s->fail_next) {
+    s->fail_next = 0;
+    return UDPC_ERR_STORE; /* pending stays pending (in-memory semantics) */
+  }
   int rc = udpc_store_commit(s->inner);
   if (rc != UDPC_OK) return rc;
   for (size_t i = 0; i < s->pending.n; i++) {
@@ -235,3 +249,5 @@ int sim_store_force_mail(udpc_store *st, const udpc_nick *to,
   s->plant = plant;
   return rc;
 }
+
+void sim_store_fail_next(udpc_store *st, int on) { ss(st)->fail_next = on; }
