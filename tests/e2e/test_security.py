@@ -412,3 +412,469 @@ def test_security_escape_sequences_never_reach_the_terminal(net, tmp_path):
         if tty.isalive():
             os.kill(tty.pid, 9)
         tty.close()
+
+
+# ======================================================================
+# A second, independent codec written from PROTOCOL.md P1-P3 and P10
+# (decoder with the check order of P2.9, formatter with the P10 grammar,
+# encoder), cross-checked with the C codec on every test vector and on
+# mutations of them. The C side is udpc_wire_decode / udpc_wire_format,
+# compiled into a small shared library and called through ctypes.
+# ======================================================================
+import ctypes
+import random
+import shutil
+import subprocess
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+VECTORS = os.path.join(REPO, "tests", "vectors", "wire.vectors")
+
+ERR = {"ok": 0, "UDPC_ERR_TRUNCATED": -1, "UDPC_ERR_TRAILING": -2,
+       "UDPC_ERR_VERSION": -3, "UDPC_ERR_TYPE": -4, "UDPC_ERR_LENGTH": -5,
+       "UDPC_ERR_UTF8": -6, "UDPC_ERR_CONTROL": -7, "UDPC_ERR_NICK": -8,
+       "UDPC_ERR_VALUE": -9, "UDPC_ERR_TOO_BIG": -10}
+TOKENED = {0x10, 0x11, 0x12, 0x20, 0x21, 0x30, 0x31, 0x32, 0x33, 0x40, 0x41,
+           0x50, 0x51, 0x60, 0x61}
+NAMES = {0x01: "REGISTER", 0x02: "COOKIE", 0x03: "REGISTER_RESULT",
+         0x10: "TABLE_REQ", 0x11: "TABLE_PAGE", 0x12: "TABLE_DELTA",
+         0x20: "HEARTBEAT", 0x21: "HEARTBEAT_ACK", 0x30: "DEREG",
+         0x31: "DEREG_OTHER", 0x32: "DEREG_RESULT", 0x33: "KICKED",
+         0x40: "SAVE", 0x41: "SAVE_RESULT", 0x50: "MAIL_REQ",
+         0x51: "MAIL_PAGE", 0x60: "PROBE", 0x61: "PROBE_ACK", 0x70: "CHAT",
+         0x71: "CHAT_ACK", 0x7F: "ERROR"}
+REG_ST = ["ok", "nick_taken", "invalid_nick", "server_full", "store_error"]
+DEREG_ST = ["ok", "not_permitted", "unknown_nick", "store_error"]
+SAVE_ST = ["saved", "recipient_online", "unknown_recipient", "quota",
+           "store_error"]
+ERR_CODES = [None, "bad_session", "session_ended", "malformed", "version",
+             "rate_limited", "internal"]
+ENT_ST = ["offline", "online", "removed"]
+NICK_OK = set(b"abcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+class Bad(Exception):
+    def __init__(self, code):
+        super().__init__(code)
+        self.code = code
+
+
+class Rd:
+    def __init__(self, d):
+        self.d, self.p = d, 0
+
+    def take(self, n):
+        if self.p + n > len(self.d):
+            raise Bad(-1)
+        b = self.d[self.p:self.p + n]
+        self.p += n
+        return b
+
+    def u(self, n):
+        return int.from_bytes(self.take(n), "big")
+
+    def nick(self):
+        n = self.u(1)
+        if n < 1 or n > 32:
+            raise Bad(-8)
+        b = self.take(n)
+        if any(c not in NICK_OK for c in b):
+            raise Bad(-8)
+        return b
+
+    def text(self):
+        n = self.u(2)
+        if n < 1 or n > 1100:
+            raise Bad(-5)
+        b = self.take(n)
+        utf8_scan(b)
+        return b
+
+    def addr(self):
+        fam = self.u(1)
+        if fam not in (4, 6):
+            raise Bad(-9)
+        ip = self.take(4 if fam == 4 else 16)
+        return fam, ip, self.u(2)
+
+    def entry(self, max_status):
+        n = self.nick()
+        st = self.u(1)
+        if st > max_status:
+            raise Bad(-9)
+        return n, st, self.addr()
+
+
+def utf8_scan(b):
+    """P2.2: one left-to-right pass; the first problem wins."""
+    i = 0
+    while i < len(b):
+        c = b[i]
+        if c < 0x80:
+            n, cp, lo = 1, c, 0
+        elif 0xC2 <= c <= 0xDF:
+            n, cp, lo = 2, c & 0x1F, 0x80
+        elif 0xE0 <= c <= 0xEF:
+            n, cp, lo = 3, c & 0x0F, 0x800
+        elif 0xF0 <= c <= 0xF4:
+            n, cp, lo = 4, c & 0x07, 0x10000
+        else:
+            raise Bad(-6)
+        if i + n > len(b):
+            raise Bad(-6)
+        for k in range(1, n):
+            if b[i + k] & 0xC0 != 0x80:
+                raise Bad(-6)
+            cp = cp << 6 | (b[i + k] & 0x3F)
+        if cp < lo or cp > 0x10FFFF or 0xD800 <= cp <= 0xDFFF:
+            raise Bad(-6)
+        if cp < 0x20 or 0x7F <= cp <= 0x9F:
+            raise Bad(-7)
+        i += n
+
+
+def py_decode(d):
+    """Returns (code, packet dict or None)."""
+    try:
+        return 0, _decode(d)
+    except Bad as e:
+        return e.code, None
+
+
+def _decode(d):
+    if len(d) > 1200:
+        raise Bad(-10)
+    if len(d) < 6:
+        raise Bad(-1)
+    if d[0] != 1:
+        raise Bad(-3)
+    t = d[1]
+    if t not in NAMES:
+        raise Bad(-4)
+    r = Rd(d)
+    r.take(2)
+    p = {"type": t, "id": r.u(4), "f": []}
+    if t in TOKENED:
+        if len(d) < 14:
+            raise Bad(-1)
+        p["token"] = r.u(8)
+    f = p["f"]
+    if t == 0x01:
+        n = r.u(1)
+        if n > 32:
+            raise Bad(-5)
+        f += [("cookie", "hex", r.take(n)), ("nick", "nick", r.nick()),
+              ("credential", "hex", r.take(32))]
+    elif t == 0x02:
+        n = r.u(1)
+        if n < 1 or n > 32:
+            raise Bad(-5)
+        f.append(("cookie", "hex", r.take(n)))
+    elif t == 0x03:
+        st = r.u(1)
+        if st > 4:
+            raise Bad(-9)
+        f += [("status", "reg", st), ("token", "tok", r.u(8)),
+              ("table_version", "u64", r.u(8)), ("mail_count", "u32", r.u(4))]
+    elif t == 0x10:
+        f.append(("start", "u32", r.u(4)))
+    elif t == 0x11:
+        ver, total, start, cnt = r.u(8), r.u(4), r.u(4), r.u(1)
+        if cnt > 20:
+            raise Bad(-5)
+        if start + cnt > total:
+            raise Bad(-9)
+        f += [("version", "u64", ver), ("total", "u32", total),
+              ("start", "u32", start),
+              ("entries", "ents", [r.entry(1) for _ in range(cnt)])]
+    elif t == 0x12:
+        base, new = r.u(8), r.u(8)
+        if new <= base:
+            raise Bad(-9)
+        cnt = r.u(1)
+        if cnt < 1 or cnt > 20:
+            raise Bad(-5)
+        f += [("base_version", "u64", base), ("new_version", "u64", new),
+              ("entries", "ents", [r.entry(2) for _ in range(cnt)])]
+    elif t == 0x21:
+        f.append(("table_version", "u64", r.u(8)))
+    elif t == 0x31:
+        f.append(("target", "nick", r.nick()))
+    elif t == 0x32:
+        st = r.u(1)
+        if st > 3:
+            raise Bad(-9)
+        f.append(("status", "dereg", st))
+    elif t == 0x33:
+        f.append(("by", "nick", r.nick()))
+    elif t == 0x40:
+        f += [("to", "nick", r.nick()), ("msg_id", "u32", r.u(4)),
+              ("text", "text", r.text())]
+    elif t == 0x41:
+        st = r.u(1)
+        if st > 4:
+            raise Bad(-9)
+        f.append(("status", "save", st))
+        if st == 1:
+            f.append(("entry", "ent", r.entry(1)))
+    elif t == 0x50:
+        f.append(("ack_upto", "u64", r.u(8)))
+    elif t == 0x51:
+        rem, cnt = r.u(4), r.u(1)
+        if cnt > 16:
+            raise Bad(-5)
+        mails, last = [], None
+        for _ in range(cnt):
+            seq = r.u(8)
+            if last is not None and seq <= last:
+                raise Bad(-9)
+            last = seq
+            mails.append((seq, r.u(4), r.u(8), r.nick(), r.text()))
+        f += [("remaining", "u32", rem), ("mail", "mails", mails)]
+    elif t == 0x70:
+        f += [("from", "nick", r.nick()), ("to", "nick", r.nick()),
+              ("text", "text", r.text())]
+    elif t == 0x71:
+        f.append(("from", "nick", r.nick()))
+    elif t == 0x7F:
+        c = r.u(1)
+        if c < 1 or c > 6:
+            raise Bad(-9)
+        f.append(("code", "err", c))
+    if r.p != len(d):
+        raise Bad(-2)
+    return p
+
+
+def ip6_text(ip):
+    """RFC 5952 section 4: lower case, no leading zeros, the longest run
+    of two or more zero groups as '::' (the first on a tie)."""
+    g = [int.from_bytes(ip[i:i + 2], "big") for i in range(0, 16, 2)]
+    best, blen, i = -1, 0, 0
+    while i < 8:
+        if g[i] == 0:
+            j = i
+            while j < 8 and g[j] == 0:
+                j += 1
+            if j - i > blen and j - i >= 2:
+                best, blen = i, j - i
+            i = j
+        else:
+            i += 1
+    h = [format(x, "x") for x in g]
+    if best < 0:
+        return ":".join(h)
+    return ":".join(h[:best]) + "::" + ":".join(h[best + blen:])
+
+
+def fmt_addr(a):
+    fam, ip, port = a
+    if fam == 4:
+        return f"4:{'.'.join(str(x) for x in ip)}:{port}"
+    return f"6:[{ip6_text(ip)}]:{port}"
+
+
+def fmt_text(b):
+    out = bytearray(b'"')
+    for c in b:
+        if c == 0x22:
+            out += b'\\"'
+        elif c == 0x5C:
+            out += b"\\\\"
+        elif c < 0x20 or c == 0x7F:
+            out += b"\\u%04x" % c
+        else:
+            out.append(c)
+    return bytes(out + b'"')
+
+
+def fmt_entry(e):
+    n, st, a = e
+    return n + f" {ENT_ST[st]} {fmt_addr(a)}".encode()
+
+
+def py_format(p):
+    out = f"{NAMES[p['type']]} id={p['id']}".encode()
+    if "token" in p:
+        out += f" token={p['token']:016x}".encode()
+    for key, kind, v in p["f"]:
+        if kind == "hex":
+            s = v.hex().encode()
+        elif kind == "nick":
+            s = v
+        elif kind in ("u32", "u64"):
+            s = str(v).encode()
+        elif kind == "tok":
+            s = f"{v:016x}".encode()
+        elif kind == "reg":
+            s = REG_ST[v].encode()
+        elif kind == "dereg":
+            s = DEREG_ST[v].encode()
+        elif kind == "save":
+            s = SAVE_ST[v].encode()
+        elif kind == "err":
+            s = ERR_CODES[v].encode()
+        elif kind == "text":
+            s = fmt_text(v)
+        elif kind == "ent":
+            s = b"{" + fmt_entry(v) + b"}"
+        elif kind == "ents":
+            s = b"[" + b", ".join(fmt_entry(e) for e in v) + b"]"
+        elif kind == "mails":
+            s = b"[" + b", ".join(
+                f"{{seq={q} msg_id={m} timestamp={ts} from=".encode() + fr
+                + b" text=" + fmt_text(tx) + b"}"
+                for q, m, ts, fr, tx in v) + b"]"
+        out += b" " + key.encode() + b"=" + s
+    return out
+
+
+def py_encode(p):
+    """Encode a decoded packet (the inverse of _decode)."""
+    def nk(b):
+        return bytes([len(b)]) + b
+
+    def tx(b):
+        return len(b).to_bytes(2, "big") + b
+
+    def ad(a):
+        fam, ip, port = a
+        return bytes([fam]) + ip + port.to_bytes(2, "big")
+
+    def en(e):
+        return nk(e[0]) + bytes([e[1]]) + ad(e[2])
+
+    out = bytes([1, p["type"]]) + p["id"].to_bytes(4, "big")
+    if "token" in p:
+        out += p["token"].to_bytes(8, "big")
+    for key, kind, v in p["f"]:
+        if kind == "hex":
+            out += (bytes([len(v)]) + v) if key == "cookie" else v
+        elif kind == "nick":
+            out += nk(v)
+        elif kind == "text":
+            out += tx(v)
+        elif kind in ("reg", "dereg", "save", "err"):
+            out += bytes([v])
+        elif kind == "u32":
+            out += v.to_bytes(4, "big")
+        elif kind in ("u64", "tok"):
+            out += v.to_bytes(8, "big")
+        elif kind == "ent":
+            out += en(v)
+        elif kind == "ents":
+            if p["type"] == 0x11:
+                out += bytes([len(v)])
+            out += b"".join(en(e) for e in v)
+        elif kind == "mails":
+            out += bytes([len(v)]) + b"".join(
+                q.to_bytes(8, "big") + m.to_bytes(4, "big")
+                + ts.to_bytes(8, "big") + nk(fr) + tx(t)
+                for q, m, ts, fr, t in v)
+    if p["type"] == 0x12:  # count sits between new_version and entries
+        ents = p["f"][2][2]
+        head = out[:14 + 16]
+        out = head + bytes([len(ents)]) + out[14 + 16:]
+    return out
+
+
+def load_vectors():
+    vecs, cur = [], None
+    with open(VECTORS, encoding="utf-8") as f:
+        for ln in f:
+            ln = ln.rstrip("\n")
+            if not ln.strip() or ln.lstrip().startswith("#"):
+                continue
+            key, _, val = ln.partition(": ")
+            if ln == "hex:":
+                key, val = "hex", ""
+            if key == "name":
+                cur = {"name": val, "hex": "", "fields": None}
+                vecs.append(cur)
+            elif key == "hex":
+                cur["hex"] += val.replace(" ", "")
+            elif key == "expect":
+                cur["expect"] = ERR[val]
+            elif key == "fields":
+                cur["fields"] = val.encode()
+    return vecs
+
+
+@pytest.fixture(scope="module")
+def c_codec(tmp_path_factory):
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        pytest.skip("no C compiler for the C codec cross-check")
+    core = os.path.join(REPO, "src", "core")
+    so = str(tmp_path_factory.mktemp("ccodec") / "libudpcwire.so")
+    subprocess.run([cc, "-std=c11", "-shared", "-fPIC", "-O1",
+                    "-D_POSIX_C_SOURCE=200809L", "-I", core,
+                    os.path.join(core, "udpc_wire.c"),
+                    os.path.join(core, "udpc_cursor.c"),
+                    os.path.join(core, "udpc_text.c"),
+                    os.path.join(core, "udpc_err.c"), "-o", so],
+                   check=True, capture_output=True)
+    lib = ctypes.CDLL(so)
+    lib.udpc_wire_decode.argtypes = [ctypes.c_void_p, ctypes.c_char_p,
+                                     ctypes.c_size_t]
+    lib.udpc_wire_format.argtypes = [ctypes.c_void_p, ctypes.c_char_p,
+                                     ctypes.c_size_t]
+    pkt = ctypes.create_string_buffer(1 << 17)
+    out = ctypes.create_string_buffer(1 << 16)
+
+    def c_decode_format(d):
+        rc = lib.udpc_wire_decode(pkt, d, len(d))
+        if rc != 0:
+            return rc, None
+        n = lib.udpc_wire_format(pkt, out, len(out))
+        assert n > 0
+        return 0, out.raw[:n]
+
+    return c_decode_format
+
+
+def both(c_codec, d):
+    prc, p = py_decode(d)
+    crc, ctext = c_codec(d)
+    assert prc == crc, (d.hex(), prc, crc)
+    if prc == 0:
+        assert py_format(p) == ctext, (d.hex(), py_format(p), ctext)
+        assert py_encode(p) == d, d.hex()
+    return prc
+
+
+def test_security_python_codec_cross_checks_c_codec_on_every_vector(
+        c_codec):
+    """Issue 7 item 7: the Python codec (from PROTOCOL.md alone) and the C
+    codec agree on every vector of tests/vectors/wire.vectors (result code,
+    formatted fields, re-encoded bytes), on every strict prefix and one-byte
+    extension of each valid vector, and on 200 random mutations of each."""
+    vecs = load_vectors()
+    assert len(vecs) > 100
+    rnd = random.Random(7)
+    n_ok = 0
+    for v in vecs:
+        d = bytes.fromhex(v["hex"])
+        rc = both(c_codec, d)
+        assert rc == v["expect"], (v["name"], rc)
+        if rc != 0:
+            continue
+        n_ok += 1
+        _, p = py_decode(d)
+        assert py_format(p) == v["fields"], v["name"]
+        for k in range(len(d)):
+            assert both(c_codec, d[:k]) == -1, (v["name"], k)
+        assert both(c_codec, d + b"\x00") == (-10 if len(d) == 1200 else -2)
+        for _ in range(200):
+            m = bytearray(d)
+            for _ in range(rnd.randint(1, 3)):
+                op = rnd.random()
+                i = rnd.randrange(len(m)) if m else 0
+                if op < 0.6 and m:
+                    m[i] = rnd.randrange(256)
+                elif op < 0.8:
+                    m.insert(i, rnd.randrange(256))
+                elif m:
+                    del m[i]
+            both(c_codec, bytes(m))
+    assert n_ok > 40
