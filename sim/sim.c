@@ -222,7 +222,7 @@ typedef struct {
   int failed;
   char fail[SIM_LINE * 2];
   char trace[SIM_TRACE_RING][SIM_LINE];
-  uint64_t n_trace;
+  uint64_t n_trace, hash;
   /* scenario expectations */
   int exp_out[16];        /* expected outcome of message i (0: none) */
   int exp_exit[SIM_MAXN]; /* expected first exit status + 1 (0: none) */
@@ -240,6 +240,8 @@ static void trace(const char *fmt, ...) {
   vsnprintf(l + n, (size_t)(SIM_LINE - n), fmt, ap);
   va_end(ap);
   R.n_trace++;
+  for (const char *c = l; *c; c++) /* FNV-1a over the whole run */
+    R.hash = (R.hash ^ (uint8_t)*c) * 0x100000001B3ULL;
   if (R.o.trace) printf("  %s\n", l);
 }
 
@@ -1635,6 +1637,7 @@ typedef struct {
   uint64_t sim_ms, msgs, dgrams, events;
   uint64_t out[OUT_COUNT];
   uint64_t peak_srv, peak_cli; /* bytes */
+  uint64_t hash;               /* of every trace line of the run */
 } sim_result;
 
 #define SIM_CLIENT_MEM_MAX (1u << 20)  /* bytes per client core */
@@ -1675,6 +1678,7 @@ static sim_result run_one(const sim_opts *o, const sim_scenario *sc) {
   memset(&R, 0, sizeof R);
   R.o = *o;
   R.stop = 0;
+  R.hash = 0xCBF29CE484222325ULL;
   uint64_t x = o->seed;
   rng_seed(&R.rng_work, splitmix(&x));
   rng_seed(&R.rng_net, splitmix(&x));
@@ -1722,8 +1726,10 @@ static sim_result run_one(const sim_opts *o, const sim_scenario *sc) {
   loop();
   uint64_t end = R.now;
   free_cores_and_check();
-  sim_result res = {R.failed, end, R.n_msgs, R.n_dgrams, R.events, {0}, 0, 0};
+  sim_result res = {R.failed, end, R.n_msgs, R.n_dgrams, R.events,
+                    {0},      0,   0,        0};
   res.peak_srv = sim_mem_peak[0];
+  res.hash = R.hash;
   for (int i = 1; i <= R.k; i++)
     if (sim_mem_peak[i] > res.peak_cli) res.peak_cli = sim_mem_peak[i];
   for (size_t i = 0; i < R.n_msgs; i++) res.out[R.msgs[i].outcome]++;
@@ -1749,7 +1755,8 @@ static void usage(FILE *f) {
          "scrash[=N],none\n"
          "  --plant:  dedupe | unsafe-save | probe | delta\n"
          "  --expect-fail: stop at the first violation; exit 0 iff one was "
-         "found\n");
+         "found\n"
+         "  --twice: run every seed twice; fail if the two runs differ\n");
 }
 
 static void replay_cmd(const sim_opts *o, const char *scen) {
@@ -1767,7 +1774,7 @@ int main(int argc, char **argv) {
   memset(&o, 0, sizeof o);
   o.scenario = "random";
   uint64_t a = 1, b = 1;
-  int expect_fail = 0;
+  int expect_fail = 0, twice = 0;
   for (int i = 1; i < argc; i++) {
     const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(s, "--list") == 0) {
@@ -1779,6 +1786,8 @@ int main(int argc, char **argv) {
       o.trace = 1;
     } else if (strcmp(s, "--expect-fail") == 0) {
       expect_fail = 1;
+    } else if (strcmp(s, "--twice") == 0) {
+      twice = 1;
     } else if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
       usage(stdout);
       return 0;
@@ -1848,6 +1857,17 @@ int main(int argc, char **argv) {
     for (size_t j = 0; j < n_list && !stop; j++) {
       o.seed = seed;
       sim_result r = run_one(&o, list[j]);
+      if (twice && !r.failed) {
+        sim_opts quiet = o;
+        quiet.trace = 0;
+        sim_result r2 = run_one(&quiet, list[j]);
+        if (r2.hash != r.hash || r2.events != r.events) {
+          printf("VIOLATION seed %" PRIu64 " scenario %s: not deterministic: "
+                 "two runs differ (%" PRIu64 " vs %" PRIu64 " events)\n",
+                 seed, list[j]->name, r.events, r2.events);
+          r.failed = 1;
+        }
+      }
       runs++;
       sim_ms += r.sim_ms;
       msgs += r.msgs;
