@@ -48,7 +48,22 @@ typedef struct {
   char *evbuf;
   uint64_t now;
   size_t n_events;
+  int trace; /* FUZZ_TRACE set: print datagrams, commands, events */
 } harness;
+
+static void trace_pkt(const harness *h, const char *dir, const udpc_addr *a,
+                      const uint8_t *d, size_t n) {
+  udpc_packet p;
+  char dump[8192];
+  if (!h->trace) return;
+  int rc = udpc_wire_decode(&p, d, n);
+  if (rc != UDPC_OK || udpc_wire_format(&p, dump, sizeof dump) < 0)
+    snprintf(dump, sizeof dump, "(%zu bytes: %s)", n, udpc_strerror(rc));
+  fprintf(stderr, "t=%llu %s %u.%u.%u.%u/%u:%u ", (unsigned long long)h->now,
+          dir, a->ip[0], a->ip[1], a->ip[2], a->ip[3], a->family, a->port);
+  for (size_t i = 0; i < n; i++) fprintf(stderr, "%02x", d[i]);
+  fprintf(stderr, "\n    %s\n", dump);
+}
 
 static void make_addrs(harness *h) {
   for (int i = 0; i < NSRC; i++) {
@@ -104,6 +119,7 @@ static void cap_send(void *ctx, const udpc_addr *to, const uint8_t *data,
   udpc_packet p;
   FZ_CHECK(to != NULL && data != NULL);
   FZ_CHECK(len >= UDPC_HEADER_LEN && len <= UDPC_MAX_PACKET);
+  trace_pkt(h, "tx", to, data, len);
   FZ_CHECK(udpc_wire_decode(&p, data, len) == UDPC_OK);
   FZ_CHECK(p.type != UDPC_PT_ERROR); /* R12 */
   if (udpc_addr_equal(to, &h->src[0])) {
@@ -137,6 +153,7 @@ static void cap_event(void *ctx, const udpc_event *ev) {
   FZ_CHECK(ev->type >= UDPC_EV_REGISTERED && ev->type <= UDPC_EV_NOTICE);
   int rc = udpc_event_format(ev, h->evbuf, EVBUF);
   FZ_CHECK(rc >= 0 && rc < EVBUF && h->evbuf[rc] == '\0');
+  if (h->trace) fprintf(stderr, "event: %s\n", h->evbuf);
   h->n_events++;
 }
 
@@ -365,6 +382,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char *line = malloc(2048);
   FZ_CHECK(h->evbuf != NULL && pkt != NULL && text != NULL && line != NULL);
   make_addrs(h);
+  h->trace = getenv("FUZZ_TRACE") != NULL;
 
   udpc_client_config cfg;
   memset(&cfg, 0, sizeof cfg);
@@ -392,6 +410,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         uint8_t *copy = malloc(len > 0 ? len : 1);
         FZ_CHECK(copy != NULL);
         if (len > 0) memcpy(copy, d, len);
+        trace_pkt(h, "rx", &h->src[src], copy, len);
         FZ_CHECK(udpc_client_recv(c, h->now, &h->src[src], copy, len) ==
                  UDPC_OK);
         free(copy);
@@ -407,6 +426,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       case 5: n = build_peer(&r, h, 0, &src, pkt, text); break;
       case 6: {
         size_t len = build_command(&r, line, 2048);
+        if (h->trace) fprintf(stderr, "command: %.*s\n", (int)len, line);
         int rc = udpc_client_command(c, h->now, line, len);
         FZ_CHECK(rc == UDPC_OK || rc == UDPC_ERR_ARG); /* ARG: bad line */
         break;
@@ -424,6 +444,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         break;
       }
     }
+    if (n > 0) trace_pkt(h, "rx", &h->src[src], pkt, (size_t)n);
     if (n > 0)
       FZ_CHECK(udpc_client_recv(c, h->now, &h->src[src], pkt, (size_t)n) ==
                UDPC_OK);

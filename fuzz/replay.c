@@ -24,6 +24,7 @@
 #include "fuzz_util.h"
 
 #ifdef __AFL_FUZZ_TESTCASE_LEN
+#include <unistd.h> /* read(), used by __AFL_FUZZ_TESTCASE_LEN */
 __AFL_FUZZ_INIT();
 #endif
 
