@@ -8,7 +8,6 @@ address, so bytes out / bytes in per unvalidated address is measured.
 Each attack must fail with nothing lost for the honest users, who keep
 registering and chatting."""
 import os
-import re
 import socket
 import struct
 import threading
@@ -338,6 +337,44 @@ def test_security_replayed_requests_of_ended_session_refused(net):
     x.assert_no_line("only once", within=0.5)
     y.send("list")
     y.expect(r"^>>> rr\s+\S+\s+\d+\s+offline$")
+
+
+def test_security_nick_path_tricks_refused_statelessly(net, tmp_path):
+    """R15: nicks that could name paths or look alike ("../x", "a/b",
+    "x\\0", upper case, empty, 33 bytes, "..") are refused by the server
+    with REGISTER_RESULT INVALID_NICK, never larger than the REGISTER and
+    without a cookie exchange or any state; the client refuses them before
+    touching its state directory."""
+    s = net.server()
+    r = bound_socket()
+    try:
+        for bad in (b"../x", b"a/b", b"x\x00", b"Alice", b"", b"x" * 33,
+                    b"..", b"/etc/passwd", b"-\xc3\xa9"):
+            d = w.header(w.REGISTER, 5) + b"\x00" + bytes([len(bad)]) + bad \
+                + bytes(32)
+            r.sendto(d, ("127.0.0.1", s.port))
+            deadline = time.monotonic() + 2
+            got = None
+            while got is None and time.monotonic() < deadline:
+                try:
+                    got, _ = r.recvfrom(2048)
+                except BlockingIOError:
+                    time.sleep(0.01)
+            assert got is not None, bad
+            assert got[1] == w.REGISTER_RESULT and got[6] == 2, (bad, got)
+            assert len(got) <= len(d)
+    finally:
+        r.close()
+    for bad in ("../x", "a/b", "..", "x" * 33):
+        sd = tmp_path / f"st{len(bad)}"
+        p = net.spawn(["-c", bad, "127.0.0.1", s.port, 0, "--state-dir",
+                       str(sd)], "client-bad")
+        assert p.wait() == 2
+        assert not sd.exists() or not any(sd.rglob("*x*"))
+    x, y = mesh(net, s, ["x", "y"])
+    y.send("list")
+    y.expect(r"^>>> x\s")
+    y.assert_no_line(r"\.\.|/", within=0.3)
 
 
 def _chat_ack(peer, within):
