@@ -465,3 +465,21 @@ def test_input_random_garbage_lines_do_not_crash(net):
     assert x.alive() and s.alive()
     for ln in x.out.lines[1:]:
         assert ln.startswith(">>> "), ln
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "no persistent store backend: the server core only has udpc_store_mem, "
+    "so a restarted server forgets every registration (PROTOCOL.md R47: "
+    "'key material MUST be persisted with the store, so that registrations "
+    "survive a server restart'); anyone can then take a nick before its "
+    "owner's next heartbeat and receive its mail"))
+def test_server_restart_keeps_registrations_nick_not_stealable(net):
+    s = net.server()
+    x, y = mesh(net, s, ["x", "y"])
+    port = s.port
+    s.kill()
+    s2 = net.server(port=port)
+    thief = net.client("x", s2, state_dir=str(net.tmp / "thief"),
+                       wait=False)
+    thief.expect_literal(">>> [Nick x is already taken by another user.]",
+                         timeout=3)
