@@ -175,6 +175,7 @@ typedef struct {
   int done;       /* exit status set */
   int first_exit; /* first exit status seen (-1: none) */
   int n_server_down, abandoned;
+  int port_gen; /* a restart may bind another client port */
   char nick[UDPC_NICK_MAX + 1];
   uint8_t cred[UDPC_CRED_LEN];
   udpc_addr addr;
@@ -322,7 +323,8 @@ static udpc_addr node_addr(int i) {
   a.family = 4;
   a.ip[0] = 10;
   a.ip[3] = (uint8_t)(1 + i);
-  a.port = (uint16_t)(i == 0 ? SIM_SRV_PORT : 40000 + i);
+  a.port =
+      (uint16_t)(i == 0 ? SIM_SRV_PORT : 40000 + i + 100 * R.cn[i].port_gen);
   return a;
 }
 
@@ -965,7 +967,8 @@ static void deliver(sim_dgram *g) {
     return;
   }
   sim_cnode *n = &R.cn[g->dst];
-  if (!n->alive) {
+  udpc_addr cur = node_addr(g->dst);
+  if (!n->alive || !udpc_addr_equal(&cur, &g->to)) {
     trace_pkt("drop(host down)", g->src, g->dst, g->data, g->len);
     return;
   }
@@ -1098,7 +1101,10 @@ static void run_act(sim_act *a) {
       if (n->alive) client_stop(a->node, 1);
       break;
     case A_RESTART:
-      if (!n->alive) client_start(a->node);
+      if (!n->alive) {
+        if (a->a) n->port_gen++; /* restarted with another client port */
+        client_start(a->node);
+      }
       break;
     case A_SCRASH: server_crash(); break;
     case A_SRESTART:
@@ -1400,6 +1406,19 @@ static void sc_n_offline(void) {
   R.duration_ms = S(15);
 }
 
+static void sc_mail_pages(void) {
+  R.k = 4;
+  net_clean();
+  R.loss = 0.05;
+  R.dup = 0.05;
+  R.reorder = 0.1;
+  R.reorder_ms = 300;
+  cmd_at(S(1), 4, "dereg c4");
+  for (int i = 0; i < 45; i++) send_at(S(2) + (uint64_t)i * 150, 1 + i % 3, 4);
+  cmd_at(S(12), 4, "reg c4");
+  R.duration_ms = S(20);
+}
+
 static void sc_reg_storm(void) {
   R.k = SIM_MAXC;
   net_clean();
@@ -1545,7 +1564,8 @@ static void apply_faults(const sim_faults *f) {
     int node = 1 + (int)rng_below(g, (uint32_t)R.k);
     act(t0, A_CRASH, node);
     if (rng_chance(g, 0.8))
-      act(t0 + 100 + rng_below(g, 20000), A_RESTART, node);
+      act(t0 + 100 + rng_below(g, 20000), A_RESTART, node)->a =
+          rng_chance(g, 0.3);
   }
   for (int c = 0; c < f->scrashes; c++) {
     uint64_t t0 = S(1) + rng_below(g, (uint32_t)(dur - S(1)));
@@ -1625,6 +1645,8 @@ static const sim_scenario SCENARIOS[] = {
     {"reg-dereg-race", sc_reg_dereg_race,
      "dereg/reg cycles racing with sends and reordered table deltas"},
     {"n-offline", sc_n_offline, "five offline recipients, mail for each"},
+    {"mail-pages", sc_mail_pages,
+     "45 messages from 3 senders to one offline client: paged delivery"},
     {"reg-storm", sc_reg_storm,
      "16 clients register at once over a lossy, duplicating network"},
     {"random", sc_random, "random workload and random fault mix per seed"},
