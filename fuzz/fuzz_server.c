@@ -42,7 +42,6 @@
 
 #define T0 1764000000000ULL
 #define NSLOT 6
-#define MAX_SENT 512 /* datagrams kept per operation */
 #define NCRED 3
 
 typedef struct {
@@ -78,8 +77,8 @@ typedef struct {
   slot s[NSLOT];
   issued *tokens; /* every token a REGISTER_RESULT OK gave, and to whom */
   size_t n_tokens;
-  sent_pkt *sent;
-  size_t n_sent;
+  sent_pkt *sent; /* datagrams sent during the current operation */
+  size_t n_sent, cap_sent;
   uint64_t now;
   int trace; /* FUZZ_TRACE set: print every datagram (debugging a crash) */
 } harness;
@@ -139,8 +138,14 @@ static void cap_send(void *ctx, const udpc_addr *to, const uint8_t *data,
   FZ_CHECK(udpc_wire_decode(&p, data, len) == UDPC_OK);
   int k = find_slot(h, to);
   FZ_CHECK(k >= 0); /* only to addresses that sent us something */
-  FZ_CHECK(h->n_sent < MAX_SENT);
   trace_pkt(h, "tx", k, data, len);
+  if (h->n_sent == h->cap_sent) {
+    size_t cap = h->cap_sent ? 2 * h->cap_sent : 8;
+    sent_pkt *ns = realloc(h->sent, cap * sizeof *ns);
+    FZ_CHECK(ns != NULL);
+    h->sent = ns;
+    h->cap_sent = cap;
+  }
   sent_pkt *o = &h->sent[h->n_sent++];
   o->slot = k;
   o->len = len;
@@ -344,8 +349,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fz_rd r = fz_rd_make(data, size);
   harness *h = calloc(1, sizeof *h);
   FZ_CHECK(h != NULL);
-  h->sent = calloc(MAX_SENT, sizeof *h->sent);
-  FZ_CHECK(h->sent != NULL);
   make_slots(h);
   h->now = T0;
   h->trace = getenv("FUZZ_TRACE") != NULL;
