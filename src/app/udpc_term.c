@@ -38,11 +38,13 @@ void udpc_term_init(udpc_term *t, int no_color) {
   t->in_fd = STDIN_FILENO;
   int out_tty = isatty(STDOUT_FILENO);
   int in_tty = isatty(STDIN_FILENO);
-  t->interactive = out_tty && in_tty;
   const char *nc = getenv("NO_COLOR");
   const char *term = getenv("TERM");
-  t->color = out_tty && !no_color && (nc == NULL || nc[0] == '\0') &&
-             !(term != NULL && strcmp(term, "dumb") == 0);
+  /* A "dumb" terminal cannot erase a line: plain mode for it. */
+  int dumb = term != NULL && strcmp(term, "dumb") == 0;
+  t->interactive = out_tty && in_tty && !dumb;
+  t->out_tty = out_tty;
+  t->color = out_tty && !no_color && (nc == NULL || nc[0] == '\0') && !dumb;
 }
 
 static int apply_raw(udpc_term *t) {
@@ -230,7 +232,7 @@ void udpc_term_event(udpc_term *t, const udpc_event *ev) {
     if (n < 0) return;
   }
   size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
-  len = sanitize(line, len, t->interactive || isatty(t->out_fd));
+  len = sanitize(line, len, t->out_tty);
   const char *sgr = NULL;
   int bell = 0;
   switch (ev->type) {
@@ -255,7 +257,7 @@ void udpc_term_notice(udpc_term *t, const char *bracketed) {
   size_t len = strlen(bracketed);
   if (len >= sizeof line) len = sizeof line - 1;
   memcpy(line, bracketed, len);
-  len = sanitize(line, len, t->interactive || isatty(t->out_fd));
+  len = sanitize(line, len, t->out_tty);
   emit(t, line, len, NULL, 0);
 }
 

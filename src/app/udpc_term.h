@@ -3,26 +3,28 @@
  *
  * Output. Every core event is one line, ">>> " + udpc_event_format(ev).
  * Two modes, chosen at start:
- *  - plain (stdin or stdout is not a terminal: pipes, files, tests): the
- *    initial prompt ">>> " is written without a newline; the first event
- *    completes that line, every later event is written as its own
- *    ">>> <line>\n". So every output line after the "bound to" line starts
- *    with ">>> ", lines are never split or interleaved, and no prompt is
- *    redrawn. No color, no bell. Input is read in lines as it comes.
- *  - interactive (both are terminals): the terminal is put in a
- *    non-canonical, no-echo mode (signals kept: Ctrl-C, Ctrl-Z, Ctrl-\) and
- *    udpc_term edits the input line itself, so an incoming event erases the
- *    prompt line, prints itself and redraws the prompt WITH what the user
- *    had typed so far. Editing keys: Backspace, Ctrl-U (erase line), Ctrl-W
- *    (erase word), Ctrl-L (redraw), Ctrl-D on an empty line (end of input);
- *    escape sequences (arrow keys...) are ignored. A line wider than the
- *    terminal scrolls horizontally. Incoming chat and stored mail stand out
- *    (bold color and a bell) unless NO_COLOR is set, TERM is "dumb" or
- *    --no-color was given. The terminal mode is restored on exit, on
- *    suspend (Ctrl-Z) and re-applied on resume.
+ *  - plain (stdin or stdout is not a terminal: pipes, files, tests; or
+ *    TERM is "dumb"): the initial prompt ">>> " is written without a
+ *    newline; the first event completes that line, every later event is
+ *    written as its own ">>> <line>\n". So every output line after the
+ *    "bound to" line starts with ">>> ", lines are never split or
+ *    interleaved, and no prompt is redrawn. Input is read in lines as it
+ *    comes.
+ *  - interactive (both are terminals, TERM is not "dumb"): the terminal is
+ *    put in a non-canonical, no-echo mode (signals kept: Ctrl-C, Ctrl-Z,
+ *    Ctrl-\) and udpc_term edits the input line itself, so an incoming
+ *    event erases the prompt line, prints itself and redraws the prompt
+ *    WITH what the user had typed so far. Editing keys: Backspace, Ctrl-U
+ *    (erase line), Ctrl-W (erase word), Ctrl-L (redraw), Ctrl-D on an empty
+ *    line (end of input); escape sequences (arrow keys...) are ignored. A
+ *    line wider than the terminal scrolls horizontally. The terminal mode
+ *    is restored on exit and on suspend (Ctrl-Z), re-applied on resume.
+ * Color: when stdout is a terminal, incoming chat and stored mail stand out
+ * (bold color and a bell) unless NO_COLOR is set, TERM is "dumb" or
+ * --no-color was given; never on pipes or files.
  * In both modes control characters (C0, DEL, C1) in event lines are shown
- * as '?', so a peer cannot drive the terminal; on a terminal bidi override
- * characters are neutralised too.
+ * as '?', so a peer cannot drive the terminal; when stdout is a terminal
+ * the bidi embedding/override/isolate characters are neutralised too.
  *
  * Input. Lines end at '\n' (a trailing '\r' is dropped); a final line
  * without '\n' is delivered at end of file. Lines up to UDPC_TERM_LINE_MAX
@@ -45,6 +47,7 @@ typedef struct {
   int out_fd;
   int in_fd;
   int interactive;    /* both ends are terminals: line editor mode */
+  int out_tty;        /* stdout is a terminal (bidi controls neutralised) */
   int color;          /* colors and bell */
   int prompt_pending; /* the prompt (and input) is on screen */
   int prompt_once;    /* plain mode: the one prompt was written */

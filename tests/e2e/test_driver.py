@@ -483,3 +483,27 @@ def test_server_restart_keeps_registrations_nick_not_stealable(net):
                        wait=False)
     thief.expect_literal(">>> [Nick x is already taken by another user.]",
                          timeout=3)
+
+
+def test_interactive_dumb_terminal_gets_plain_mode(net, tmp_path,
+                                                    tty_cleanup):
+    pexpect = pytest.importorskip("pexpect")
+    s = net.server()
+    y = net.client("y", s)
+    env = dict(os.environ, TERM="dumb")
+    env.pop("NO_COLOR", None)
+    x = pexpect.spawn(BIN, ["-c", "x", "127.0.0.1", str(s.port), "0",
+                            "--state-dir", str(tmp_path / "x")],
+                      env=env, timeout=TIMEOUT)
+    import io
+    x.logfile_read = transcript = io.BytesIO()
+    net.ttys = getattr(net, "ttys", []) + [x]
+    x.expect_exact("[Welcome, You are registered.]")
+    wait_listed(y, "x")
+    y.send("send x plain please")
+    x.expect_exact("y: plain please")
+    x.sendline("exit")
+    x.expect(pexpect.EOF)
+    out = transcript.getvalue()
+    assert b"y: plain please" in out
+    assert b"\x1b" not in out and b"\x07" not in out, out
