@@ -50,6 +50,20 @@ def find_binary():
 BIN = find_binary()
 
 
+def _server_supports(option):
+    try:
+        r = subprocess.run([BIN, "--help"], capture_output=True, text=True,
+                           timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return option in r.stdout
+
+
+# A durable server store lives in a data directory; every test server gets
+# its own (two servers must never share one), a restart passes the same.
+HAS_DATA_DIR = _server_supports("--data-dir")
+
+
 class Stream:
     """Lines of one output stream, filled by a reader thread."""
 
@@ -221,12 +235,18 @@ class Net:
         self.procs.append(p)
         return p
 
-    def server(self, *extra, bind="127.0.0.1", port=0):
+    def server(self, *extra, bind="127.0.0.1", port=0, data_dir=None):
         args = ["-s", port]
         if bind is not None:
             args += ["--bind", bind]
+        if HAS_DATA_DIR and "--data-dir" not in [str(e) for e in extra]:
+            if data_dir is None:
+                self.n += 1
+                data_dir = str(self.tmp / f"server-data-{self.n}")
+            args += ["--data-dir", data_dir]
         args += list(extra)
         p = self.spawn(args, "server")
+        p.data_dir = data_dir
         m = p.expect(r"^udpchat server listening on (\S+):(\d+)$")
         p.addr = m.group(1).strip("[]")
         p.port = int(m.group(2))

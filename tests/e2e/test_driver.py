@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import BIN, TIMEOUT, run_cli, wait_listed
+from conftest import BIN, HAS_DATA_DIR, TIMEOUT, run_cli, wait_listed
 from test_grading import chat_ok, mesh
 
 
@@ -302,7 +302,7 @@ def test_server_restart_clients_reregister_silently(net):
     s.kill()
     x.mark()
     y.mark()
-    s2 = net.server(port=port)
+    s2 = net.server(port=port, data_dir=s.data_dir)
     assert s2.port == port
     # Silent re-registration shows only as a fresh table snapshot.
     x.expect_literal(">>> [Client table updated.]", timeout=12)
@@ -467,7 +467,7 @@ def test_input_random_garbage_lines_do_not_crash(net):
         assert ln.startswith(">>> "), ln
 
 
-@pytest.mark.xfail(strict=True, reason=(
+@pytest.mark.xfail(not HAS_DATA_DIR, strict=True, reason=(
     "no persistent store backend: the server core only has udpc_store_mem, "
     "so a restarted server forgets every registration (PROTOCOL.md R47: "
     "'key material MUST be persisted with the store, so that registrations "
@@ -478,11 +478,15 @@ def test_server_restart_keeps_registrations_nick_not_stealable(net):
     x, y = mesh(net, s, ["x", "y"])
     port = s.port
     s.kill()
-    s2 = net.server(port=port)
+    s2 = net.server(port=port, data_dir=s.data_dir)  # same store
     thief = net.client("x", s2, state_dir=str(net.tmp / "thief"),
                        wait=False)
     thief.expect_literal(">>> [Nick x is already taken by another user.]",
                          timeout=3)
+    # and the real x keeps its nick: it re-registers on its next heartbeat
+    x.mark()
+    x.expect_literal(">>> [Client table updated.]", timeout=12)
+    chat_ok(y, x, "still the real x")
 
 
 def test_interactive_dumb_terminal_gets_plain_mode(net, tmp_path,
