@@ -1,0 +1,756 @@
+/*
+ * udpc_store_sqlite.c - the SQLite store backend (udpc_store_sqlite.h).
+ *
+ * One connection, every statement prepared once (SQLITE_PREPARE_PERSISTENT)
+ * and cached in st[]. Transaction state:
+ *   in_txn    a BEGIN IMMEDIATE is open (set by the first mutation after a
+ *             commit; cleared by commit(), whatever its outcome);
+ *   poisoned  a mutation failed in a way that made SQLite roll the whole
+ *             transaction back (disk full, I/O error): the earlier mutations
+ *             of the batch are gone, so commit() must fail too, and no
+ *             further mutation may run in autocommit mode meanwhile.
+ * mail_total() is answered from a cached count (kept exact across appends
+ * and deletes, recomputed after a rollback), so the quota check of every
+ * SAVE does not scan the mail table.
+ */
+#include "udpc_store_sqlite.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum {
+  Q_BEGIN,
+  Q_COMMIT,
+  Q_ROLLBACK,
+  Q_USER_PUT,
+  Q_USER_GET,
+  Q_USER_ALL,
+  Q_SEQ_NEXT,
+  Q_MAIL_INS,
+  Q_MAIL_COUNT,
+  Q_MAIL_TOTAL,
+  Q_MAIL_FIND,
+  Q_MAIL_PAGE,
+  Q_MAIL_DEL,
+  Q_EXPIRE,
+  Q_N
+};
+
+static const char *const q_sql[Q_N] = {
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
+    [Q_USER_PUT] = "INSERT OR REPLACE INTO users(nick, salt, cred_hash, "
+                   "addr_family, addr_ip, addr_port, status, registered_ms, "
+                   "last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [Q_USER_GET] = "SELECT nick, salt, cred_hash, addr_family, addr_ip, "
+                   "addr_port, status, registered_ms, last_seen_ms FROM users "
+                   "WHERE nick = ?1",
+    [Q_USER_ALL] = "SELECT nick, salt, cred_hash, addr_family, addr_ip, "
+                   "addr_port, status, registered_ms, last_seen_ms FROM users",
+    [Q_SEQ_NEXT] = "INSERT INTO mailbox(recipient, next_seq) VALUES (?1, 2) "
+                   "ON CONFLICT(recipient) DO UPDATE SET next_seq = next_seq "
+                   "+ 1 RETURNING next_seq - 1",
+    [Q_MAIL_INS] = "INSERT INTO mail(recipient, seq, sender, msg_id, ts_ms, "
+                   "body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [Q_MAIL_COUNT] = "SELECT count(*) FROM mail WHERE recipient = ?1",
+    [Q_MAIL_TOTAL] = "SELECT count(*) FROM mail",
+    [Q_MAIL_FIND] = "SELECT seq, body FROM mail WHERE recipient = ?1 AND "
+                    "sender = ?2 AND msg_id = ?3 ORDER BY seq DESC",
+    [Q_MAIL_PAGE] = "SELECT seq, msg_id, ts_ms, sender, body FROM mail WHERE "
+                    "recipient = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    [Q_MAIL_DEL] = "DELETE FROM mail WHERE recipient = ?1 AND seq <= ?2",
+    [Q_EXPIRE] = "DELETE FROM mail WHERE ts_ms < ?1",
+};
+
+/* Schema migrations: step[v] takes a database from version v to v + 1. */
+static const char *const migrations[UDPC_STORE_SQLITE_VERSION] = {
+    /* 0 -> 1: the tables */
+    "CREATE TABLE users ("
+    " nick TEXT PRIMARY KEY NOT NULL,"
+    " salt BLOB NOT NULL,"
+    " cred_hash BLOB NOT NULL,"
+    " addr_family INTEGER NOT NULL,"
+    " addr_ip BLOB NOT NULL,"
+    " addr_port INTEGER NOT NULL,"
+    " status INTEGER NOT NULL,"
+    " registered_ms INTEGER NOT NULL,"
+    " last_seen_ms INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE mailbox ("
+    " recipient TEXT PRIMARY KEY NOT NULL,"
+    " next_seq INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE mail ("
+    " recipient TEXT NOT NULL,"
+    " seq INTEGER NOT NULL,"
+    " sender TEXT NOT NULL,"
+    " msg_id INTEGER NOT NULL,"
+    " ts_ms INTEGER NOT NULL,"
+    " body BLOB NOT NULL,"
+    " PRIMARY KEY (recipient, seq)) WITHOUT ROWID;"
+    "CREATE INDEX mail_dedupe ON mail(recipient, sender, msg_id);",
+    /* 1 -> 2: expiry scans by age */
+    "CREATE INDEX mail_ts ON mail(ts_ms);",
+};
+
+typedef struct {
+  struct udpc_store base; /* must be first */
+  sqlite3 *db;
+  sqlite3_stmt *q[Q_N];
+  int in_txn, poisoned;
+  int total_valid;
+  uint64_t total;
+  uint64_t commits;
+  uint8_t *page_buf; /* bodies returned by mail_page */
+  size_t page_cap;
+  udpc_store_sqlite_log_fn log;
+  void *log_ctx;
+  char last_error[512];
+} sq_store;
+
+static const udpc_store_ops sq_ops;
+
+static sq_store *sq_cast(udpc_store *st) { return (sq_store *)(void *)st; }
+
+static int nick_ok(const udpc_nick *n) {
+  return n != NULL && n->len >= 1 && n->len <= UDPC_NICK_MAX;
+}
+
+static void sq_note(sq_store *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void sq_note(sq_store *s, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(s->last_error, sizeof s->last_error, fmt, ap);
+  va_end(ap);
+  if (s->log) s->log(s->log_ctx, s->last_error);
+}
+
+/* A statement failed: record and log the SQLite message; if SQLite rolled
+ * the open transaction back on its own, poison the batch. */
+static int sq_fail(sq_store *s, const char *what, int rc) {
+  sq_note(s, "sqlite store: %s failed: %s (%s, code %d)", what,
+          sqlite3_errmsg(s->db), sqlite3_errstr(rc), rc);
+  if (s->in_txn && sqlite3_get_autocommit(s->db)) {
+    s->poisoned = 1;
+    s->total_valid = 0;
+  }
+  return UDPC_ERR_STORE;
+}
+
+static sqlite3_stmt *sq_q(sq_store *s, int id) {
+  sqlite3_stmt *q = s->q[id];
+  sqlite3_reset(q);
+  sqlite3_clear_bindings(q);
+  return q;
+}
+
+static void bind_nick(sqlite3_stmt *q, int i, const udpc_nick *n) {
+  sqlite3_bind_text(q, i, n->s, (int)n->len, SQLITE_TRANSIENT);
+}
+
+static void bind_u64(sqlite3_stmt *q, int i, uint64_t v) {
+  sqlite3_bind_int64(q, i, (sqlite3_int64)v);
+}
+
+static uint64_t col_u64(sqlite3_stmt *q, int i) {
+  return (uint64_t)sqlite3_column_int64(q, i);
+}
+
+/* Run a statement that returns no row we need; SQLITE_DONE = success. */
+static int sq_run(sq_store *s, sqlite3_stmt *q, const char *what) {
+  int rc = sqlite3_step(q);
+  if (rc == SQLITE_ROW) rc = SQLITE_DONE;
+  sqlite3_reset(q);
+  if (rc != SQLITE_DONE) return sq_fail(s, what, rc);
+  return UDPC_OK;
+}
+
+/* Before every mutation: open the batch's transaction. */
+static int sq_begin(sq_store *s) {
+  if (s->poisoned) return UDPC_ERR_STORE;
+  if (s->in_txn) return UDPC_OK;
+  int rc = sqlite3_step(sq_q(s, Q_BEGIN));
+  sqlite3_reset(s->q[Q_BEGIN]);
+  if (rc != SQLITE_DONE) return sq_fail(s, "BEGIN", rc);
+  s->in_txn = 1;
+  return UDPC_OK;
+}
+
+static void sq_rollback(sq_store *s) {
+  for (int i = 0; i < Q_N; i++)
+    if (s->q[i]) sqlite3_reset(s->q[i]);
+  if (!sqlite3_get_autocommit(s->db)) {
+    int rc = sqlite3_step(sq_q(s, Q_ROLLBACK));
+    sqlite3_reset(s->q[Q_ROLLBACK]);
+    if (rc != SQLITE_DONE)
+      sq_note(s, "sqlite store: ROLLBACK failed: %s (code %d)",
+              sqlite3_errmsg(s->db), rc);
+  }
+  s->in_txn = 0;
+  s->poisoned = 0;
+  s->total_valid = 0;
+}
+
+/* ---- Users ---------------------------------------------------------------- */
+static int sq_user_put(udpc_store *st, const udpc_store_user *u) {
+  if (st == NULL || u == NULL || !nick_ok(&u->nick)) return UDPC_ERR_ARG;
+  sq_store *s = sq_cast(st);
+  int rc = sq_begin(s);
+  if (rc != UDPC_OK) return rc;
+  sqlite3_stmt *q = sq_q(s, Q_USER_PUT);
+  bind_nick(q, 1, &u->nick);
+  sqlite3_bind_blob(q, 2, u->salt, (int)sizeof u->salt, SQLITE_STATIC);
+  sqlite3_bind_blob(q, 3, u->cred_hash, (int)sizeof u->cred_hash,
+                    SQLITE_STATIC);
+  sqlite3_bind_int(q, 4, u->addr.family);
+  sqlite3_bind_blob(q, 5, u->addr.ip, (int)sizeof u->addr.ip, SQLITE_STATIC);
+  sqlite3_bind_int(q, 6, u->addr.port);
+  sqlite3_bind_int(q, 7, u->status);
+  bind_u64(q, 8, u->registered_ms);
+  bind_u64(q, 9, u->last_seen_ms);
+  return sq_run(s, q, "user_put");
+}
+
+/* Copy one users row; UDPC_ERR_STORE (logged) if it is malformed. */
+static int sq_user_row(sq_store *s, sqlite3_stmt *q, udpc_store_user *u) {
+  memset(u, 0, sizeof *u);
+  const unsigned char *nick = sqlite3_column_text(q, 0);
+  int nlen = sqlite3_column_bytes(q, 0);
+  const void *salt = sqlite3_column_blob(q, 1);
+  int slen = sqlite3_column_bytes(q, 1);
+  const void *hash = sqlite3_column_blob(q, 2);
+  int hlen = sqlite3_column_bytes(q, 2);
+  int fam = sqlite3_column_int(q, 3);
+  const void *ip = sqlite3_column_blob(q, 4);
+  int iplen = sqlite3_column_bytes(q, 4);
+  sqlite3_int64 port = sqlite3_column_int64(q, 5);
+  sqlite3_int64 status = sqlite3_column_int64(q, 6);
+  if (nick == NULL || nlen < 1 || nlen > UDPC_NICK_MAX || salt == NULL ||
+      slen != UDPC_STORE_SALT_LEN || hash == NULL ||
+      hlen != UDPC_STORE_HASH_LEN || (fam != 4 && fam != 6 && fam != 0) ||
+      ip == NULL || iplen != (int)sizeof u->addr.ip || port < 0 ||
+      port > 65535 || status < 0 || status > 255) {
+    sq_note(s,
+            "sqlite store: malformed users row (nick '%.*s'): refusing "
+            "to load",
+            nick ? (nlen > 40 ? 40 : nlen) : 0, nick ? (const char *)nick : "");
+    return UDPC_ERR_STORE;
+  }
+  u->nick.len = (uint8_t)nlen;
+  memcpy(u->nick.s, nick, (size_t)nlen);
+  u->nick.s[nlen] = '\0';
+  memcpy(u->salt, salt, UDPC_STORE_SALT_LEN);
+  memcpy(u->cred_hash, hash, UDPC_STORE_HASH_LEN);
+  u->addr.family = (uint8_t)fam;
+  memcpy(u->addr.ip, ip, sizeof u->addr.ip);
+  u->addr.port = (uint16_t)port;
+  u->status = (uint8_t)status;
+  u->registered_ms = col_u64(q, 7);
+  u->last_seen_ms = col_u64(q, 8);
+  return UDPC_OK;
+}
+
+static int sq_user_get(udpc_store *st, const udpc_nick *nick,
+                       udpc_store_user *out) {
+  if (st == NULL || out == NULL || !nick_ok(nick)) return UDPC_ERR_ARG;
+  sq_store *s = sq_cast(st);
+  sqlite3_stmt *q = sq_q(s, Q_USER_GET);
+  bind_nick(q, 1, nick);
+  int rc = sqlite3_step(q);
+  if (rc == SQLITE_DONE) {
+    sqlite3_reset(q);
+    return UDPC_ERR_NOT_FOUND;
+  }
+  if (rc != SQLITE_ROW) {
+    sqlite3_reset(q);
+    return sq_fail(s, "user_get", rc);
+  }
+  int r = sq_user_row(s, q, out);
+  sqlite3_reset(q);
+  return r;
+}
+
+static int sq_user_foreach(udpc_store *st, udpc_store_user_cb cb, void *ctx) {
+  if (st == NULL || cb == NULL) return UDPC_ERR_ARG;
+  sq_store *s = sq_cast(st);
+  sqlite3_stmt *q = sq_q(s, Q_USER_ALL);
+  for (;;) {
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) {
+      sqlite3_reset(q);
+      return sq_fail(s, "user_foreach", rc);
+    }
+    udpc_store_user u;
+    int r = sq_user_row(s, q, &u);
+    if (r == UDPC_OK) r = cb(ctx, &u);
+    if (r != 0) {
+      sqlite3_reset(q);
+      return r;
+    }
+  }
+  sqlite3_reset(q);
+  return UDPC_OK;
+}
+
+/* ---- Mail ----------------------------------------------------------------- */
+static int sq_mail_total(udpc_store *st, uint64_t *out) {
+  if (st == NULL || out == NULL) return UDPC_ERR_ARG;
+  sq_store *s = sq_cast(st);
+  if (!s->total_valid) {
+    sqlite3_stmt *q = sq_q(s, Q_MAIL_TOTAL);
+    int rc = sqlite3_step(q);
+    if (rc != SQLITE_ROW) {
+      sqlite3_reset(q);
+      return sq_fail(s, "mail_total", rc);
+    }
+    s->total = col_u64(q, 0);
+    sqlite3_reset(q);
+    s->total_valid = 1;
+  }
+  *out = s->total;
+  return UDPC_OK;
+}
+
+static int sq_mail_append(udpc_store *st, const udpc_nick *to,
+                          const udpc_nick *from, uint32_t msg_id,
+                          uint64_t ts_ms, const uint8_t *text, size_t text_len,
+                          uint64_t *seq_out) {
+  if (st == NULL || !nick_ok(to) || !nick_ok(from) || text == NULL ||
+      text_len < 1 || text_len > UDPC_TEXT_MAX)
+    return UDPC_ERR_ARG;
+  sq_store *s = sq_cast(st);
+  uint64_t total;
+  int rc = sq_mail_total(st, &total); /* keeps the cache exact below */
+  if (rc != UDPC_OK) return rc;
+  rc = sq_begin(s);
+  if (rc != UDPC_OK) return rc;
+  sqlite3_stmt *q = sq_q(s, Q_SEQ_NEXT);
+  bind_nick(q, 1, to);
+  int r = sqlite3_step(q);
+  if (r != SQLITE_ROW) {
+    sqlite3_reset(q);
+    return sq_fail(s, "mail_append (seq)", r);
+  }
+  uint64_t seq = col_u64(q, 0);
+  r = sqlite3_step(q); /* finish the statement: RETURNING writes at DONE */
+  sqlite3_reset(q);
+  if (r != SQLITE_DONE) return sq_fail(s, "mail_append (seq)", r);
+  q = sq_q(s, Q_MAIL_INS);
+  bind_nick(q, 1, to);
+  bind_u64(q, 2, seq);
+  bind_nick(q, 3, from);
+  sqlite3_bind_int64(q, 4, (sqlite3_int64)msg_id);
+  bind_u64(q, 5, ts_ms);
+  sqlite3_bind_blob(q, 6, text, (int)text_len, SQLITE_STATIC);
+  rc = sq_run(s, q, "mail_append");
+  if (rc != UDPC_OK) return rc;
+  if (s->total_valid) s->total++;
+  if (seq_out) *seq_out = seq;
+  return UDPC_OK;
+}
+
+static int sq_mail_count(udpc_store *st, const udpc_nick *to, uint32_t *out) {
+  if (st == NULL || out == NULL || !nick_ok(to)) return UDPC_ERR_ARG;
+  sq_store *s = sq_cast(st);
+  sqlite3_stmt *q = sq_q(s, Q_MAIL_COUNT);
+  bind_nick(q, 1, to);
+  int rc = sqlite3_step(q);
+  if (rc != SQLITE_ROW) {
+    sqlite3_reset(q);
+    return sq_fail(s, "mail_count", rc);
+  }
+  uint64_t n = col_u64(q, 0);
+  sqlite3_reset(q);
+  *out = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+  return UDPC_OK;
+}
+
+static int sq_mail_find(udpc_store *st, const udpc_nick *to,
+                        const udpc_nick *from, uint32_t msg_id,
+                        const uint8_t *text, size_t text_len,
+                        uint64_t *seq_out) {
+  if (st == NULL || !nick_ok(to) || !nick_ok(from)) return UDPC_ERR_ARG;
+  sq_store *s = sq_cast(st);
+  sqlite3_stmt *q = sq_q(s, Q_MAIL_FIND);
+  bind_nick(q, 1, to);
+  bind_nick(q, 2, from);
+  sqlite3_bind_int64(q, 3, (sqlite3_int64)msg_id);
+  for (;;) {
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) {
+      sqlite3_reset(q);
+      return sq_fail(s, "mail_find", rc);
+    }
+    const void *body = sqlite3_column_blob(q, 1);
+    size_t blen = (size_t)sqlite3_column_bytes(q, 1);
+    if (text == NULL ||
+        (blen == text_len && body != NULL && memcmp(body, text, blen) == 0)) {
+      if (seq_out) *seq_out = col_u64(q, 0);
+      sqlite3_reset(q);
+      return UDPC_OK;
+    }
+  }
+  sqlite3_reset(q);
+  return UDPC_ERR_NOT_FOUND;
+}
+
+static int sq_mail_page(udpc_store *st, const udpc_nick *to, uint64_t after_seq,
+                        udpc_mail *out, size_t max, size_t *n) {
+  if (st == NULL || !nick_ok(to) || n == NULL || (out == NULL && max > 0))
+    return UDPC_ERR_ARG;
+  sq_store *s = sq_cast(st);
+  *n = 0;
+  if (max == 0) return UDPC_OK;
+  if (max > 1024) max = 1024;
+  size_t need = max * UDPC_TEXT_MAX;
+  if (s->page_cap < need) {
+    uint8_t *b = realloc(s->page_buf, need);
+    if (b == NULL) return UDPC_ERR_NOMEM;
+    s->page_buf = b;
+    s->page_cap = need;
+  }
+  sqlite3_stmt *q = sq_q(s, Q_MAIL_PAGE);
+  bind_nick(q, 1, to);
+  bind_u64(q, 2, after_seq);
+  sqlite3_bind_int64(q, 3, (sqlite3_int64)max);
+  size_t off = 0;
+  for (;;) {
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) {
+      sqlite3_reset(q);
+      *n = 0;
+      return sq_fail(s, "mail_page", rc);
+    }
+    const unsigned char *from = sqlite3_column_text(q, 3);
+    int flen = sqlite3_column_bytes(q, 3);
+    const void *body = sqlite3_column_blob(q, 4);
+    int blen = sqlite3_column_bytes(q, 4);
+    if (from == NULL || flen < 1 || flen > UDPC_NICK_MAX || body == NULL ||
+        blen < 1 || blen > UDPC_TEXT_MAX || *n >= max) {
+      sq_note(s, "sqlite store: malformed mail row for '%s'", to->s);
+      sqlite3_reset(q);
+      *n = 0;
+      return UDPC_ERR_STORE;
+    }
+    udpc_mail *m = &out[(*n)++];
+    memset(m, 0, sizeof *m);
+    m->seq = col_u64(q, 0);
+    m->msg_id = (uint32_t)sqlite3_column_int64(q, 1);
+    m->timestamp_ms = col_u64(q, 2);
+    m->from.len = (uint8_t)flen;
+    memcpy(m->from.s, from, (size_t)flen);
+    m->from.s[flen] = '\0';
+    memcpy(s->page_buf + off, body, (size_t)blen);
+    m->text.p = s->page_buf + off;
+    m->text.len = (uint16_t)blen;
+    off += (size_t)blen;
+  }
+  sqlite3_reset(q);
+  return UDPC_OK;
+}
+
+static int sq_mail_delete_upto(udpc_store *st, const udpc_nick *to,
+                               uint64_t seq, uint32_t *deleted) {
+  if (st == NULL || !nick_ok(to)) return UDPC_ERR_ARG;
+  sq_store *s = sq_cast(st);
+  if (deleted) *deleted = 0;
+  if (seq == 0) return UDPC_OK; /* nothing can match: no transaction */
+  int rc = sq_begin(s);
+  if (rc != UDPC_OK) return rc;
+  sqlite3_stmt *q = sq_q(s, Q_MAIL_DEL);
+  bind_nick(q, 1, to);
+  bind_u64(q, 2, seq);
+  rc = sq_run(s, q, "mail_delete_upto");
+  if (rc != UDPC_OK) return rc;
+  int ch = sqlite3_changes(s->db);
+  if (s->total_valid) s->total -= (uint64_t)ch;
+  if (deleted) *deleted = (uint32_t)ch;
+  return UDPC_OK;
+}
+
+static int sq_commit(udpc_store *st) {
+  if (st == NULL) return UDPC_ERR_ARG;
+  sq_store *s = sq_cast(st);
+  if (!s->in_txn) return UDPC_OK; /* nothing tentative */
+  if (s->poisoned) {
+    sq_note(s, "sqlite store: batch lost by an earlier failure; rolled back");
+    sq_rollback(s);
+    return UDPC_ERR_STORE;
+  }
+  int rc = sqlite3_step(sq_q(s, Q_COMMIT));
+  sqlite3_reset(s->q[Q_COMMIT]);
+  if (rc != SQLITE_DONE) {
+    sq_note(s,
+            "sqlite store: COMMIT failed: %s (%s, code %d); batch rolled "
+            "back",
+            sqlite3_errmsg(s->db), sqlite3_errstr(rc), rc);
+    sq_rollback(s);
+    return UDPC_ERR_STORE;
+  }
+  s->in_txn = 0;
+  s->commits++;
+  return UDPC_OK;
+}
+
+static void sq_free(udpc_store *st) {
+  if (st == NULL) return;
+  sq_store *s = sq_cast(st);
+  if (s->db != NULL) {
+    if (s->in_txn) sq_rollback(s); /* uncommitted work never survives */
+    for (int i = 0; i < Q_N; i++) sqlite3_finalize(s->q[i]);
+    sqlite3_close(s->db);
+  }
+  free(s->page_buf);
+  free(s);
+}
+
+static const udpc_store_ops sq_ops = {
+    .user_put = sq_user_put,
+    .user_get = sq_user_get,
+    .user_foreach = sq_user_foreach,
+    .mail_append = sq_mail_append,
+    .mail_count = sq_mail_count,
+    .mail_total = sq_mail_total,
+    .mail_find = sq_mail_find,
+    .mail_page = sq_mail_page,
+    .mail_delete_upto = sq_mail_delete_upto,
+    .commit = sq_commit,
+    .free = sq_free,
+};
+
+/* ---- Open ----------------------------------------------------------------- */
+static int open_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int open_err(char *err, size_t errlen, const char *fmt, ...) {
+  if (err != NULL && errlen > 0) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+  }
+  return -1;
+}
+
+/* Why a database cannot be used, in words an operator can act on. */
+static const char *why(int rc) {
+  switch (rc & 0xff) {
+    case SQLITE_NOTADB: return "not a SQLite database (or damaged header)";
+    case SQLITE_CORRUPT: return "database file is corrupt";
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return "database is locked (is another udpchat server using this "
+             "data directory?)";
+    case SQLITE_CANTOPEN: return "cannot open the database file";
+    case SQLITE_READONLY: return "database file is read-only";
+    case SQLITE_FULL: return "disk full";
+    case SQLITE_IOERR: return "I/O error";
+    default: return "database error";
+  }
+}
+
+/* A single-integer PRAGMA or query. */
+static int get_int(sqlite3 *db, const char *sql, sqlite3_int64 *out) {
+  sqlite3_stmt *q = NULL;
+  int rc = sqlite3_prepare_v2(db, sql, -1, &q, NULL);
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+      *out = sqlite3_column_int64(q, 0);
+      rc = SQLITE_OK;
+    }
+  }
+  sqlite3_finalize(q);
+  return rc;
+}
+
+static int exec(sqlite3 *db, const char *sql) {
+  return sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
+/* The checks and migrations of udpc_store_sqlite_open. */
+static int sq_setup(sq_store *s, const char *path, char *err, size_t errlen) {
+  sqlite3 *db = s->db;
+  sqlite3_int64 ver = 0, app = 0, nobj = 0;
+  int rc = exec(db, "PRAGMA locking_mode = EXCLUSIVE");
+  if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(db, 200);
+  if (rc == SQLITE_OK) rc = get_int(db, "PRAGMA user_version", &ver);
+  if (rc == SQLITE_OK) rc = get_int(db, "PRAGMA application_id", &app);
+  if (rc == SQLITE_OK)
+    rc = get_int(db, "SELECT count(*) FROM sqlite_master", &nobj);
+  if (rc != SQLITE_OK)
+    return open_err(err, errlen, "%s: %s: %s", path, why(rc),
+                    sqlite3_errmsg(db));
+  if (app != 0 && app != UDPC_STORE_SQLITE_APP_ID)
+    return open_err(err, errlen,
+                    "%s: not a udpchat database (application_id %lld); "
+                    "refusing to use it",
+                    path, (long long)app);
+  if (ver > UDPC_STORE_SQLITE_VERSION)
+    return open_err(err, errlen,
+                    "%s: database schema version %lld is newer than this "
+                    "udpchat supports (%d); refusing to open it (upgrade "
+                    "udpchat, or point --data-dir elsewhere)",
+                    path, (long long)ver, UDPC_STORE_SQLITE_VERSION);
+  if (ver == 0 && nobj > 0)
+    return open_err(err, errlen,
+                    "%s: not a udpchat database (tables but no schema "
+                    "version); refusing to use it",
+                    path);
+  /* WAL + EXCLUSIVE: the file stays locked while this store is open. */
+  sqlite3_stmt *q = NULL;
+  rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &q, NULL);
+  const char *mode = NULL;
+  if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+    mode = (const char *)sqlite3_column_text(q, 0);
+    rc = SQLITE_OK;
+  }
+  int wal = mode != NULL && strcmp(mode, "wal") == 0;
+  sqlite3_finalize(q);
+  if (rc != SQLITE_OK)
+    return open_err(err, errlen, "%s: %s: %s", path, why(rc),
+                    sqlite3_errmsg(db));
+  if (!wal)
+    return open_err(err, errlen, "%s: cannot switch to write-ahead logging",
+                    path);
+  rc = exec(db, "PRAGMA synchronous = FULL");
+  if (rc != SQLITE_OK)
+    return open_err(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
+  /* Integrity: quick_check returns the single row "ok" on a sound file. */
+  rc = sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &q, NULL);
+  if (rc == SQLITE_OK) rc = sqlite3_step(q);
+  if (rc == SQLITE_ROW) {
+    const char *r = (const char *)sqlite3_column_text(q, 0);
+    if (r == NULL || strcmp(r, "ok") != 0) {
+      open_err(err, errlen,
+               "%s: database file is corrupt (%s); refusing to start "
+               "(restore a backup or move the file away)",
+               path, r ? r : "?");
+      sqlite3_finalize(q);
+      return -1;
+    }
+    rc = SQLITE_OK;
+  }
+  sqlite3_finalize(q);
+  if (rc != SQLITE_OK)
+    return open_err(err, errlen, "%s: %s: %s", path, why(rc),
+                    sqlite3_errmsg(db));
+  /* Migrations, all in one transaction (also takes the write lock). */
+  rc = exec(db, "BEGIN IMMEDIATE");
+  for (sqlite3_int64 v = ver; rc == SQLITE_OK && v < UDPC_STORE_SQLITE_VERSION;
+       v++)
+    rc = exec(db, migrations[v]);
+  if (rc == SQLITE_OK && ver < UDPC_STORE_SQLITE_VERSION) {
+    char sql[96];
+    snprintf(sql, sizeof sql,
+             "PRAGMA application_id = %d; PRAGMA user_version = %d",
+             UDPC_STORE_SQLITE_APP_ID, UDPC_STORE_SQLITE_VERSION);
+    rc = exec(db, sql);
+  }
+  if (rc == SQLITE_OK) rc = exec(db, "COMMIT");
+  if (rc != SQLITE_OK) {
+    open_err(err, errlen,
+             "%s: schema migration from version %lld failed: "
+             "%s: %s",
+             path, (long long)ver, why(rc), sqlite3_errmsg(db));
+    if (!sqlite3_get_autocommit(db)) exec(db, "ROLLBACK");
+    return -1;
+  }
+  for (int i = 0; i < Q_N; i++) {
+    rc = sqlite3_prepare_v3(db, q_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                            &s->q[i], NULL);
+    if (rc != SQLITE_OK)
+      return open_err(err, errlen, "%s: cannot prepare a statement: %s", path,
+                      sqlite3_errmsg(db));
+  }
+  return 0;
+}
+
+udpc_store *udpc_store_sqlite_open(const char *path, char *err, size_t errlen) {
+  if (err != NULL && errlen > 0) err[0] = '\0';
+  if (path == NULL || path[0] == '\0') {
+    open_err(err, errlen, "no database path");
+    return NULL;
+  }
+  /* Create the file private before SQLite sees it (the -wal file gets the
+   * same mode). An existing file keeps its mode. */
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    open_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
+    return NULL;
+  }
+  close(fd);
+  sq_store *s = calloc(1, sizeof *s);
+  if (s == NULL) {
+    open_err(err, errlen, "out of memory");
+    return NULL;
+  }
+  s->base.ops = &sq_ops;
+  int rc = sqlite3_open_v2(path, &s->db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+  if (rc != SQLITE_OK) {
+    open_err(err, errlen, "%s: %s: %s", path, why(rc),
+             s->db ? sqlite3_errmsg(s->db) : "out of memory");
+    sq_free(&s->base);
+    return NULL;
+  }
+  sqlite3_extended_result_codes(s->db, 1);
+  if (sq_setup(s, path, err, errlen) != 0) {
+    sq_free(&s->base);
+    return NULL;
+  }
+  return &s->base;
+}
+
+/* ---- Extras ----------------------------------------------------------------- */
+void udpc_store_sqlite_set_log(udpc_store *st, udpc_store_sqlite_log_fn fn,
+                               void *ctx) {
+  if (!udpc_store_sqlite_is(st)) return;
+  sq_cast(st)->log = fn;
+  sq_cast(st)->log_ctx = ctx;
+}
+
+const char *udpc_store_sqlite_last_error(const udpc_store *st) {
+  if (!udpc_store_sqlite_is(st)) return "";
+  return ((const sq_store *)(const void *)st)->last_error;
+}
+
+int udpc_store_sqlite_is(const udpc_store *st) {
+  return st != NULL && st->ops == &sq_ops;
+}
+
+int udpc_store_sqlite_expire(udpc_store *st, uint64_t cutoff_ms,
+                             uint64_t *deleted) {
+  if (deleted) *deleted = 0;
+  if (!udpc_store_sqlite_is(st)) return UDPC_ERR_ARG;
+  sq_store *s = sq_cast(st);
+  int rc = sq_begin(s);
+  if (rc != UDPC_OK) return rc;
+  sqlite3_stmt *q = sq_q(s, Q_EXPIRE);
+  bind_u64(q, 1, cutoff_ms);
+  rc = sq_run(s, q, "expire");
+  if (rc != UDPC_OK) {
+    sq_rollback(s);
+    return rc;
+  }
+  uint64_t ch = (uint64_t)sqlite3_changes(s->db);
+  if (s->total_valid) s->total -= ch;
+  if (sq_commit(st) != UDPC_OK) return UDPC_ERR_STORE;
+  if (deleted) *deleted = ch;
+  return UDPC_OK;
+}
+
+uint64_t udpc_store_sqlite_commit_count(const udpc_store *st) {
+  if (!udpc_store_sqlite_is(st)) return 0;
+  return ((const sq_store *)(const void *)st)->commits;
+}
