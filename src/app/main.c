@@ -13,6 +13,7 @@
 #include "udpc_log.h"
 #include "udpc_net.h"
 #include "udpc_srvapp.h"
+#include "udpc_term.h"
 #include "udpchat.h"
 
 #define MAIN_USAGE_EXIT 2
@@ -45,6 +46,12 @@ static const char usage_text[] =
     "  --bind ADDR        local address of the client socket (default: ::\n"
     "                     dual-stack; 0.0.0.0 when IPv6 is unavailable)\n"
     "  --no-color         no colors or bell on a terminal (or set NO_COLOR)\n"
+    "  --timestamps WHEN  off, local or utc: time before each line (default:\n"
+    "                     local on a terminal, off otherwise)\n"
+    "  --notify-cmd CMD   run CMD SENDER TEXT for each incoming message\n"
+    "                     (CMD split at spaces, no shell), instead of the "
+    "bell\n"
+    "  --no-history       keep no command history file in the state directory\n"
     "  --log-level LEVEL  error, warn, info or debug (default: error)\n"
     "  --log-file PATH    append the log to PATH instead of stderr\n"
     "\n"
@@ -102,7 +109,8 @@ static const long_opt long_opts[] = {
     {"help", 0, 3},       {"version", 0, 3},     {"bind", 1, 3},
     {"operator", 1, 1},   {"max-clients", 1, 1}, {"mail-per-recipient", 1, 1},
     {"mail-total", 1, 1}, {"log-level", 1, 3},   {"log-file", 1, 3},
-    {"state-dir", 1, 2},  {"no-color", 0, 2},
+    {"state-dir", 1, 2},  {"no-color", 0, 2},    {"timestamps", 1, 2},
+    {"notify-cmd", 1, 2}, {"no-history", 0, 2},
 };
 
 static const long_opt *find_long(const char *name, size_t len) {
@@ -122,6 +130,8 @@ int main(int argc, char **argv) {
   uint32_t max_clients = 0, mail_per_recipient = 0, mail_total = 0;
   const char *log_level_name = NULL;
   int no_color = 0;
+  int timestamps = UDPC_TS_AUTO, no_history = 0;
+  const char *notify_cmd = NULL;
   const char *first_server_only = NULL, *first_client_only = NULL;
   static udpc_nick op_nicks[MAIN_MAX_OPERATORS];
   static const char *ops[MAIN_MAX_OPERATORS];
@@ -204,6 +214,23 @@ int main(int argc, char **argv) {
         state_dir = val;
       } else if (strcmp(lo->name, "no-color") == 0) {
         no_color = 1;
+      } else if (strcmp(lo->name, "timestamps") == 0) {
+        if (strcmp(val, "off") == 0)
+          timestamps = UDPC_TS_OFF;
+        else if (strcmp(val, "local") == 0)
+          timestamps = UDPC_TS_LOCAL;
+        else if (strcmp(val, "utc") == 0)
+          timestamps = UDPC_TS_UTC;
+        else
+          return usage_error("invalid --timestamps '%s': use off, local or "
+                             "utc",
+                             val);
+      } else if (strcmp(lo->name, "notify-cmd") == 0) {
+        if (strspn(val, " \t") == strlen(val))
+          return usage_error("%s", "empty --notify-cmd command");
+        notify_cmd = val;
+      } else if (strcmp(lo->name, "no-history") == 0) {
+        no_history = 1;
       }
       continue;
     }
@@ -272,6 +299,9 @@ int main(int argc, char **argv) {
   co.bind = bind;
   co.state_dir = state_dir;
   co.no_color = no_color;
+  co.timestamps = timestamps;
+  co.notify_cmd = notify_cmd;
+  co.no_history = no_history;
   co.log_level = log_level_name != NULL ? udpc_log_level_parse(log_level_name)
                                         : UDPC_LOG_ERROR;
   co.log_file = log_file;

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "udpc_client.h"
 #include "udpc_log.h"
 #include "udpc_loop.h"
 #include "udpc_net.h"
@@ -34,9 +35,11 @@ typedef struct {
   udpc_client *client;
   udpc_loop *loop;
   udpc_term term;
-  int exit_requested; /* exit sent because of EOF or a signal */
-  int forced_status;  /* -1, or the status of a forced exit */
-  int lock_fd;        /* flock on the credential file, held while running */
+  int exit_requested;  /* exit sent because of EOF or a signal */
+  int forced_status;   /* -1, or the status of a forced exit */
+  int lock_fd;         /* flock on the credential file, held while running */
+  udpc_notify notify;  /* --notify-cmd */
+  udpc_entry nick_buf; /* completion: the nick last returned */
   uint8_t rx[CLI_RXBUF];
 } cliapp;
 
@@ -69,6 +72,7 @@ static void cli_on_line(void *ctx, const char *line, size_t len) {
   if (a->forced_status >= 0 || udpc_client_exit_status(a->client) >= 0)
     return; /* done: ignore the rest of a pasted batch */
   udpc_term_input_done(&a->term);
+  udpc_term_own(&a->term, line, len);
   if (len == 0) {
     udpc_term_prompt(&a->term);
     return;
@@ -84,6 +88,20 @@ static void cli_on_line(void *ctx, const char *line, size_t len) {
       cmd.type == UDPC_CMD_EXIT)
     a->exit_requested = 1;
   udpc_term_prompt(&a->term);
+}
+
+/* Completion: the nicks of the client's table, in order. */
+static const char *cli_nick_at(void *ctx, size_t i) {
+  cliapp *a = ctx;
+  if (a->client == NULL ||
+      udpc_client_table_get(a->client, i, &a->nick_buf) != UDPC_OK)
+    return NULL;
+  return a->nick_buf.nick.s;
+}
+
+static void cli_print(void *ctx, const char *line) {
+  cliapp *a = ctx;
+  udpc_term_notice(&a->term, line);
 }
 
 static void cli_on_stdin(udpc_loop *l, int fd, short revents, void *ctx) {
@@ -170,6 +188,7 @@ int udpc_cliapp_run(const udpc_cliapp_opts *o) {
   a->forced_status = -1;
   a->lock_fd = -1;
   udpc_term_init(&a->term, o->no_color);
+  udpc_term_set_timestamps(&a->term, o->timestamps);
   if (udpc_log_open(o->log_level, o->log_file, err, sizeof err) != 0) {
     fprintf(stderr, "udpchat: %s\n", err);
     udpc_term_free(&a->term);
@@ -188,6 +207,11 @@ int udpc_cliapp_run(const udpc_cliapp_opts *o) {
   if (a->lock_fd < 0) goto fail;
   udpc_log(UDPC_LOG_INFO, "%s credential for %s in %s",
            created ? "created" : "loaded", o->nick.s, dir);
+  if (o->notify_cmd != NULL) {
+    if (udpc_notify_init(&a->notify, o->notify_cmd, err, sizeof err) != 0)
+      goto fail;
+    a->term.notify = &a->notify;
+  }
   if (udpc_net_resolve(o->server_host, o->server_port, &cfg.server, err,
                        sizeof err) != 0)
     goto fail;
@@ -237,7 +261,15 @@ int udpc_cliapp_run(const udpc_cliapp_opts *o) {
   char info[256];
   snprintf(info, sizeof info, "udpchat client %s bound to %s", o->nick.s, as);
   udpc_term_info(&a->term, info);
-  if (udpc_term_start(&a->term) != 0)
+  char hist[UDPC_STATE_PATH_MAX + 64];
+  snprintf(hist, sizeof hist, "%s/%s.history", dir, o->nick.s);
+  udpc_edit_config ecfg = {.prompt = ">>> ",
+                           .history_path = o->no_history ? NULL : hist,
+                           .history_size = 1000,
+                           .nick_at = cli_nick_at,
+                           .print = cli_print,
+                           .ctx = a};
+  if (udpc_term_start_editor(&a->term, &ecfg) != 0)
     udpc_log(UDPC_LOG_WARN,
              "terminal: cannot switch to line-editor mode "
              "(%s); using the terminal's own line editing",
@@ -270,6 +302,7 @@ out:
   udpc_net_close(&a->sock);
   udpc_loop_free(a->loop);
   udpc_term_free(&a->term);
+  udpc_notify_free(&a->notify);
   if (a->lock_fd >= 0 && close(a->lock_fd) != 0)
     udpc_log(UDPC_LOG_WARN, "closing the credential lock: %s", strerror(errno));
   udpc_log_close();

@@ -17,6 +17,9 @@ typedef struct {
   const char *bind;      /* NULL: "::" dual-stack, else 0.0.0.0 */
   const char *state_dir; /* NULL: XDG default */
   int no_color;
+  int timestamps;         /* UDPC_TS_* (udpc_term.h); UDPC_TS_AUTO default */
+  const char *notify_cmd; /* --notify-cmd, or NULL */
+  int no_history;         /* --no-history: no history file */
   int log_level;
   const char *log_file; /* NULL: stderr */
 } udpc_cliapp_opts;

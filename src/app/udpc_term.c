@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PROMPT ">>> "
@@ -18,6 +19,10 @@
 #define SGR_CHAT "\033[1;36m"  /* bold cyan: incoming chat */
 #define SGR_MAIL "\033[1;35m"  /* bold magenta: stored mail */
 #define SGR_ALERT "\033[1;31m" /* bold red: server down / kicked */
+#define SGR_STATUS "\033[33m"  /* yellow: bracketed status lines */
+#define SGR_OWN "\033[32m"     /* green: the user's own entered lines */
+#define SGR_HEAD "\033[1m"     /* bold: the `list` header */
+#define SGR_TIME "\033[2m"     /* dim: timestamps */
 #define CLEAR_LINE "\r\033[K"
 
 static void write_all(int fd, const char *buf, size_t len) {
@@ -70,6 +75,8 @@ static void restore_mode(udpc_term *t) {
 }
 
 void udpc_term_free(udpc_term *t) {
+  udpc_edit_free(t->edit);
+  t->edit = NULL;
   restore_mode(t);
   t->raw = 0;
   free(t->in_buf);
@@ -114,10 +121,18 @@ static void render_input(udpc_term *t) {
 }
 
 void udpc_term_redraw(udpc_term *t) {
+  if (t->edit != NULL) {
+    udpc_edit_resize(t->edit);
+    return;
+  }
   if (t->raw && t->prompt_pending) render_input(t);
 }
 
 void udpc_term_suspend(udpc_term *t) {
+  if (t->edit != NULL) {
+    udpc_edit_suspend(t->edit);
+    return;
+  }
   if (!t->raw) return;
   write_all(t->out_fd, "\n", 1);
   t->prompt_pending = 0;
@@ -125,6 +140,10 @@ void udpc_term_suspend(udpc_term *t) {
 }
 
 void udpc_term_resume(udpc_term *t) {
+  if (t->edit != NULL) {
+    udpc_edit_resume(t->edit);
+    return;
+  }
   if (!t->raw) return;
   if (apply_raw(t) != 0) {
     /* Not our terminal any more (e.g. resumed in the background). */
@@ -141,6 +160,7 @@ void udpc_term_info(udpc_term *t, const char *line) {
 }
 
 void udpc_term_prompt(udpc_term *t) {
+  if (t->edit != NULL) return; /* libedit draws its prompt */
   if (t->prompt_pending) return;
   if (t->raw) {
     render_input(t);
@@ -189,10 +209,38 @@ static size_t sanitize(char *s, size_t len, int bidi) {
   return j;
 }
 
-/* Assemble prefix + body (+ color) + "\n" and write it in one write(2). */
+/* The timestamp field: "HH:MM " (UTC: "HH:MMZ "), or as many spaces
+ * (stamp 2: rows of a table). Returns its length (0 when off). */
+static size_t put_stamp(const udpc_term *t, char *out, int stamp) {
+  if (t->timestamps == UDPC_TS_OFF || stamp == 0) return 0;
+  int utc = t->timestamps == UDPC_TS_UTC;
+  size_t w = utc ? 7 : 6;
+  if (stamp == 2) {
+    memset(out, ' ', w);
+    return w;
+  }
+  time_t now = time(NULL);
+  struct tm tm;
+  if ((utc ? gmtime_r(&now, &tm) : localtime_r(&now, &tm)) == NULL) return 0;
+  size_t off = 0;
+  if (t->color) {
+    memcpy(out, SGR_TIME, sizeof SGR_TIME - 1);
+    off += sizeof SGR_TIME - 1;
+  }
+  off += strftime(out + off, 16, utc ? "%H:%MZ" : "%H:%M", &tm);
+  if (t->color) {
+    memcpy(out + off, SGR_RESET, sizeof SGR_RESET - 1);
+    off += sizeof SGR_RESET - 1;
+  }
+  out[off++] = ' ';
+  return off;
+}
+
+/* Assemble prefix + body (+ color) + "\n" and write it in one write(2).
+ * stamp: 0 none, 1 the time, 2 blank (aligned with timestamped lines). */
 static void emit(udpc_term *t, const char *body, size_t body_len,
-                 const char *sgr, int bell) {
-  char out[EVENT_LINE_MAX + 64];
+                 const char *sgr, int bell, int stamp) {
+  char out[EVENT_LINE_MAX + 128];
   size_t off = 0;
   if (body_len > EVENT_LINE_MAX) body_len = EVENT_LINE_MAX;
 #define PUT(str, n)                \
@@ -200,27 +248,62 @@ static void emit(udpc_term *t, const char *body, size_t body_len,
     memcpy(out + off, (str), (n)); \
     off += (n);                    \
   } while (0)
-  if (t->interactive) {
+  if (t->edit != NULL) {
+    udpc_edit_hide(t->edit); /* prompt and typed text erased */
+    off += put_stamp(t, out + off, stamp);
+    PUT(PROMPT, PROMPT_LEN);
+  } else if (t->interactive) {
     if (t->prompt_pending) PUT(CLEAR_LINE, sizeof CLEAR_LINE - 1);
+    off += put_stamp(t, out + off, stamp);
     PUT(PROMPT, PROMPT_LEN);
-  } else if (!t->prompt_pending) {
-    PUT(PROMPT, PROMPT_LEN);
+  } else {
+    if (!t->prompt_pending) PUT(PROMPT, PROMPT_LEN);
+    off += put_stamp(t, out + off, stamp);
   }
   int colored = t->color && sgr != NULL;
   if (colored) PUT(sgr, strlen(sgr));
   PUT(body, body_len);
   if (colored) PUT(SGR_RESET, sizeof SGR_RESET - 1);
-  if (t->color && bell) PUT("\a", 1);
+  if (t->color && bell && t->notify == NULL) PUT("\a", 1);
   PUT("\n", 1);
 #undef PUT
   write_all(t->out_fd, out, off);
   t->prompt_pending = 0;
-  if (t->raw) {
+  if (t->edit != NULL) {
+    udpc_edit_show(t->edit); /* redrawn below the new line */
+  } else if (t->raw) {
     render_input(t); /* the prompt and what the user has typed so far */
   } else if (t->interactive) {
     write_all(t->out_fd, PROMPT, PROMPT_LEN);
     t->prompt_pending = 1;
   }
+}
+
+/* A stored message with its time in the local zone (the core formats UTC):
+ * "<nick>: YYYY-MM-DD HH:MM:SS <text>". Returns the new length, or len
+ * (line unchanged) if it does not fit. */
+static size_t mail_local(const udpc_event *ev, char *line, size_t cap,
+                         size_t len) {
+  time_t secs = (time_t)(ev->timestamp_ms / 1000u);
+  struct tm tm;
+  char when[32];
+  if (localtime_r(&secs, &tm) == NULL ||
+      strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+    return len;
+  size_t nl = ev->nick.len, wl = strlen(when), tl = ev->text.len;
+  if (ev->text.p == NULL || nl + 2 + wl + 1 + tl >= cap) return len;
+  size_t off = 0;
+  memcpy(line + off, ev->nick.s, nl);
+  off += nl;
+  memcpy(line + off, ": ", 2);
+  off += 2;
+  memcpy(line + off, when, wl);
+  off += wl;
+  line[off++] = ' ';
+  memcpy(line + off, ev->text.p, tl);
+  off += tl;
+  line[off] = '\0';
+  return off;
 }
 
 void udpc_term_event(udpc_term *t, const udpc_event *ev) {
@@ -232,9 +315,11 @@ void udpc_term_event(udpc_term *t, const udpc_event *ev) {
     if (n < 0) return;
   }
   size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
+  if (ev->type == UDPC_EV_MAIL && t->timestamps == UDPC_TS_LOCAL)
+    len = mail_local(ev, line, sizeof line, len);
   len = sanitize(line, len, t->out_tty);
-  const char *sgr = NULL;
-  int bell = 0;
+  const char *sgr = SGR_STATUS;
+  int bell = 0, stamp = 1;
   switch (ev->type) {
     case UDPC_EV_CHAT:
       sgr = SGR_CHAT;
@@ -247,9 +332,20 @@ void udpc_term_event(udpc_term *t, const udpc_event *ev) {
     case UDPC_EV_HAVE_MAIL: sgr = SGR_MAIL; break;
     case UDPC_EV_SERVER_DOWN:
     case UDPC_EV_KICKED: sgr = SGR_ALERT; break;
+    case UDPC_EV_LIST_ROW:
+      sgr = ev->entry.nick.len == 0 ? SGR_HEAD : NULL;
+      stamp = 2;
+      break;
     default: break;
   }
-  emit(t, line, len, sgr, bell);
+  if (bell && t->notify != NULL && ev->text.p != NULL) {
+    char text[UDPC_TEXT_MAX + 1];
+    size_t tl = ev->text.len <= UDPC_TEXT_MAX ? ev->text.len : UDPC_TEXT_MAX;
+    memcpy(text, ev->text.p, tl);
+    tl = sanitize(text, tl, 1);
+    udpc_notify_run(t->notify, ev->nick.s, text, tl);
+  }
+  emit(t, line, len, sgr, bell, stamp);
 }
 
 void udpc_term_notice(udpc_term *t, const char *bracketed) {
@@ -258,10 +354,14 @@ void udpc_term_notice(udpc_term *t, const char *bracketed) {
   if (len >= sizeof line) len = sizeof line - 1;
   memcpy(line, bracketed, len);
   len = sanitize(line, len, t->out_tty);
-  emit(t, line, len, NULL, 0);
+  emit(t, line, len, SGR_STATUS, 0, 1);
 }
 
 void udpc_term_finish(udpc_term *t) {
+  if (t->edit != NULL) {
+    udpc_edit_stop(t->edit); /* erases the prompt line */
+    return;
+  }
   if (t->prompt_pending) {
     if (t->interactive)
       write_all(t->out_fd, CLEAR_LINE, sizeof CLEAR_LINE - 1);
@@ -395,6 +495,7 @@ static int feed_editor(udpc_term *t, const char *p, size_t n,
 }
 
 int udpc_term_read(udpc_term *t, int fd, udpc_term_line_cb cb, void *ctx) {
+  if (t->edit != NULL) return udpc_edit_read(t->edit, cb, ctx);
   char chunk[4096];
   ssize_t n;
   for (;;) {
@@ -413,4 +514,26 @@ int udpc_term_read(udpc_term *t, int fd, udpc_term_line_cb cb, void *ctx) {
   if (t->raw) return feed_editor(t, chunk, (size_t)n, cb, ctx);
   feed_plain(t, chunk, (size_t)n, cb, ctx);
   return 0;
+}
+
+int udpc_term_start_editor(udpc_term *t, const udpc_edit_config *cfg) {
+  if (!t->interactive) return 0;
+  char err[256];
+  t->edit = udpc_edit_new(cfg, err, sizeof err);
+  if (t->edit != NULL) return 0;
+  return udpc_term_start(t); /* the built-in editor instead */
+}
+
+void udpc_term_set_timestamps(udpc_term *t, int mode) {
+  if (mode == UDPC_TS_AUTO) mode = t->interactive ? UDPC_TS_LOCAL : UDPC_TS_OFF;
+  t->timestamps = mode;
+}
+
+void udpc_term_own(udpc_term *t, const char *line, size_t len) {
+  if (t->edit == NULL) return; /* the typed line is still on screen */
+  char buf[EVENT_LINE_MAX];
+  if (len >= sizeof buf) len = sizeof buf - 1;
+  memcpy(buf, line, len);
+  len = sanitize(buf, len, 1);
+  emit(t, buf, len, SGR_OWN, 0, 1);
 }

@@ -37,9 +37,15 @@
 #include <stddef.h>
 #include <termios.h>
 
+#include "udpc_edit.h"
+#include "udpc_notify.h"
 #include "udpchat.h"
 
 #define UDPC_TERM_LINE_MAX 65536
+
+/* Timestamps before event lines ("HH:MM", "HH:MMZ" in UTC); AUTO is
+ * LOCAL in interactive mode, OFF otherwise. */
+enum { UDPC_TS_AUTO = -1, UDPC_TS_OFF = 0, UDPC_TS_LOCAL = 1, UDPC_TS_UTC = 2 };
 
 typedef void (*udpc_term_line_cb)(void *ctx, const char *line, size_t len);
 
@@ -56,8 +62,24 @@ typedef struct {
   int esc;      /* editor: 0, 1 after ESC, 2 inside CSI/SS3 */
   char *in_buf; /* partial input line */
   size_t in_len, in_cap;
-  int in_discarding; /* inside a line longer than UDPC_TERM_LINE_MAX */
+  int in_discarding;   /* inside a line longer than UDPC_TERM_LINE_MAX */
+  udpc_edit *edit;     /* interactive: the libedit line editor, or NULL */
+  int timestamps;      /* UDPC_TS_OFF, _LOCAL or _UTC */
+  udpc_notify *notify; /* --notify-cmd (instead of the bell), or NULL */
 } udpc_term;
+
+/* Interactive mode with libedit (udpc_edit.h): history, completion,
+ * cursor keys; an event line erases the prompt and the typed text, prints
+ * itself and redraws them. Event lines then read
+ * "[HH:MM ]>>> <line>", colored by kind: incoming chat bold cyan, stored
+ * mail bold magenta, status lines yellow, alerts bold red, the user's own
+ * entered lines green, timestamps dim. If libedit cannot start, the
+ * built-in editor below (udpc_term_start) is used. */
+int udpc_term_start_editor(udpc_term *t, const udpc_edit_config *cfg);
+/* UDPC_TS_* (AUTO resolved here). */
+void udpc_term_set_timestamps(udpc_term *t, int mode);
+/* The user entered line (libedit mode): shown as an own line. */
+void udpc_term_own(udpc_term *t, const char *line, size_t len);
 
 /* no_color: the --no-color option. Decides the mode; does not touch the
  * terminal yet. */
