@@ -13,11 +13,14 @@ build/udpchat, else the newest build*/udpchat) over loopback:
 
 Set UDPC_E2E_SCALE (e.g. 2) to stretch the timeouts on slow machines.
 """
+import atexit
 import glob
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -48,6 +51,12 @@ def find_binary():
 
 
 BIN = find_binary()
+
+# Nothing a test starts may write into the real $HOME: default state and
+# data directories go to a throw-away XDG_STATE_HOME for the whole session.
+_XDG = tempfile.mkdtemp(prefix="udpc-e2e-xdg-")
+os.environ["XDG_STATE_HOME"] = _XDG
+atexit.register(shutil.rmtree, _XDG, True)
 
 
 def _server_supports(option):
