@@ -10,11 +10,14 @@
  *   expiry           jump to udpc_server_next_deadline, handle_expiry
  *   flush            udpc_server_flush
  *   fail commits     udpc_store_mem_fail_commits(1..3)
+ *   restart          free the server, make a new one on the same store
  *   structured       a VALID packet built from input fields plus what the
  *                    server told that address: REGISTER echoing the last
  *                    COOKIE, requests carrying the token of the last
  *                    REGISTER_RESULT OK, PROBE_ACK echoing the last PROBE,
- *                    MAIL_REQ acking the last MAIL_PAGE; optionally flushed
+ *                    MAIL_REQ acking the last MAIL_PAGE; optionally sent
+ *                    up to 256 times in a row (rate limits, held-ack
+ *                    limits) and flushed
  * Oracles (abort on violation):
  *  - every datagram the server emits decodes (udpc_wire_decode) and is
  *    1..1200 bytes, and goes to an address that sent us something;
@@ -404,13 +407,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         break;
       }
       case 5:
+        if (k == NSLOT - 1) { /* restart: a new server on the same store */
+          if (h->trace) fprintf(stderr, "restart\n");
+          udpc_server_free(srv);
+          srv = udpc_server_new(&cfg, h->now);
+          FZ_CHECK(srv != NULL);
+          after_op(h, -1, 0);
+          break;
+        }
         if (h->trace) fprintf(stderr, "fail commits %d\n", 1 + k % 3);
         udpc_store_mem_fail_commits(cfg.store, 1 + k % 3);
         break;
-      default: { /* structured packet, flushed when asked */
+      default: { /* structured packet (repeated: a burst), flushed if asked */
         uint8_t fl = fz_u8(&r);
         int n = build(&r, h, k, pkt, text);
-        if (n > 0) recv_from(h, srv, k, pkt, (size_t)n);
+        unsigned rep = (fl & 2u) ? 1u + fz_u8(&r) : 1u;
+        for (unsigned i = 0; n > 0 && i < rep; i++)
+          recv_from(h, srv, k, pkt, (size_t)n);
         if (fl & 1u) {
           int rc = udpc_server_flush(srv, h->now);
           if (h->trace) fprintf(stderr, "flush: %d\n", rc);

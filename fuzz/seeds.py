@@ -87,6 +87,13 @@ def server_sessions():
     yield "commit_fail", (cfg + bytes([5, 0]) + login_a + bytes([4, 0])
                           + s_reg_echo(0, idb=7))
     yield "v6_twin", cfg + s_reg(5, "carol") + s_reg_echo(5) + login_a
+    save2 = s_req(0, 6, nick("bob") + bytes([8]) + text("second"), idb=3)
+    back_b = s_reg(3, "bob", idb=11) + s_reg_echo(3, idb=12)
+    yield "quota", bytes([0, 1, 0]) + login_a + login_b + dereg + save + save2
+    yield "mail_deliver", (cfg + login_a + login_b + dereg + save + save2
+                           + back_b + mail + s_req(3, 8, bytes([0]), idb=5))
+    yield "restart", cfg + login_a + bytes([5, 5]) + login_a + table
+    yield "burst", cfg + login_a + bytes([6, 0, 3, 3, 2, 0, 200])
     yield "raw_version", cfg + bytes([0, 0, 0, 8]) + bytes([2, 1, 0, 0, 0, 1, 0, 0])
 
 
