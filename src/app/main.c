@@ -13,6 +13,7 @@
 #include "udpc_log.h"
 #include "udpc_net.h"
 #include "udpc_srvapp.h"
+#include "udpc_srvstore.h"
 #include "udpc_term.h"
 #include "udpchat.h"
 
@@ -34,8 +35,16 @@ static const char usage_text[] =
     "                     IPv4; 0.0.0.0 when IPv6 is unavailable)\n"
     "  --operator NICK    NICK may deregA other users (repeatable)\n"
     "  --max-clients N    registered nicks at most (default 100000)\n"
-    "  --mail-per-recipient N  stored messages per nick (default 1000)\n"
+    "  --mail-per-recipient N  stored messages per nick (default 1000;\n"
+    "                     --mail-quota N is the same)\n"
     "  --mail-total N     stored messages in all (default 1000000)\n"
+    "  --store KIND       sqlite (default: durable) or memory (nothing\n"
+    "                     survives a restart)\n"
+    "  --data-dir DIR     where the sqlite store lives (default:\n"
+    "                     $XDG_STATE_HOME/udpchat/server or\n"
+    "                     ~/.local/state/udpchat/server; created 0700)\n"
+    "  --mail-expiry-days N  delete stored messages older than N days\n"
+    "                     (default: never; sqlite store only)\n"
     "  --log-level LEVEL  error, warn, info or debug (default: info)\n"
     "  --log-file PATH    append the log to PATH instead of stderr\n"
     "                     (SIGHUP reopens it, for log rotation)\n"
@@ -110,7 +119,8 @@ static const long_opt long_opts[] = {
     {"operator", 1, 1},   {"max-clients", 1, 1}, {"mail-per-recipient", 1, 1},
     {"mail-total", 1, 1}, {"log-level", 1, 3},   {"log-file", 1, 3},
     {"state-dir", 1, 2},  {"no-color", 0, 2},    {"timestamps", 1, 2},
-    {"notify-cmd", 1, 2}, {"no-history", 0, 2},
+    {"notify-cmd", 1, 2}, {"no-history", 0, 2},  {"mail-quota", 1, 1},
+    {"store", 1, 1},      {"data-dir", 1, 1},    {"mail-expiry-days", 1, 1},
 };
 
 static const long_opt *find_long(const char *name, size_t len) {
@@ -128,6 +138,9 @@ int main(int argc, char **argv) {
   int end_of_opts = 0;
   const char *bind = NULL, *log_file = NULL, *state_dir = NULL;
   uint32_t max_clients = 0, mail_per_recipient = 0, mail_total = 0;
+  uint32_t mail_expiry_days = 0;
+  const char *data_dir = NULL;
+  int store_kind = 0;
   const char *log_level_name = NULL;
   int no_color = 0;
   int timestamps = UDPC_TS_AUTO, no_history = 0;
@@ -192,11 +205,16 @@ int main(int argc, char **argv) {
         n_ops++;
       } else if (strcmp(lo->name, "max-clients") == 0 ||
                  strcmp(lo->name, "mail-per-recipient") == 0 ||
+                 strcmp(lo->name, "mail-quota") == 0 ||
+                 strcmp(lo->name, "mail-expiry-days") == 0 ||
                  strcmp(lo->name, "mail-total") == 0) {
         uint32_t *dst = &mail_total;
         if (strcmp(lo->name, "max-clients") == 0)
           dst = &max_clients;
-        else if (strcmp(lo->name, "mail-per-recipient") == 0)
+        else if (strcmp(lo->name, "mail-expiry-days") == 0)
+          dst = &mail_expiry_days;
+        else if (strcmp(lo->name, "mail-per-recipient") == 0 ||
+                 strcmp(lo->name, "mail-quota") == 0)
           dst = &mail_per_recipient;
         if (parse_count(val, dst) != 0)
           return usage_error("invalid count '%s': must be 1-4294967295", val);
@@ -209,6 +227,13 @@ int main(int argc, char **argv) {
       } else if (strcmp(lo->name, "log-file") == 0) {
         if (val[0] == '\0') return usage_error("%s", "empty --log-file path");
         log_file = val;
+      } else if (strcmp(lo->name, "store") == 0) {
+        store_kind = udpc_srvstore_parse(val);
+        if (store_kind < 0)
+          return usage_error("invalid --store '%s': use sqlite or memory", val);
+      } else if (strcmp(lo->name, "data-dir") == 0) {
+        if (val[0] == '\0') return usage_error("%s", "empty --data-dir path");
+        data_dir = val;
       } else if (strcmp(lo->name, "state-dir") == 0) {
         if (val[0] == '\0') return usage_error("%s", "empty --state-dir path");
         state_dir = val;
@@ -271,6 +296,9 @@ int main(int argc, char **argv) {
     so.max_clients = max_clients;
     so.mail_per_recipient = mail_per_recipient;
     so.mail_total = mail_total;
+    so.store = store_kind;
+    so.data_dir = data_dir;
+    so.mail_expiry_days = mail_expiry_days;
     so.log_level = log_level_name != NULL ? udpc_log_level_parse(log_level_name)
                                           : UDPC_LOG_INFO;
     so.log_file = log_file;

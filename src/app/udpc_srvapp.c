@@ -6,6 +6,14 @@
  * the held acknowledgements go out). Timer: udpc_server_next_deadline /
  * handle_expiry, also followed by a flush. `now` is CLOCK_REALTIME in ms
  * (the core stamps stored mail with it).
+ *
+ * The flush is the group-commit point: every request of one batch goes into
+ * one store transaction, and the batch's acknowledgements leave only after
+ * it committed. A failed commit is logged and the batch's acknowledgements
+ * withheld (clients retransmit); when commits keep failing for
+ * SRV_STORE_GIVE_UP_MS (and at least SRV_STORE_GIVE_UP_N flushes in a row),
+ * the server stops with exit status 1. Mail expiry (--mail-expiry-days, SQLite
+ * store only) runs at start and every SRV_EXPIRY_PERIOD_MS, between batches.
  */
 #include "udpc_srvapp.h"
 
@@ -18,16 +26,29 @@
 #include "udpc_log.h"
 #include "udpc_loop.h"
 #include "udpc_net.h"
+#include "udpc_srvstore.h"
+#include "udpc_store_sqlite.h"
 #include "udpchat.h"
 
 #define SRV_BATCH 256
 #define SRV_RXBUF 65536
+#define SRV_STORE_GIVE_UP_MS 60000u
+#define SRV_STORE_GIVE_UP_N 20u
+#define SRV_EXPIRY_PERIOD_MS 3600000u
+#define SRV_DAY_MS 86400000u
 
 typedef struct {
   udpc_net_sock sock;
   udpc_server *server;
   udpc_loop *loop;
   uint64_t send_errors;
+  udpc_store *store;
+  uint32_t expiry_days;    /* 0: off */
+  uint64_t next_expiry;    /* wall clock ms */
+  uint64_t fail_since;     /* first failed flush of a failing run, 0: none */
+  uint32_t fails_in_a_row; /* failed flushes since the last good one */
+  uint64_t commit_failures;
+  int fatal;
   uint8_t rx[SRV_RXBUF];
 } srvapp;
 
@@ -43,11 +64,44 @@ static void srv_send(void *ctx, const udpc_addr *to, const uint8_t *data,
 
 static void srv_flush(srvapp *a, uint64_t now) {
   int rc = udpc_server_flush(a->server, now);
-  if (rc != UDPC_OK)
-    udpc_log(UDPC_LOG_WARN,
-             "store commit failed (%s): acknowledgements "
-             "withheld, clients will retransmit",
-             udpc_strerror(rc));
+  if (rc == UDPC_OK) {
+    a->fail_since = 0;
+    a->fails_in_a_row = 0;
+    return;
+  }
+  a->commit_failures++;
+  a->fails_in_a_row++;
+  if (a->fail_since == 0) a->fail_since = now ? now : 1;
+  udpc_log(UDPC_LOG_WARN,
+           "store commit failed (%s): acknowledgements "
+           "withheld, clients will retransmit",
+           udpc_strerror(rc));
+  if (a->fails_in_a_row >= SRV_STORE_GIVE_UP_N &&
+      now >= a->fail_since + SRV_STORE_GIVE_UP_MS) {
+    udpc_log(UDPC_LOG_ERROR,
+             "store commits failing for %llu s (%u in a row): stopping",
+             (unsigned long long)((now - a->fail_since) / 1000),
+             a->fails_in_a_row);
+    a->fatal = 1;
+    udpc_loop_stop(a->loop);
+  }
+}
+
+/* Delete stored mail older than the expiry (between batches). */
+static void srv_expire_mail(srvapp *a, uint64_t now) {
+  a->next_expiry = now + SRV_EXPIRY_PERIOD_MS;
+  uint64_t age = (uint64_t)a->expiry_days * SRV_DAY_MS;
+  if (now <= age) return;
+  uint64_t n = 0;
+  if (udpc_store_sqlite_expire(a->store, now - age, &n) != UDPC_OK)
+    udpc_log(UDPC_LOG_WARN, "mail expiry failed (will retry in %u s)",
+             SRV_EXPIRY_PERIOD_MS / 1000);
+  else if (n > 0)
+    udpc_log(UDPC_LOG_INFO,
+             "mail expiry: deleted %llu message%s older than "
+             "%u day%s",
+             (unsigned long long)n, n == 1 ? "" : "s", a->expiry_days,
+             a->expiry_days == 1 ? "" : "s");
 }
 
 static void srv_on_socket(udpc_loop *l, int fd, short revents, void *ctx) {
@@ -80,7 +134,9 @@ static void srv_on_socket(udpc_loop *l, int fd, short revents, void *ctx) {
 
 static uint64_t srv_deadline(void *ctx) {
   srvapp *a = ctx;
-  return udpc_server_next_deadline(a->server);
+  uint64_t d = udpc_server_next_deadline(a->server);
+  if (a->expiry_days > 0 && a->next_expiry < d) d = a->next_expiry;
+  return d;
 }
 
 static void srv_expire(udpc_loop *l, uint64_t now, void *ctx) {
@@ -88,6 +144,8 @@ static void srv_expire(udpc_loop *l, uint64_t now, void *ctx) {
   (void)l;
   udpc_server_handle_expiry(a->server, now);
   srv_flush(a, now);
+  if (a->expiry_days > 0 && now >= a->next_expiry && !a->fatal)
+    srv_expire_mail(a, now);
 }
 
 static void srv_on_signal(udpc_loop *l, int signo, void *ctx) {
@@ -158,13 +216,18 @@ int udpc_srvapp_run(const udpc_srvapp_opts *o) {
   cfg.max_clients = o->max_clients;
   cfg.mail_per_recipient = o->mail_per_recipient;
   cfg.mail_total = o->mail_total;
-  store = udpc_store_mem_new();
-  if (store == NULL) {
-    snprintf(err, sizeof err,
-             "cannot create the message store: out of "
-             "memory");
-    goto fail;
-  }
+  int kind = 0;
+  char db_path[4200];
+  store = udpc_srvstore_open(o->store, o->data_dir, &kind, db_path,
+                             sizeof db_path, err, sizeof err);
+  if (store == NULL) goto fail;
+  a->store = store;
+  if (o->mail_expiry_days > 0 && kind != UDPC_SRVSTORE_SQLITE)
+    udpc_log(UDPC_LOG_WARN, "--mail-expiry-days needs the sqlite store: "
+                            "ignored");
+  else
+    a->expiry_days = o->mail_expiry_days;
+  a->next_expiry = udpc_loop_now(a->loop);
   cfg.store = store;
   cfg.io.ctx = a;
   cfg.io.send = srv_send;
@@ -197,8 +260,28 @@ int udpc_srvapp_run(const udpc_srvapp_opts *o) {
            UDPC_VERSION_STRING, as, o->n_operators,
            o->n_operators == 1 ? "" : "s");
 
+  {
+    udpc_server_stats st0;
+    memset(&st0, 0, sizeof st0);
+    udpc_server_get_stats(a->server, &st0);
+    uint64_t mails = 0;
+    (void)udpc_store_mail_total(store, &mails);
+    if (kind == UDPC_SRVSTORE_SQLITE)
+      udpc_log(UDPC_LOG_INFO,
+               "store: sqlite %s (%llu users, all offline until heard "
+               "from; %llu stored messages)",
+               db_path, (unsigned long long)st0.registered,
+               (unsigned long long)mails);
+    else
+      udpc_log(UDPC_LOG_INFO, "store: memory (nothing survives a restart)");
+  }
+
   if (udpc_loop_run(a->loop, err, sizeof err) != 0) goto fail;
   log_stats(a->server, a->send_errors);
+  if (a->fatal) {
+    snprintf(err, sizeof err, "stopped: the message store keeps failing");
+    goto fail;
+  }
   status = 0;
   goto out;
 

@@ -17,7 +17,10 @@ typedef struct {
   uint32_t mail_per_recipient; /* 0: the core's default */
   uint32_t mail_total;         /* 0: the core's default */
   int log_level;
-  const char *log_file; /* NULL: stderr */
+  const char *log_file;      /* NULL: stderr */
+  int store;                 /* UDPC_SRVSTORE_* (udpc_srvstore.h); 0: default */
+  const char *data_dir;      /* NULL: the default data directory */
+  uint32_t mail_expiry_days; /* 0: stored mail never expires */
 } udpc_srvapp_opts;
 
 /* Runs until SIGINT/SIGTERM. Returns the process exit status. */
