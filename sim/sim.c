@@ -196,6 +196,7 @@ typedef struct {
   int queue_max;
   uint32_t flush_delay;
   double commit_fail;
+  uint32_t mail_quota; /* server mail_per_recipient (0: default) */
   int healed;
   sim_rule rules[8];
   int n_rules;
@@ -874,6 +875,7 @@ static void server_start(void) {
   cfg.operators = SIM_OPERATORS;
   cfg.n_operators = 1;
   cfg.store = R.st;
+  cfg.mail_per_recipient = R.mail_quota;
   cfg.io.send = srv_send_cb;
   sim_mem_owner = 0;
   R.srv = udpc_server_new(&cfg, SIM_T0 + R.now);
@@ -1669,6 +1671,7 @@ static void sc_random(void) {
   R.queue_max = 256;
   uint32_t ops = (uint32_t)(R.duration_ms / 1000) * (1 + rng_below(g, 3)) / 2 +
                  1 + rng_below(g, 10);
+  if (rng_chance(g, 0.15)) R.mail_quota = 2 + rng_below(g, 8);
   int w_send = 40 + (int)rng_below(g, 40), w_reg = (int)rng_below(g, 15),
       w_dereg = (int)rng_below(g, 12), w_list = (int)rng_below(g, 5),
       w_dereg_a = (int)rng_below(g, 6), w_exit = (int)rng_below(g, 4);
