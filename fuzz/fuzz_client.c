@@ -343,9 +343,11 @@ static size_t build_command(fz_rd *r, char *line, size_t cap) {
     return l;
   }
   fz_pick_nick(r, &n);
-  if (fz_u8(r) & 0x40u) n.s[0] = (char)(n.s[0] & ~0x20); /* case folding */
+  uint8_t cs = fz_u8(r);
+  if (cs & 0x40u) n.s[0] = (char)(n.s[0] & ~0x20); /* case folding */
   len = (size_t)snprintf(line, cap, "%s", words[w]);
-  if (w == 0 || w >= 2)
+  /* list and exit take no argument (0x80: give one anyway) */
+  if ((w != 1 && w != 5) || (cs & 0x80u))
     len += (size_t)snprintf(line + len, cap - len, " %s",
                             w == 6 ? words[fz_u8(r) % 7u] : n.s);
   if (w == 0) {

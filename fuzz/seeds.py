@@ -103,7 +103,7 @@ def c_srv(kind, body, token=b"", src=0):
 
 
 def c_cookie():
-    return c_srv(0, bytes([0, 20]) + bytes(range(20)))
+    return c_srv(0, bytes([0, 19]) + bytes(range(20)))  # length 1 + 19
 
 
 def c_reg_ok(mail=0):
@@ -149,7 +149,7 @@ def client_sessions():
     yield "login", login
     yield "list", login + c_cmd(1)
     yield "chat_in", login + c_chat("bob", "hi alice") + c_chat("bob", "hi", 1)
-    yield "chat_out_ack", login + c_cmd(0, "bob", "hello") + bytes([5, 1])
+    yield "chat_out_ack", login + c_cmd(0, "bob", "hello") + bytes([5, 2])
     yield "chat_out_noack", (login + c_cmd(0, "bob", "hello") + EXPIRE
                              + c_srv(9, bytes([0, 0])) + bytes([0]))
     yield "mail", (c_cookie() + c_reg_ok(2) + c_srv(10, bytes([0, 0, 2, 5, 1])
@@ -168,8 +168,7 @@ def client_sessions():
     yield "heartbeat", login + c_time(10000) + EXPIRE + c_srv(6, bytes([0, 4]),
                                                              bytes([0]))
     yield "probe", login + c_srv(11, b"\0\0\0\x09", bytes([0]))
-    yield "error", login + c_cmd(1) + c_srv(12, bytes([0, 0x10, 0]),
-                                            bytes([0]))
+    yield "error", login + c_cmd(1) + c_srv(12, bytes([0x10, 0, 0]))
     yield "help", c_cmd(6, help_word=0) + c_raw_cmd("help deregA")
 
 
