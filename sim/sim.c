@@ -1501,6 +1501,21 @@ static void sc_probe_rereg(void) {
   R.duration_ms = S(8);
 }
 
+/* Known bug K1 without a restart: both PROBEs are lost, and the recipient
+ * does dereg + reg (a new session) before the probe times out. */
+static void sc_probe_dereg_reg(void) {
+  R.k = 2;
+  net_clean();
+  rule(UDPC_PT_CHAT, 1, 2, 1);  /* the chat is lost: NO_ACK, SAVE */
+  rule(UDPC_PT_PROBE, 0, 2, 1); /* both sends of the probe are lost */
+  rule(UDPC_PT_PROBE, 0, 2, 2);
+  send_at(S(2), 1, 2); /* SAVE reaches the server at about 2.5 s */
+  cmd_at(S(2.52), 2, "dereg c2");
+  cmd_at(S(2.7), 2, "reg c2"); /* new session before the probe ends */
+  R.exp_out[0] = OUT_SAVED;
+  R.duration_ms = S(8);
+}
+
 static void sc_reg_storm(void) {
   R.k = SIM_MAXC;
   net_clean();
@@ -1732,6 +1747,8 @@ static const sim_scenario SCENARIOS[] = {
      "45 messages from 3 senders to one offline client: paged delivery"},
     {"probe-rereg", sc_probe_rereg,
      "KNOWN BUG K1: recipient re-registers while its old session is probed"},
+    {"probe-dereg-reg", sc_probe_dereg_reg,
+     "KNOWN BUG K1: recipient does dereg + reg while it is probed"},
     {"reg-storm", sc_reg_storm,
      "16 clients register at once over a lossy, duplicating network"},
     {"random", sc_random, "random workload and random fault mix per seed"},
