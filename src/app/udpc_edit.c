@@ -405,8 +405,11 @@ udpc_edit *udpc_edit_new(const udpc_edit_config *cfg, char *err,
       el_set(e->el, EL_HIST, history, e->hist);
     }
   }
-  el_set(e->el, EL_ADDFN, "udpc-complete", "complete a command or a nick",
-         edit_complete);
+  /* el_wset: the narrow EL_ADDFN copies the two strings and never frees
+   * them (libedit eln.c, "XXX: The two strdup's leak"); the wide one keeps
+   * these static strings. */
+  el_wset(e->el, EL_ADDFN, L"udpc-complete", L"complete a command or a nick",
+          edit_complete);
   el_set(e->el, EL_BIND, "^I", "udpc-complete", NULL);
   el_set(e->el, EL_BIND, "^W", "ed-delete-prev-word", NULL);
   el_set(e->el, EL_BIND, "^U", "em-kill-line", NULL);
