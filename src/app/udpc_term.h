@@ -10,11 +10,14 @@
  *    "bound to" line starts with ">>> ", lines are never split or
  *    interleaved, and no prompt is redrawn. Input is read in lines as it
  *    comes.
- *  - interactive (both are terminals, TERM is not "dumb"): the terminal is
- *    put in a non-canonical, no-echo mode (signals kept: Ctrl-C, Ctrl-Z,
- *    Ctrl-\) and udpc_term edits the input line itself, so an incoming
- *    event erases the prompt line, prints itself and redraws the prompt
- *    WITH what the user had typed so far. Editing keys: Backspace, Ctrl-U
+ *  - interactive (both are terminals, TERM is not "dumb"): the client
+ *    starts the libedit line editor (udpc_term_start_editor, udpc_edit.h:
+ *    cursor keys, history, Tab completion, timestamps). Only if libedit
+ *    cannot start, the built-in editor described here takes over: the
+ *    terminal is put in a non-canonical, no-echo mode (signals kept:
+ *    Ctrl-C, Ctrl-Z, Ctrl-\) and udpc_term edits the input line itself,
+ *    so an incoming event erases the prompt line, prints itself and
+ *    redraws the prompt WITH what the user had typed so far. Editing keys: Backspace, Ctrl-U
  *    (erase line), Ctrl-W (erase word), Ctrl-L (redraw), Ctrl-D on an empty
  *    line (end of input); escape sequences (arrow keys...) are ignored. A
  *    line wider than the terminal scrolls horizontally. The terminal mode
