@@ -17,10 +17,11 @@
  *    terminal is put in a non-canonical, no-echo mode (signals kept:
  *    Ctrl-C, Ctrl-Z, Ctrl-\) and udpc_term edits the input line itself,
  *    so an incoming event erases the prompt line, prints itself and
- *    redraws the prompt WITH what the user had typed so far. Editing keys: Backspace, Ctrl-U
- *    (erase line), Ctrl-W (erase word), Ctrl-L (redraw), Ctrl-D on an empty
- *    line (end of input); escape sequences (arrow keys...) are ignored. A
- *    line wider than the terminal scrolls horizontally. The terminal mode
+ *    redraws the prompt WITH what the user had typed so far. Editing
+ *    keys: Backspace, Ctrl-U (erase line), Ctrl-W (erase word), Ctrl-L
+ *    (redraw), Ctrl-D on an empty line (end of input); escape sequences
+ *    (arrow keys...) are ignored. A line wider than the terminal scrolls
+ *    horizontally. The terminal mode
  *    is restored on exit and on suspend (Ctrl-Z), re-applied on resume.
  * Color: when stdout is a terminal, incoming chat and stored mail stand out
  * (bold color and a bell) unless NO_COLOR is set, TERM is "dumb" or
