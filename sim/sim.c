@@ -907,20 +907,6 @@ static void server_crash(void) {
   sim_mem_owner = SIM_MEM_NONE;
 }
 
-/* Known core bug K1 (see sim/README.md): it is reported, and tolerated
- * unless --strict. */
-static void known_bug(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
-static void known_bug(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  if (R.known == 0) vsnprintf(R.known_msg, sizeof R.known_msg, fmt, ap);
-  va_end(ap);
-  R.known++;
-  trace("KNOWN BUG: %s", R.known_msg);
-  if (R.o.strict) fail("%s", R.known_msg);
-}
-
 /* R60: no mail may be stored for a recipient the server holds online. The
  * server writes every changed user record, with its status, before each
  * commit, so the records are its view as of the last flush. A mail whose
@@ -1137,12 +1123,6 @@ static void final_check(void) {
     if (g->n_out == 0)
       fail("message m%zu (%s -> %s) has no outcome for its sender", i,
            R.cn[g->from].nick, g->to_nick);
-    else if ((g->outcome == OUT_DELIVERED || g->outcome == OUT_SAVED) &&
-             g->shown == 0 && g->known_bug)
-      known_bug("K1: m%zu (%s -> %s) reported saved, never shown: the server "
-                "stored it while %s was online (it re-registered during the "
-                "probe of its old session) and never offered it",
-                i, R.cn[g->from].nick, g->to_nick, g->to_nick);
     else if ((g->outcome == OUT_DELIVERED || g->outcome == OUT_SAVED) &&
              g->shown == 0)
       fail("acknowledged message lost: m%zu (%s -> %s) was reported %s at "
@@ -1489,20 +1469,22 @@ static void sc_mail_pages(void) {
   R.duration_ms = S(20);
 }
 
-/* Known bug K1: the recipient restarts on another port while a probe of
- * its old session runs; the probe times out after the new session began. */
+/* Regression for K1 (fixed): the recipient restarts on another port while a
+ * probe of its old session runs; the probe times out after the new session
+ * began. The server must not store (the recipient is ONLINE and would never
+ * fetch it): the sender gets RECIPIENT_ONLINE, `[Client c2 exists!!]`. */
 static void sc_probe_rereg(void) {
   R.k = 2;
   net_clean();
   act(S(1), A_CRASH, 2);
   send_at(S(2), 1, 2);              /* CHAT lost; SAVE at ~2.5 s: probe */
   act(S(2.6), A_RESTART, 2)->a = 1; /* new port; registered by ~2.7 s */
-  R.exp_out[0] = OUT_SAVED;
+  R.exp_out[0] = OUT_EXISTS;
   R.duration_ms = S(8);
 }
 
-/* Known bug K1 without a restart: both PROBEs are lost, and the recipient
- * does dereg + reg (a new session) before the probe times out. */
+/* Regression for K1 (fixed) without a restart: both PROBEs are lost, and the
+ * recipient does dereg + reg (a new session) before the probe times out. */
 static void sc_probe_dereg_reg(void) {
   R.k = 2;
   net_clean();
@@ -1512,7 +1494,7 @@ static void sc_probe_dereg_reg(void) {
   send_at(S(2), 1, 2); /* SAVE reaches the server at about 2.5 s */
   cmd_at(S(2.52), 2, "dereg c2");
   cmd_at(S(2.7), 2, "reg c2"); /* new session before the probe ends */
-  R.exp_out[0] = OUT_SAVED;
+  R.exp_out[0] = OUT_EXISTS;
   R.duration_ms = S(8);
 }
 
@@ -1746,9 +1728,9 @@ static const sim_scenario SCENARIOS[] = {
     {"mail-pages", sc_mail_pages,
      "45 messages from 3 senders to one offline client: paged delivery"},
     {"probe-rereg", sc_probe_rereg,
-     "KNOWN BUG K1: recipient re-registers while its old session is probed"},
+     "K1 regression: recipient re-registers while its old session is probed"},
     {"probe-dereg-reg", sc_probe_dereg_reg,
-     "KNOWN BUG K1: recipient does dereg + reg while it is probed"},
+     "K1 regression: recipient does dereg + reg while it is probed"},
     {"reg-storm", sc_reg_storm,
      "16 clients register at once over a lossy, duplicating network"},
     {"random", sc_random, "random workload and random fault mix per seed"},

@@ -1241,6 +1241,16 @@ static void srv_probe_timeout(udpc_server *s, uint64_t now, srv_probe *pr) {
    * forgotten (a retransmission finds the mail with mail_find). */
   const srv_client *snd = &s->clients[pr->sender];
   if (!snd->online || snd->token != pr->sender_token) return;
+  /* R60: the recipient came back under a new session while its old one was
+   * probed (restart on another port, or dereg + reg). It is ONLINE and will
+   * not fetch mail until its next registration, so storing would strand the
+   * message: answer RECIPIENT_ONLINE with its fresh entry instead. Found by
+   * the simulator (scenarios probe-rereg, probe-dereg-reg). */
+  if (r->online) {
+    srv_save_result(s, pr->sender, pr->sender_token, pr->req_id, pr->msg_id,
+                    pr->khash, UDPC_SAVE_RECIPIENT_ONLINE, pr->recip);
+    return;
+  }
   uint8_t st = srv_store_mail(s, now, pr->sender, pr->recip, pr->msg_id,
                               pr->text, pr->text_len);
   srv_save_result(s, pr->sender, pr->sender_token, pr->req_id, pr->msg_id,

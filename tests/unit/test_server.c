@@ -883,6 +883,34 @@ static void test_save_probe_unanswered_resent_then_offline_delta_saved(
   assert_int_equal(mail_count(f, "b"), 1);
 }
 
+/* R60 (regression K1, found by the simulator): the recipient comes back
+ * under a new session (another port) while the probe of its old session
+ * runs. When that probe times out the recipient is ONLINE, so nothing may be
+ * stored (it would not fetch mail before its next registration): the
+ * sender gets RECIPIENT_ONLINE with the new entry. */
+static void test_save_probe_timeout_after_recipient_reregistered_not_stored(
+    void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1), b = A(2), b2 = A(3);
+  uint64_t ta = reg(f, &a, "a", 1);
+  reg(f, &b, "b", 2);
+  udpc_packet sv = save_pkt(ta, 94, "b", 57, "stranded?");
+  feed(f, &a, &sv);
+  assert_int_equal(count_out(f, UDPC_PT_PROBE, &b), 1);
+  advance(f, 200);
+  reg(f, &b2, "b", 2); /* same credential, new address: new session */
+  clear(f);
+  advance(f, 300); /* the old session's probe times out */
+  flush_ok(f);
+  udpc_packet r = only_out(f, &a);
+  assert_int_equal(r.type, UDPC_PT_SAVE_RESULT);
+  assert_int_equal(r.id, 94);
+  assert_int_equal(r.u.save_result.status, UDPC_SAVE_RECIPIENT_ONLINE);
+  assert_true(udpc_addr_equal(&r.u.save_result.entry.addr, &b2));
+  assert_int_equal(mail_count(f, "b"), 0);
+  assert_int_equal(stats(f).online, 2);
+}
+
 /* R61: per-recipient and total quotas -> QUOTA, nothing stored. */
 static void test_save_quota_per_recipient_and_total(void **state) {
   fx *f = *state;
@@ -1401,6 +1429,7 @@ int main(void) {
       T(test_save_reused_msg_id_other_text_is_new_message),
       T(test_save_to_online_probe_ack_gives_recipient_online_entry),
       T(test_save_probe_unanswered_resent_then_offline_delta_saved),
+      T(test_save_probe_timeout_after_recipient_reregistered_not_stored),
       T(test_save_quota_per_recipient_and_total),
       T(test_mail_delivery_in_order_paged_deleted_only_on_ack),
       T(test_forged_token_and_wrong_address_dropped_and_counted),
