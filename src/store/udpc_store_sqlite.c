@@ -38,7 +38,9 @@ enum {
   Q_MAIL_FIND,
   Q_MAIL_PAGE,
   Q_MAIL_DEL,
+  Q_BOX_SUB,
   Q_EXPIRE,
+  Q_BOX_RECOUNT,
   Q_N
 };
 
@@ -54,19 +56,25 @@ static const char *const q_sql[Q_N] = {
                    "WHERE nick = ?1",
     [Q_USER_ALL] = "SELECT nick, salt, cred_hash, addr_family, addr_ip, "
                    "addr_port, status, registered_ms, last_seen_ms FROM users",
-    [Q_SEQ_NEXT] = "INSERT INTO mailbox(recipient, next_seq) VALUES (?1, 2) "
-                   "ON CONFLICT(recipient) DO UPDATE SET next_seq = next_seq "
-                   "+ 1 RETURNING next_seq - 1",
+    [Q_SEQ_NEXT] = "INSERT INTO mailbox(recipient, next_seq, n_mail) VALUES "
+                   "(?1, 2, 1) ON CONFLICT(recipient) DO UPDATE SET next_seq "
+                   "= next_seq + 1, n_mail = n_mail + 1 RETURNING next_seq - "
+                   "1",
     [Q_MAIL_INS] = "INSERT INTO mail(recipient, seq, sender, msg_id, ts_ms, "
                    "body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    [Q_MAIL_COUNT] = "SELECT count(*) FROM mail WHERE recipient = ?1",
-    [Q_MAIL_TOTAL] = "SELECT count(*) FROM mail",
-    [Q_MAIL_FIND] = "SELECT seq, body FROM mail WHERE recipient = ?1 AND "
-                    "sender = ?2 AND msg_id = ?3 ORDER BY seq DESC",
+    [Q_MAIL_COUNT] = "SELECT n_mail FROM mailbox WHERE recipient = ?1",
+    [Q_MAIL_TOTAL] = "SELECT coalesce(sum(n_mail), 0) FROM mailbox",
+    [Q_MAIL_FIND] = "SELECT seq, body FROM mail INDEXED BY mail_dedupe WHERE "
+                    "recipient = ?1 AND sender = ?2 AND msg_id = ?3",
     [Q_MAIL_PAGE] = "SELECT seq, msg_id, ts_ms, sender, body FROM mail WHERE "
                     "recipient = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
     [Q_MAIL_DEL] = "DELETE FROM mail WHERE recipient = ?1 AND seq <= ?2",
+    [Q_BOX_SUB] = "UPDATE mailbox SET n_mail = n_mail - ?2 WHERE recipient "
+                  "= ?1",
     [Q_EXPIRE] = "DELETE FROM mail WHERE ts_ms < ?1",
+    [Q_BOX_RECOUNT] = "UPDATE mailbox SET n_mail = (SELECT count(*) FROM mail "
+                      "WHERE mail.recipient = mailbox.recipient) WHERE n_mail "
+                      "> 0",
 };
 
 /* Schema migrations: step[v] takes a database from version v to v + 1. */
@@ -96,6 +104,11 @@ static const char *const migrations[UDPC_STORE_SQLITE_VERSION] = {
     "CREATE INDEX mail_dedupe ON mail(recipient, sender, msg_id);",
     /* 1 -> 2: expiry scans by age */
     "CREATE INDEX mail_ts ON mail(ts_ms);",
+    /* 2 -> 3: per-recipient mail count (the quota check of every SAVE
+     * must not count the mailbox's rows) */
+    "ALTER TABLE mailbox ADD COLUMN n_mail INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE mailbox SET n_mail = (SELECT count(*) FROM mail WHERE "
+    "mail.recipient = mailbox.recipient);",
 };
 
 typedef struct {
@@ -363,11 +376,13 @@ static int sq_mail_count(udpc_store *st, const udpc_nick *to, uint32_t *out) {
   sqlite3_stmt *q = sq_q(s, Q_MAIL_COUNT);
   bind_nick(q, 1, to);
   int rc = sqlite3_step(q);
-  if (rc != SQLITE_ROW) {
+  uint64_t n = 0;
+  if (rc == SQLITE_ROW) {
+    n = col_u64(q, 0);
+  } else if (rc != SQLITE_DONE) { /* DONE: no mailbox, no mail */
     sqlite3_reset(q);
     return sq_fail(s, "mail_count", rc);
   }
-  uint64_t n = col_u64(q, 0);
   sqlite3_reset(q);
   *out = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
   return UDPC_OK;
@@ -473,6 +488,13 @@ static int sq_mail_delete_upto(udpc_store *st, const udpc_nick *to,
   rc = sq_run(s, q, "mail_delete_upto");
   if (rc != UDPC_OK) return rc;
   int ch = sqlite3_changes(s->db);
+  if (ch > 0) {
+    q = sq_q(s, Q_BOX_SUB);
+    bind_nick(q, 1, to);
+    sqlite3_bind_int(q, 2, ch);
+    rc = sq_run(s, q, "mail_delete_upto (count)");
+    if (rc != UDPC_OK) return rc;
+  }
   if (s->total_valid) s->total -= (uint64_t)ch;
   if (deleted) *deleted = (uint32_t)ch;
   return UDPC_OK;
@@ -744,6 +766,13 @@ int udpc_store_sqlite_expire(udpc_store *st, uint64_t cutoff_ms,
     return rc;
   }
   uint64_t ch = (uint64_t)sqlite3_changes(s->db);
+  if (ch > 0) {
+    rc = sq_run(s, sq_q(s, Q_BOX_RECOUNT), "expire (count)");
+    if (rc != UDPC_OK) {
+      sq_rollback(s);
+      return rc;
+    }
+  }
   if (s->total_valid) s->total -= ch;
   if (sq_commit(st) != UDPC_OK) return UDPC_ERR_STORE;
   if (deleted) *deleted = ch;

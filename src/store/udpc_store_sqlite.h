@@ -15,9 +15,11 @@
  * 'UDPC'; older versions are migrated at open, newer ones refused):
  *   users(nick PK, salt, cred_hash, addr_family, addr_ip, addr_port, status,
  *         registered_ms, last_seen_ms)
- *   mailbox(recipient PK, next_seq)        per-recipient seq counter: a seq
- *                                          is never reused, even after the
- *                                          mailbox was emptied
+ *   mailbox(recipient PK, next_seq, n_mail)  per-recipient seq counter (a
+ *                                          seq is never reused, even after
+ *                                          the mailbox was emptied) and
+ *                                          mail count (version 3: quota
+ *                                          checks without counting rows)
  *   mail(recipient, seq, sender, msg_id, ts_ms, body; PK (recipient, seq))
  *   index mail_dedupe(recipient, sender, msg_id)   mail_find (SAVE
  *                                                  idempotency)
@@ -31,7 +33,7 @@
 
 #include "udpc_store.h"
 
-#define UDPC_STORE_SQLITE_VERSION 2
+#define UDPC_STORE_SQLITE_VERSION 3
 #define UDPC_STORE_SQLITE_APP_ID 0x55445043 /* "UDPC" */
 
 /* Open (creating it with mode 0600 if missing) the database at `path`,

@@ -743,6 +743,8 @@ static void test_sqlite_migrates_empty_file_and_version_1(void **state) {
   size_t n;
   assert_int_equal(udpc_store_mail_page(st, &bob, 0, page, 4, &n), UDPC_OK);
   assert_int_equal(n, 1);
+  assert_int_equal(count_of(st, "bob"), 1); /* counted by the migration */
+  assert_true(total_of(st) == 1);
   assert_true(page[0].seq == 7);
   assert_memory_equal(page[0].text.p, "old mail", 8);
   uint64_t seq;
@@ -750,7 +752,11 @@ static void test_sqlite_migrates_empty_file_and_version_1(void **state) {
   assert_true(seq == 8);
   assert_int_equal(udpc_store_commit(st), UDPC_OK);
   udpc_store_free(st);
-  assert_int_equal(raw_int(t.path, "PRAGMA user_version"), 2);
+  assert_int_equal(raw_int(t.path, "PRAGMA user_version"),
+                   UDPC_STORE_SQLITE_VERSION);
+  assert_int_equal(raw_int(t.path, "SELECT n_mail FROM mailbox WHERE "
+                                   "recipient = 'bob'"),
+                   2);
   assert_int_equal(raw_int(t.path, "SELECT count(*) FROM sqlite_master WHERE "
                                    "name = 'mail_ts'"),
                    1);
