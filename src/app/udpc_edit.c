@@ -413,7 +413,10 @@ udpc_edit *udpc_edit_new(const udpc_edit_config *cfg, char *err,
   el_set(e->el, EL_BIND, "^I", "udpc-complete", NULL);
   el_set(e->el, EL_BIND, "^W", "ed-delete-prev-word", NULL);
   el_set(e->el, EL_BIND, "^U", "em-kill-line", NULL);
-  el_set(e->el, EL_BIND, "^R", "em-inc-search-prev", NULL);
+  /* Ctrl-R: the latest history line starting with what is typed (again:
+   * older ones). Not libedit's incremental search: that one reads keys in
+   * a loop of its own, which would stall the network. */
+  el_set(e->el, EL_BIND, "^R", "ed-search-prev-history", NULL);
   if (el_source(e->el, NULL) != 0) {
     /* no ~/.editrc: the defaults above */
   }

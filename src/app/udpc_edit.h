@@ -10,7 +10,8 @@
  * rest, then is dropped: the loop is never blocked on the keyboard.
  *
  * Editing: emacs key bindings (cursor keys, Home/End, Ctrl-A/E/K/U/W/L,
- * Alt-B/F, Up/Down history, Ctrl-R search...), ~/.editrc (or $EDITRC) is
+ * Alt-B/F, Up/Down history, Ctrl-R: the last history line starting with
+ * the typed text), ~/.editrc (or $EDITRC) is
  * read, Tab completes command words, the nick argument of send, reg, dereg
  * and deregA (from the client's table) and the topic of help. Ctrl-D on an
  * empty line is end of input.

@@ -208,6 +208,14 @@ def test_terminal_history_up_arrow_and_kept_across_runs(net, tmp_path,
     x2.send("\x15")  # Ctrl-U: kill the line
     x2.wait_input("")
     exit_tty(x2)
+    x3 = spawn_tty(ttys, s, tmp_path)
+    x3.send("sen\x12")  # Ctrl-R: the latest line starting with "sen"
+    x3.wait_input("send y first line again")
+    x3.send("\x12")  # again: the one before
+    x3.wait_input("send y first line")
+    x3.send("\x15")
+    x3.wait_input("")
+    exit_tty(x3)
 
 
 def test_terminal_no_history_option_writes_no_file(net, tmp_path, ttys):
