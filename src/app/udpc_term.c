@@ -49,7 +49,8 @@ void udpc_term_init(udpc_term *t, int no_color) {
   int dumb = term != NULL && strcmp(term, "dumb") == 0;
   t->interactive = out_tty && in_tty && !dumb;
   t->out_tty = out_tty;
-  t->color = out_tty && !no_color && (nc == NULL || nc[0] == '\0') && !dumb;
+  /* Issue 9: stdin or stdout not a terminal = plain, no color either. */
+  t->color = t->interactive && !no_color && (nc == NULL || nc[0] == '\0');
 }
 
 static int apply_raw(udpc_term *t) {

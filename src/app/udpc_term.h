@@ -23,9 +23,9 @@
  *    (arrow keys...) are ignored. A line wider than the terminal scrolls
  *    horizontally. The terminal mode
  *    is restored on exit and on suspend (Ctrl-Z), re-applied on resume.
- * Color: when stdout is a terminal, incoming chat and stored mail stand out
- * (bold color and a bell) unless NO_COLOR is set, TERM is "dumb" or
- * --no-color was given; never on pipes or files.
+ * Color: in interactive mode, incoming chat and stored mail stand out
+ * (bold color and a bell) unless NO_COLOR is set or --no-color was given;
+ * never when stdin or stdout is a pipe or a file.
  * In both modes control characters (C0, DEL, C1) in event lines are shown
  * as '?', so a peer cannot drive the terminal; when stdout is a terminal
  * the bidi embedding/override/isolate characters are neutralised too.

@@ -380,3 +380,56 @@ def test_notify_cmd_gets_sender_and_text_as_arguments(net, tmp_path):
     assert not pwned.exists()
     # no bell on a pipe anyway, and the lines stay plain
     assert all("\x1b" not in ln for ln in x.out.lines)
+
+
+def test_terminal_piped_stdin_with_a_terminal_stdout_stays_plain(net,
+                                                                 tmp_path):
+    """stdin a pipe, stdout a terminal: no editing, no color, no bell, no
+    timestamps, one event per line (bidi is still neutralised: test_spec)."""
+    import select
+    import subprocess
+    s = net.server()
+    y = net.client("y", s)
+    master, slave = os.openpty()
+    env = dict(os.environ, TERM="xterm")
+    env.pop("NO_COLOR", None)
+    p = subprocess.Popen([BIN, "-c", "x", "127.0.0.1", str(s.port), "0",
+                          "--state-dir", str(tmp_path / "px")],
+                         stdin=subprocess.PIPE, stdout=slave,
+                         stderr=subprocess.PIPE, env=env)
+    os.close(slave)
+    buf = b""
+
+    def read_until(token):
+        nonlocal buf
+        deadline = time.monotonic() + TIMEOUT
+        while token not in buf:
+            left = deadline - time.monotonic()
+            assert left > 0, buf
+            r, _, _ = select.select([master], [], [], left)
+            if r:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:
+                    chunk = b""
+                assert chunk, buf
+                buf += chunk
+    try:
+        read_until(b"[Client table updated.]")
+        wait_listed(y, "x")
+        y.send("send x from a pipe")
+        read_until(b"y: from a pipe")
+        p.stdin.write(b"exit\n")
+        p.stdin.flush()
+        read_until(b"[Exiting]")
+        assert p.wait(TIMEOUT) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
+    assert b"\x1b" not in buf and b"\x07" not in buf, buf
+    lines = buf.replace(b"\r\n", b"\n").decode().splitlines()
+    assert lines[0].startswith("udpchat client x bound to ")
+    assert all(ln.startswith(">>> ") for ln in lines[1:]), lines
+    assert ">>> y: from a pipe" in lines
