@@ -113,6 +113,8 @@ def spawn_tty(ttys, s, tmp_path, nick="x", *extra, env_extra=None,
             + list(extra), env, name=f"tty-{nick}")
     ttys.append(t)
     t.wait_line(r"\[Welcome, You are registered\.\]")
+    # its table snapshot: chat is accepted only from peers in the table
+    t.wait_line(r"\[Client table updated\.\]")
     t.wait_input("")
     return t
 
