@@ -267,6 +267,8 @@ def test_interactive_terminal_colors_bell_and_no_color(net, tmp_path):
         child = pexpect.spawn(BIN, args, env=env, timeout=TIMEOUT)
         try:
             child.expect_exact("[Welcome, You are registered.]")
+            # its own table (with y) before y's chat can be accepted
+            child.expect_exact("[Client table updated.]")
             wait_listed(y, "x")
             y.send("send x \x1b[31mred?")  # refused by y's core: control
             y.expect(r"control character")
@@ -327,6 +329,8 @@ def _tty_client(net, tmp_path, s, nick="x", *extra):
     child = pexpect.spawn(BIN, args, env=env, timeout=TIMEOUT)
     net.ttys = getattr(net, "ttys", []) + [child]
     child.expect_exact("[Welcome, You are registered.]")
+    # the table snapshot: peers' chats are accepted only from table entries
+    child.expect_exact("[Client table updated.]")
     return pexpect, child
 
 
@@ -504,6 +508,7 @@ def test_interactive_dumb_terminal_gets_plain_mode(net, tmp_path,
     x.logfile_read = transcript = io.BytesIO()
     net.ttys = getattr(net, "ttys", []) + [x]
     x.expect_exact("[Welcome, You are registered.]")
+    x.expect_exact("[Client table updated.]")
     wait_listed(y, "x")
     y.send("send x plain please")
     x.expect_exact("y: plain please")
