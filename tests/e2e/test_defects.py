@@ -1,7 +1,6 @@
 """behaviour.md "Defects of the original (each one a test we must pass)"."""
 import os
 import random
-import re
 import signal
 import socket
 import struct

@@ -5,7 +5,6 @@ import re
 import signal
 import socket
 import stat
-import subprocess
 
 import pytest
 
