@@ -26,8 +26,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "tests", "e2e"))
-from udpwire import (COOKIE, REGISTER_RESULT, SAVE, SAVE_RESULT, DEREG,  # noqa
-                     DEREG_RESULT, nick, parse_header, register, text16,
+from udpwire import (COOKIE, DEREG, REGISTER_RESULT, SAVE,  # noqa: E402
+                     SAVE_RESULT, nick, parse_header, register, text16,
                      tokened)
 
 
