@@ -234,7 +234,9 @@ int udpc_srvapp_run(const udpc_srvapp_opts *o) {
   cfg.io.log = udpc_log_io;
   a->server = udpc_server_new(&cfg, udpc_loop_now(a->loop));
   if (a->server == NULL) {
-    snprintf(err, sizeof err, "cannot create the server core");
+    const char *why = udpc_store_sqlite_last_error(store);
+    snprintf(err, sizeof err, "cannot create the server core%s%s",
+             why[0] ? ": " : "", why); /* e.g. a malformed stored user */
     goto fail;
   }
   if (udpc_loop_add_fd(a->loop, a->sock.fd, srv_on_socket, a, err,
