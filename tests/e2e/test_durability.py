@@ -25,6 +25,7 @@ import os
 import random
 import re
 import select
+import signal
 import socket
 import struct
 import time
@@ -438,3 +439,37 @@ def test_durability_refuses_corrupt_or_newer_database(tmp_path):
     r = run_cli("-s", "0", "--bind", "127.0.0.1", "--data-dir", f / "sub")
     assert r.returncode == 1
     assert "cannot create data directory" in r.stderr, r.stderr
+
+
+def test_durability_mail_expiry_deletes_only_old_mail(net, tmp_path):
+    """--mail-expiry-days N: stored mail older than N days is deleted (at
+    start, then hourly); younger mail is delivered as usual."""
+    import sqlite3
+    from conftest import wait_listed
+    from test_grading import TS, mesh
+    port = free_port()
+    data = tmp_path / "durable"
+    s = net.server("--data-dir", data, port=port)
+    x, y = mesh(net, s, ["x", "y"])
+    y.send("dereg y")
+    y.expect_literal(">>> [You are Offline. Bye.]")
+    wait_listed(x, "y", "offline")
+    for t in ("ten days old", "fresh"):
+        x.send(f"send y {t}")
+        x.expect_literal(">>> [Messages received by the server and saved]")
+    s.signal(signal.SIGTERM)
+    assert s.wait() == 0
+    db = sqlite3.connect(data / "server.db")
+    n = db.execute("UPDATE mail SET ts_ms = ts_ms - 10 * 86400000 WHERE "
+                   "CAST(body AS TEXT) = 'ten days old'").rowcount
+    db.commit()
+    db.close()
+    assert n == 1
+    s2 = net.server("--data-dir", data, "--mail-expiry-days", "7",
+                    port=port)
+    s2.expect(r"mail expiry: deleted 1 message older than 7 days",
+              stream="err")
+    y.send("reg y")
+    y.expect_literal(">>> [You have messages]")
+    y.expect(rf"^>>> x: {TS} fresh$", timeout=12)
+    y.assert_no_line("ten days old", within=1.0)
