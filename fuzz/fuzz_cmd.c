@@ -26,7 +26,8 @@
 
 static void check_cmd(const uint8_t *data, size_t size) {
   size_t err_cap = size > 0 ? data[size - 1] % 130u : 64u;
-  char *line = malloc(size > 0 ? size : 1);
+  /* calloc: with size 0 the parser reads nothing, but gcc -O2 cannot tell. */
+  char *line = calloc(size > 0 ? size : 1, 1);
   char *err = malloc(err_cap > 0 ? err_cap : 1);
   FZ_CHECK(line != NULL && err != NULL);
   if (size > 0) memcpy(line, data, size);

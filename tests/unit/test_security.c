@@ -971,9 +971,7 @@ static void test_client_chat_ack_only_for_own_chat_to_that_peer(void **state) {
 static void test_client_escape_sequences_in_chat_refused(void **state) {
   (void)state;
   static const char *const evil[] = {"\x1b[2J", "\x1b]0;pwned\x07", "a\rb",
-                                     "\xc2\x9b"
-                                     "31m",
-                                     "x\x7f"};
+                                     "\xc2\x9b\x33\x31m", "x\x7f"};
   for (size_t i = 0; i < sizeof evil / sizeof evil[0]; i++) {
     uint8_t buf[64];
     size_t n = 0;
