@@ -181,6 +181,18 @@ def test_terminal_long_wrapped_input_survives_incoming_message(
     exit_tty(x)
 
 
+def test_terminal_multi_line_paste_sends_every_line(net, tmp_path, ttys):
+    s = net.server()
+    y = net.client("y", s)
+    x = spawn_tty(ttys, s, tmp_path)
+    wait_listed(y, "x")
+    x.send("".join(f"send y pasted {k}\r" for k in range(20)))
+    for k in range(20):
+        y.expect_literal(f">>> x: pasted {k}")
+    x.wait_input("")
+    exit_tty(x)
+
+
 def test_terminal_history_up_arrow_and_kept_across_runs(net, tmp_path,
                                                         ttys):
     s = net.server()
