@@ -410,6 +410,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (k == NSLOT - 1) { /* restart: a new server on the same store */
           if (h->trace) fprintf(stderr, "restart\n");
           udpc_server_free(srv);
+          /* a real restart draws a new seed (same seed: same tokens) */
+          cfg.seed[0]++;
           srv = udpc_server_new(&cfg, h->now);
           FZ_CHECK(srv != NULL);
           after_op(h, -1, 0);
