@@ -1276,8 +1276,11 @@ static void loop(void) {
         int injected = !R.healed && R.commit_fail > 0 &&
                        rng_chance(&R.rng_net, R.commit_fail);
         if (injected) {
-          trace("store commit fails (injected)");
-          sim_store_fail_next(R.st, 1);
+          int rollback = rng_chance(&R.rng_net, 0.5);
+          trace("store commit fails (injected, %s)",
+                rollback ? "rolled back" : "kept pending");
+          sim_store_fail_next(R.st, rollback ? SIM_COMMIT_FAIL_ROLLBACK
+                                             : SIM_COMMIT_FAIL_KEEP);
         }
         sim_mem_owner = 0;
         int rc = udpc_server_flush(R.srv, SIM_T0 + R.now);

@@ -33,7 +33,11 @@ udpc_store *sim_store_new(int plant_unsafe_commit, sim_store_mail_cb cb,
 int sim_store_crash(udpc_store *st);
 /* on = 1: the next commit() fails with UDPC_ERR_STORE (the mutations stay
  * pending, as with the in-memory backend); on = 0: disarm. */
-void sim_store_fail_next(udpc_store *st, int on);
+/* Make the next commit fail (mode 0: no). KEEP models the in-memory
+ * backend (the failed batch stays pending), ROLLBACK the SQLite backend
+ * (the failed transaction is rolled back). */
+enum { SIM_COMMIT_FAIL_KEEP = 1, SIM_COMMIT_FAIL_ROLLBACK = 2 };
+void sim_store_fail_next(udpc_store *st, int mode);
 /* Append a mail and commit it at once (used by a planted server bug). */
 int sim_store_force_mail(udpc_store *st, const udpc_nick *to,
                          const udpc_nick *from, uint32_t msg_id, uint64_t ts,

@@ -151,8 +151,16 @@ static int ss_mail_delete_upto(udpc_store *st, const udpc_nick *to,
 static int ss_commit(udpc_store *st) {
   sim_store *s = ss(st);
   if (s->fail_next) {
+    int mode = s->fail_next;
     s->fail_next = 0;
-    return UDPC_ERR_STORE; /* pending stays pending (in-memory semantics) */
+    /* SIM_COMMIT_FAIL_KEEP: the in-memory backend keeps the batch pending.
+     * SIM_COMMIT_FAIL_ROLLBACK: the SQLite backend (the server's default)
+     * rolls the whole transaction back: only committed history remains. */
+    if (mode == SIM_COMMIT_FAIL_ROLLBACK) {
+      int rc = sim_store_crash(st);
+      if (rc != UDPC_OK) return rc;
+    }
+    return UDPC_ERR_STORE;
   }
   int rc = udpc_store_commit(s->inner);
   if (rc != UDPC_OK) return rc;
@@ -250,4 +258,6 @@ int sim_store_force_mail(udpc_store *st, const udpc_nick *to,
   return rc;
 }
 
-void sim_store_fail_next(udpc_store *st, int on) { ss(st)->fail_next = on; }
+void sim_store_fail_next(udpc_store *st, int mode) {
+  ss(st)->fail_next = mode;
+}
