@@ -258,6 +258,4 @@ int sim_store_force_mail(udpc_store *st, const udpc_nick *to,
   return rc;
 }
 
-void sim_store_fail_next(udpc_store *st, int mode) {
-  ss(st)->fail_next = mode;
-}
+void sim_store_fail_next(udpc_store *st, int mode) { ss(st)->fail_next = mode; }

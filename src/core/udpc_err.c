@@ -15,7 +15,8 @@ const char *udpc_strerror(int err) {
     case UDPC_ERR_CONTROL: return "text contains a control character";
     case UDPC_ERR_NICK: return "invalid nick (must be 1-32 of a-z 0-9 _ -)";
     case UDPC_ERR_VALUE: return "field holds an invalid value";
-    case UDPC_ERR_TOO_BIG: return "too big for the buffer or the 1200-byte datagram limit";
+    case UDPC_ERR_TOO_BIG:
+      return "too big for the buffer or the 1200-byte datagram limit";
     case UDPC_ERR_NOMEM: return "out of memory or fixed capacity full";
     case UDPC_ERR_ARG: return "invalid argument";
     case UDPC_ERR_STORE: return "the store failed to commit";

@@ -60,13 +60,17 @@ static size_t utf8_next(const uint8_t *p, size_t len, size_t i, uint32_t *cp) {
   } else if (b0 >= 0xE0 && b0 <= 0xEF) {
     n = 3;
     v = b0 & 0x0Fu;
-    if (b0 == 0xE0) lo = 0xA0;      /* overlong below U+0800 */
-    else if (b0 == 0xED) hi = 0x9F; /* surrogates U+D800..U+DFFF */
+    if (b0 == 0xE0)
+      lo = 0xA0; /* overlong below U+0800 */
+    else if (b0 == 0xED)
+      hi = 0x9F; /* surrogates U+D800..U+DFFF */
   } else if (b0 >= 0xF0 && b0 <= 0xF4) {
     n = 4;
     v = b0 & 0x07u;
-    if (b0 == 0xF0) lo = 0x90;      /* overlong below U+10000 */
-    else if (b0 == 0xF4) hi = 0x8F; /* above U+10FFFF */
+    if (b0 == 0xF0)
+      lo = 0x90; /* overlong below U+10000 */
+    else if (b0 == 0xF4)
+      hi = 0x8F; /* above U+10FFFF */
   } else {
     return 0; /* 80..C1 (continuation, overlong lead), F5..FF */
   }

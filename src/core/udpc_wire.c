@@ -77,10 +77,8 @@ int udpc_ptype_has_token(int type) {
     case UDPC_PT_MAIL_REQ:
     case UDPC_PT_MAIL_PAGE:
     case UDPC_PT_PROBE:
-    case UDPC_PT_PROBE_ACK:
-      return 1;
-    default:
-      return 0;
+    case UDPC_PT_PROBE_ACK: return 1;
+    default: return 0;
   }
 }
 
@@ -91,8 +89,7 @@ size_t udpc_wire_mail_size(const udpc_mail *m) {
 }
 
 size_t udpc_wire_entry_size(const udpc_entry *e) {
-  return 1 + (size_t)e->nick.len + 1 + 1 + (e->addr.family == 4 ? 4u : 16u) +
-         2;
+  return 1 + (size_t)e->nick.len + 1 + 1 + (e->addr.family == 4 ? 4u : 16u) + 2;
 }
 
 /* ======================================================================
@@ -233,16 +230,15 @@ static int dec_body(udpc_reader *r, udpc_packet *p) {
                       p->u.table_page.total,
                   UDPC_ERR_VALUE);
       for (unsigned i = 0; i < p->u.table_page.count; i++)
-        UDPC_GUARD(dec_entry(r, &p->u.table_page.entries[i],
-                             UDPC_STATUS_ONLINE));
+        UDPC_GUARD(
+            dec_entry(r, &p->u.table_page.entries[i], UDPC_STATUS_ONLINE));
       return UDPC_OK;
     }
     case UDPC_PT_TABLE_DELTA: {
       UDPC_GUARD(udpc_cursor_read_u64(r, &p->u.table_delta.base_version));
       UDPC_GUARD(udpc_cursor_read_u64(r, &p->u.table_delta.new_version));
       /* "new_version > base_version else UDPC_ERR_VALUE" */
-      UDPC_ENSURE(p->u.table_delta.new_version >
-                      p->u.table_delta.base_version,
+      UDPC_ENSURE(p->u.table_delta.new_version > p->u.table_delta.base_version,
                   UDPC_ERR_VALUE);
       UDPC_GUARD(udpc_cursor_read_u8(r, &p->u.table_delta.count));
       /* "TABLE_DELTA count 1..20 ... (count 0 or > 20: UDPC_ERR_LENGTH)" */
@@ -250,18 +246,16 @@ static int dec_body(udpc_reader *r, udpc_packet *p) {
                       p->u.table_delta.count <= UDPC_TABLE_PAGE_MAX,
                   UDPC_ERR_LENGTH);
       for (unsigned i = 0; i < p->u.table_delta.count; i++)
-        UDPC_GUARD(dec_entry(r, &p->u.table_delta.entries[i],
-                             UDPC_STATUS_REMOVED));
+        UDPC_GUARD(
+            dec_entry(r, &p->u.table_delta.entries[i], UDPC_STATUS_REMOVED));
       return UDPC_OK;
     }
     case UDPC_PT_HEARTBEAT_ACK:
       return udpc_cursor_read_u64(r, &p->u.heartbeat_ack.table_version);
-    case UDPC_PT_DEREG_OTHER:
-      return dec_nick(r, &p->u.dereg_other.target);
+    case UDPC_PT_DEREG_OTHER: return dec_nick(r, &p->u.dereg_other.target);
     case UDPC_PT_DEREG_RESULT:
       return dec_status(r, &p->u.dereg_result.status, UDPC_DEREG_STATUS_MAX);
-    case UDPC_PT_KICKED:
-      return dec_nick(r, &p->u.kicked.by);
+    case UDPC_PT_KICKED: return dec_nick(r, &p->u.kicked.by);
     case UDPC_PT_SAVE:
       UDPC_GUARD(dec_nick(r, &p->u.save.to));
       UDPC_GUARD(udpc_cursor_read_u32(r, &p->u.save.msg_id));
@@ -290,21 +284,19 @@ static int dec_body(udpc_reader *r, udpc_packet *p) {
       UDPC_GUARD(dec_nick(r, &p->u.chat.to));
       UDPC_GUARD(dec_text(r, &p->u.chat.text));
       return UDPC_OK;
-    case UDPC_PT_CHAT_ACK:
-      return dec_nick(r, &p->u.chat_ack.from);
+    case UDPC_PT_CHAT_ACK: return dec_nick(r, &p->u.chat_ack.from);
     case UDPC_PT_ERROR:
       /* "ERROR code 0 or > UDPC_ERROR_CODE_MAX: UDPC_ERR_VALUE." */
       UDPC_GUARD(udpc_cursor_read_u8(r, &p->u.error.code));
-      UDPC_ENSURE(p->u.error.code >= 1 && p->u.error.code <= UDPC_ERROR_CODE_MAX,
+      UDPC_ENSURE(p->u.error.code >= 1 &&
+                      p->u.error.code <= UDPC_ERROR_CODE_MAX,
                   UDPC_ERR_VALUE);
       return UDPC_OK;
     case UDPC_PT_HEARTBEAT:
     case UDPC_PT_DEREG:
     case UDPC_PT_PROBE:
-    case UDPC_PT_PROBE_ACK:
-      return UDPC_OK; /* (empty) */
-    default:
-      return UDPC_ERR_TYPE;
+    case UDPC_PT_PROBE_ACK: return UDPC_OK; /* (empty) */
+    default: return UDPC_ERR_TYPE;
   }
 }
 
@@ -413,7 +405,8 @@ static int enc_body(enc_ctx *e, const udpc_packet *p) {
     case UDPC_PT_REGISTER:
       UDPC_GUARD(enc_cookie(e, p->u.reg.cookie_len, p->u.reg.cookie, 0));
       UDPC_GUARD(enc_nick(e, &p->u.reg.nick));
-      UDPC_GUARD(udpc_cursor_write_bytes(w, p->u.reg.credential, UDPC_CRED_LEN));
+      UDPC_GUARD(
+          udpc_cursor_write_bytes(w, p->u.reg.credential, UDPC_CRED_LEN));
       return UDPC_OK;
     case UDPC_PT_COOKIE:
       return enc_cookie(e, p->u.cookie.cookie_len, p->u.cookie.cookie, 1);
@@ -439,8 +432,8 @@ static int enc_body(enc_ctx *e, const udpc_packet *p) {
       UDPC_ENSURE(count <= UDPC_TABLE_PAGE_MAX, UDPC_ERR_ARG);
       UDPC_GUARD(udpc_cursor_write_u8(w, count));
       for (unsigned i = 0; i < count; i++)
-        UDPC_GUARD(enc_entry(e, &p->u.table_page.entries[i],
-                             UDPC_STATUS_ONLINE));
+        UDPC_GUARD(
+            enc_entry(e, &p->u.table_page.entries[i], UDPC_STATUS_ONLINE));
       return UDPC_OK;
     }
     case UDPC_PT_TABLE_DELTA: {
@@ -457,18 +450,16 @@ static int enc_body(enc_ctx *e, const udpc_packet *p) {
       UDPC_ENSURE(count <= UDPC_TABLE_PAGE_MAX, UDPC_ERR_ARG);
       UDPC_GUARD(udpc_cursor_write_u8(w, count));
       for (unsigned i = 0; i < count; i++)
-        UDPC_GUARD(enc_entry(e, &p->u.table_delta.entries[i],
-                             UDPC_STATUS_REMOVED));
+        UDPC_GUARD(
+            enc_entry(e, &p->u.table_delta.entries[i], UDPC_STATUS_REMOVED));
       return UDPC_OK;
     }
     case UDPC_PT_HEARTBEAT_ACK:
       return udpc_cursor_write_u64(w, p->u.heartbeat_ack.table_version);
-    case UDPC_PT_DEREG_OTHER:
-      return enc_nick(e, &p->u.dereg_other.target);
+    case UDPC_PT_DEREG_OTHER: return enc_nick(e, &p->u.dereg_other.target);
     case UDPC_PT_DEREG_RESULT:
       return enc_status(e, p->u.dereg_result.status, UDPC_DEREG_STATUS_MAX);
-    case UDPC_PT_KICKED:
-      return enc_nick(e, &p->u.kicked.by);
+    case UDPC_PT_KICKED: return enc_nick(e, &p->u.kicked.by);
     case UDPC_PT_SAVE:
       UDPC_GUARD(enc_nick(e, &p->u.save.to));
       UDPC_GUARD(udpc_cursor_write_u32(w, p->u.save.msg_id));
@@ -497,8 +488,7 @@ static int enc_body(enc_ctx *e, const udpc_packet *p) {
       UDPC_GUARD(enc_nick(e, &p->u.chat.to));
       UDPC_GUARD(enc_text(e, &p->u.chat.text));
       return UDPC_OK;
-    case UDPC_PT_CHAT_ACK:
-      return enc_nick(e, &p->u.chat_ack.from);
+    case UDPC_PT_CHAT_ACK: return enc_nick(e, &p->u.chat_ack.from);
     case UDPC_PT_ERROR:
       if (e->check)
         UDPC_ENSURE(p->u.error.code >= 1 &&
@@ -508,8 +498,7 @@ static int enc_body(enc_ctx *e, const udpc_packet *p) {
     case UDPC_PT_HEARTBEAT:
     case UDPC_PT_DEREG:
     case UDPC_PT_PROBE:
-    case UDPC_PT_PROBE_ACK:
-      return UDPC_OK;
+    case UDPC_PT_PROBE_ACK: return UDPC_OK;
     default:
       /* Unknown type: raw mode writes the header only. */
       return e->check ? UDPC_ERR_TYPE : UDPC_OK;
@@ -760,12 +749,12 @@ static void put_mail(fmt_buf *f, const udpc_mail *m) {
 
 static const char *const reg_status_names[] = {
     "ok", "nick_taken", "invalid_nick", "server_full", "store_error"};
-static const char *const dereg_status_names[] = {
-    "ok", "not_permitted", "unknown_nick", "store_error"};
+static const char *const dereg_status_names[] = {"ok", "not_permitted",
+                                                 "unknown_nick", "store_error"};
 static const char *const save_status_names[] = {
     "saved", "recipient_online", "unknown_recipient", "quota", "store_error"};
 static const char *const error_code_names[] = {
-    NULL, "bad_session", "session_ended", "malformed",
+    NULL,      "bad_session",  "session_ended", "malformed",
     "version", "rate_limited", "internal"};
 
 static void fmt_body(fmt_buf *f, const udpc_packet *p) {
@@ -884,8 +873,7 @@ static void fmt_body(fmt_buf *f, const udpc_packet *p) {
       put_key(f, "code");
       put_enum(f, p->u.error.code, error_code_names, 7);
       break;
-    default:
-      break; /* HEARTBEAT, DEREG, PROBE, PROBE_ACK: no body */
+    default: break; /* HEARTBEAT, DEREG, PROBE, PROBE_ACK: no body */
   }
 }
 

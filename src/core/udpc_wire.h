@@ -21,7 +21,7 @@
 #define UDPC_MAIL_ENTRY_FIXED (8 + 4 + 8 + 1 + 2) /* 23 */
 /* Largest mail: 23 + 32 + 1100 = 1155; a page holding one always fits
  * (19 + 1155 = 1174 <= 1200). */
-#define UDPC_MAIL_ENTRY_MAX                                                  \
+#define UDPC_MAIL_ENTRY_MAX \
   (UDPC_MAIL_ENTRY_FIXED + UDPC_NICK_MAX + UDPC_TEXT_MAX)
 
 /* TABLE_PAGE: header, token, version u64, total u32, start u32, count u8. */

@@ -33,16 +33,16 @@ extern "C" {
 
 /* ---- Limits (PROTOCOL.md P2) ------------------------------------------ */
 #define UDPC_PROTOCOL_VERSION 1
-#define UDPC_MAX_PACKET 1200      /* no datagram is larger */
-#define UDPC_HEADER_LEN 6         /* version u8, type u8, id u32 */
-#define UDPC_NICK_MAX 32          /* nick: 1..32 bytes of [a-z0-9_-] */
-#define UDPC_TEXT_MAX 1100        /* message text: 1..1100 bytes UTF-8 */
-#define UDPC_CRED_LEN 32          /* per-nick credential */
-#define UDPC_COOKIE_MAX 32        /* address-validation cookie: 1..32 bytes */
-#define UDPC_TABLE_PAGE_MAX 20    /* entries in one TABLE_PAGE / TABLE_DELTA */
-#define UDPC_MAIL_PAGE_MAX 16     /* entries in one MAIL_PAGE */
+#define UDPC_MAX_PACKET 1200   /* no datagram is larger */
+#define UDPC_HEADER_LEN 6      /* version u8, type u8, id u32 */
+#define UDPC_NICK_MAX 32       /* nick: 1..32 bytes of [a-z0-9_-] */
+#define UDPC_TEXT_MAX 1100     /* message text: 1..1100 bytes UTF-8 */
+#define UDPC_CRED_LEN 32       /* per-nick credential */
+#define UDPC_COOKIE_MAX 32     /* address-validation cookie: 1..32 bytes */
+#define UDPC_TABLE_PAGE_MAX 20 /* entries in one TABLE_PAGE / TABLE_DELTA */
+#define UDPC_MAIL_PAGE_MAX 16  /* entries in one MAIL_PAGE */
 
-/* ---- Timers, milliseconds (PROTOCOL.md P6) ---------------------------- */
+/* ---- Timers, milliseconds (PROTOCOL.md P8.8) -------------------------- */
 #define UDPC_T_REQUEST_RETRY 500  /* client->server retransmission interval */
 #define UDPC_N_REQUEST_SENDS 5    /* sends before "server not responding" */
 #define UDPC_T_CHAT_ACK 500       /* wait for a peer's CHAT_ACK */
@@ -77,36 +77,36 @@ const char *udpc_strerror(int err);
 
 /* ---- Addresses --------------------------------------------------------- */
 typedef struct {
-  uint8_t family;   /* 4 or 6 */
-  uint8_t ip[16];   /* 4 bytes used for family 4, network order */
-  uint16_t port;    /* host order */
+  uint8_t family; /* 4 or 6 */
+  uint8_t ip[16]; /* 4 bytes used for family 4, network order */
+  uint16_t port;  /* host order */
 } udpc_addr;
 
 int udpc_addr_equal(const udpc_addr *a, const udpc_addr *b);
 
-/* ---- Packet types (PROTOCOL.md P4) ------------------------------------ */
+/* ---- Packet types (PROTOCOL.md P3) ------------------------------------ */
 typedef enum {
   UDPC_PT_REGISTER = 0x01,        /* C->S  cookie, nick, credential */
   UDPC_PT_COOKIE = 0x02,          /* S->C  cookie */
   UDPC_PT_REGISTER_RESULT = 0x03, /* S->C  status, token, version, mail */
   UDPC_PT_TABLE_REQ = 0x10,       /* C->S  [token] start */
-  UDPC_PT_TABLE_PAGE = 0x11,      /* S->C  [token] version,total,start,entries */
-  UDPC_PT_TABLE_DELTA = 0x12,     /* S->C  [token] base,new,entries */
-  UDPC_PT_HEARTBEAT = 0x20,       /* C->S  [token] */
-  UDPC_PT_HEARTBEAT_ACK = 0x21,   /* S->C  [token] version */
-  UDPC_PT_DEREG = 0x30,           /* C->S  [token] */
-  UDPC_PT_DEREG_OTHER = 0x31,     /* C->S  [token] target nick (deregA) */
-  UDPC_PT_DEREG_RESULT = 0x32,    /* S->C  [token] status */
-  UDPC_PT_KICKED = 0x33,          /* S->C  [token] operator nick */
-  UDPC_PT_SAVE = 0x40,            /* C->S  [token] to, msg_id, text */
-  UDPC_PT_SAVE_RESULT = 0x41,     /* S->C  [token] status [entry] */
-  UDPC_PT_MAIL_REQ = 0x50,        /* C->S  [token] ack_upto */
-  UDPC_PT_MAIL_PAGE = 0x51,       /* S->C  [token] remaining, entries */
-  UDPC_PT_PROBE = 0x60,           /* S->C  [token] */
-  UDPC_PT_PROBE_ACK = 0x61,       /* C->S  [token] */
-  UDPC_PT_CHAT = 0x70,            /* P->P  from, to, text */
-  UDPC_PT_CHAT_ACK = 0x71,        /* P->P  from */
-  UDPC_PT_ERROR = 0x7f,           /* any   code */
+  UDPC_PT_TABLE_PAGE = 0x11,    /* S->C  [token] version,total,start,entries */
+  UDPC_PT_TABLE_DELTA = 0x12,   /* S->C  [token] base,new,entries */
+  UDPC_PT_HEARTBEAT = 0x20,     /* C->S  [token] */
+  UDPC_PT_HEARTBEAT_ACK = 0x21, /* S->C  [token] version */
+  UDPC_PT_DEREG = 0x30,         /* C->S  [token] */
+  UDPC_PT_DEREG_OTHER = 0x31,   /* C->S  [token] target nick (deregA) */
+  UDPC_PT_DEREG_RESULT = 0x32,  /* S->C  [token] status */
+  UDPC_PT_KICKED = 0x33,        /* S->C  [token] operator nick */
+  UDPC_PT_SAVE = 0x40,          /* C->S  [token] to, msg_id, text */
+  UDPC_PT_SAVE_RESULT = 0x41,   /* S->C  [token] status [entry] */
+  UDPC_PT_MAIL_REQ = 0x50,      /* C->S  [token] ack_upto */
+  UDPC_PT_MAIL_PAGE = 0x51,     /* S->C  [token] remaining, entries */
+  UDPC_PT_PROBE = 0x60,         /* S->C  [token] */
+  UDPC_PT_PROBE_ACK = 0x61,     /* C->S  [token] */
+  UDPC_PT_CHAT = 0x70,          /* P->P  from, to, text */
+  UDPC_PT_CHAT_ACK = 0x71,      /* P->P  from */
+  UDPC_PT_ERROR = 0x7f,         /* any   code */
 } udpc_ptype;
 
 /* A short upper-case name ("REGISTER"), or "UNKNOWN". */
@@ -136,7 +136,7 @@ typedef enum {
   UDPC_SAVE_SAVED = 0,
   UDPC_SAVE_RECIPIENT_ONLINE = 1, /* probe answered; entry follows */
   UDPC_SAVE_UNKNOWN_RECIPIENT = 2,
-  UDPC_SAVE_QUOTA = 3,            /* recipient's mailbox or store full */
+  UDPC_SAVE_QUOTA = 3, /* recipient's mailbox or store full */
   UDPC_SAVE_STORE_ERROR = 4,
 } udpc_save_status;
 #define UDPC_SAVE_STATUS_MAX 4
@@ -159,8 +159,8 @@ typedef enum {
 
 /* ---- Field types ------------------------------------------------------- */
 typedef struct {
-  uint8_t len;                  /* 1..32 */
-  char s[UDPC_NICK_MAX + 1];    /* NUL-terminated copy */
+  uint8_t len;               /* 1..32 */
+  char s[UDPC_NICK_MAX + 1]; /* NUL-terminated copy */
 } udpc_nick;
 
 typedef struct {
@@ -188,29 +188,78 @@ typedef struct {
   uint32_t id;    /* request id / message id */
   uint64_t token; /* valid when udpc_ptype_has_token(type) */
   union {
-    struct { uint8_t cookie_len; uint8_t cookie[UDPC_COOKIE_MAX];
-             udpc_nick nick; uint8_t credential[UDPC_CRED_LEN]; } reg;
-    struct { uint8_t cookie_len; uint8_t cookie[UDPC_COOKIE_MAX]; } cookie;
-    struct { uint8_t status; uint64_t token; uint64_t table_version;
-             uint32_t mail_count; } reg_result;
-    struct { uint32_t start; } table_req;
-    struct { uint64_t version; uint32_t total; uint32_t start; uint8_t count;
-             udpc_entry entries[UDPC_TABLE_PAGE_MAX]; } table_page;
-    struct { uint64_t base_version; uint64_t new_version; uint8_t count;
-             udpc_entry entries[UDPC_TABLE_PAGE_MAX]; } table_delta;
-    struct { uint64_t table_version; } heartbeat_ack;
-    struct { udpc_nick target; } dereg_other;
-    struct { uint8_t status; } dereg_result;
-    struct { udpc_nick by; } kicked;
-    struct { udpc_nick to; uint32_t msg_id; udpc_bytes text; } save;
-    struct { uint8_t status; udpc_entry entry; /* iff RECIPIENT_ONLINE */ }
-        save_result;
-    struct { uint64_t ack_upto; } mail_req;
-    struct { uint32_t remaining; uint8_t count;
-             udpc_mail mail[UDPC_MAIL_PAGE_MAX]; } mail_page;
-    struct { udpc_nick from; udpc_nick to; udpc_bytes text; } chat;
-    struct { udpc_nick from; } chat_ack;
-    struct { uint8_t code; } error;
+    struct {
+      uint8_t cookie_len;
+      uint8_t cookie[UDPC_COOKIE_MAX];
+      udpc_nick nick;
+      uint8_t credential[UDPC_CRED_LEN];
+    } reg;
+    struct {
+      uint8_t cookie_len;
+      uint8_t cookie[UDPC_COOKIE_MAX];
+    } cookie;
+    struct {
+      uint8_t status;
+      uint64_t token;
+      uint64_t table_version;
+      uint32_t mail_count;
+    } reg_result;
+    struct {
+      uint32_t start;
+    } table_req;
+    struct {
+      uint64_t version;
+      uint32_t total;
+      uint32_t start;
+      uint8_t count;
+      udpc_entry entries[UDPC_TABLE_PAGE_MAX];
+    } table_page;
+    struct {
+      uint64_t base_version;
+      uint64_t new_version;
+      uint8_t count;
+      udpc_entry entries[UDPC_TABLE_PAGE_MAX];
+    } table_delta;
+    struct {
+      uint64_t table_version;
+    } heartbeat_ack;
+    struct {
+      udpc_nick target;
+    } dereg_other;
+    struct {
+      uint8_t status;
+    } dereg_result;
+    struct {
+      udpc_nick by;
+    } kicked;
+    struct {
+      udpc_nick to;
+      uint32_t msg_id;
+      udpc_bytes text;
+    } save;
+    struct {
+      uint8_t status;
+      udpc_entry entry; /* iff RECIPIENT_ONLINE */
+    } save_result;
+    struct {
+      uint64_t ack_upto;
+    } mail_req;
+    struct {
+      uint32_t remaining;
+      uint8_t count;
+      udpc_mail mail[UDPC_MAIL_PAGE_MAX];
+    } mail_page;
+    struct {
+      udpc_nick from;
+      udpc_nick to;
+      udpc_bytes text;
+    } chat;
+    struct {
+      udpc_nick from;
+    } chat_ack;
+    struct {
+      uint8_t code;
+    } error;
   } u;
 } udpc_packet;
 
@@ -238,7 +287,7 @@ UDPC_MUST_USE int udpc_wire_encode(const udpc_packet *p, uint8_t *buf,
  * JSON-style escaped strings. Returns length or UDPC_ERR_TOO_BIG. */
 int udpc_wire_format(const udpc_packet *p, char *buf, size_t cap);
 
-/* ---- Field validation (PROTOCOL.md P3) -------------------------------- */
+/* ---- Field validation (PROTOCOL.md P2) -------------------------------- */
 /* 0 if s[0..len) is a valid wire nick, else UDPC_ERR_NICK. */
 int udpc_nick_check(const char *s, size_t len);
 /* Case-fold user input into a wire nick: ASCII upper -> lower; then check. */
@@ -246,7 +295,6 @@ int udpc_nick_from_input(udpc_nick *out, const char *s, size_t len);
 /* 0 if valid message text (1..1100 bytes, UTF-8, no controls), else
  * UDPC_ERR_LENGTH / UDPC_ERR_UTF8 / UDPC_ERR_CONTROL. */
 int udpc_text_check(const uint8_t *p, size_t len);
-
 
 /* ======================================================================
  * The sans-IO cores. Every entry point takes `now` in milliseconds. For the
@@ -258,8 +306,7 @@ int udpc_text_check(const uint8_t *p, size_t len);
  * are valid only for the duration of the call (the caller copies). */
 typedef struct {
   void *ctx;
-  void (*send)(void *ctx, const udpc_addr *to, const uint8_t *data,
-               size_t len);
+  void (*send)(void *ctx, const udpc_addr *to, const uint8_t *data, size_t len);
   /* level: 0 error, 1 warning, 2 info, 3 debug. May be NULL. */
   void (*log)(void *ctx, int level, const char *msg);
 } udpc_io;
@@ -277,13 +324,13 @@ void udpc_store_free(udpc_store *st);
 typedef struct udpc_server udpc_server;
 
 typedef struct {
-  uint8_t seed[32];                  /* randomness: tokens, cookie keys */
-  const char *const *operators;      /* nicks allowed to deregA others */
+  uint8_t seed[32];             /* randomness: tokens, cookie keys */
+  const char *const *operators; /* nicks allowed to deregA others */
   size_t n_operators;
-  uint32_t max_clients;              /* 0: default 100000 */
-  uint32_t mail_per_recipient;       /* 0: default 1000 */
-  uint32_t mail_total;               /* 0: default 1000000 */
-  udpc_store *store;                 /* borrowed, required */
+  uint32_t max_clients;        /* 0: default 100000 */
+  uint32_t mail_per_recipient; /* 0: default 1000 */
+  uint32_t mail_total;         /* 0: default 1000000 */
+  udpc_store *store;           /* borrowed, required */
   udpc_io io;
   /* Per-source rate limits (token buckets; PROTOCOL.md P9.4, SECURITY.md).
    * A datagram of a live session (its token, from its address) is charged
@@ -293,10 +340,10 @@ typedef struct {
    * Over the limit a datagram is dropped unanswered and counted. Rates are
    * datagrams per second, bursts bucket sizes in datagrams. 0: default;
    * a rate of UINT32_MAX: no limit for that class. */
-  uint32_t source_rate;              /* 0: default 50 */
-  uint32_t source_burst;             /* 0: default 100 */
-  uint32_t session_rate;             /* 0: default 1000 */
-  uint32_t session_burst;            /* 0: default 2000 */
+  uint32_t source_rate;   /* 0: default 50 */
+  uint32_t source_burst;  /* 0: default 100 */
+  uint32_t session_rate;  /* 0: default 1000 */
+  uint32_t session_burst; /* 0: default 2000 */
 } udpc_server_config;
 
 typedef struct {
@@ -335,19 +382,19 @@ void udpc_server_get_stats(const udpc_server *s, udpc_server_stats *out);
 
 /* ---- Typed commands (the client's command line) ----------------------- */
 typedef enum {
-  UDPC_CMD_SEND = 1,    /* send <nick> <message> */
-  UDPC_CMD_LIST,        /* list */
-  UDPC_CMD_REG,         /* reg <nick> */
-  UDPC_CMD_DEREG,       /* dereg <nick> */
-  UDPC_CMD_DEREGA,      /* deregA <nick> */
-  UDPC_CMD_EXIT,        /* exit */
-  UDPC_CMD_HELP,        /* help [command] */
+  UDPC_CMD_SEND = 1, /* send <nick> <message> */
+  UDPC_CMD_LIST,     /* list */
+  UDPC_CMD_REG,      /* reg <nick> */
+  UDPC_CMD_DEREG,    /* dereg <nick> */
+  UDPC_CMD_DEREGA,   /* deregA <nick> */
+  UDPC_CMD_EXIT,     /* exit */
+  UDPC_CMD_HELP,     /* help [command] */
 } udpc_cmd_type;
 
 typedef struct {
-  int type;                 /* udpc_cmd_type */
-  udpc_nick nick;           /* folded nick argument, if any */
-  const char *arg;          /* borrowed: message text or help topic */
+  int type;        /* udpc_cmd_type */
+  udpc_nick nick;  /* folded nick argument, if any */
+  const char *arg; /* borrowed: message text or help topic */
   size_t arg_len;
 } udpc_cmd;
 
@@ -379,8 +426,8 @@ typedef enum {
 } udpc_event_type;
 
 typedef struct {
-  int type;              /* udpc_event_type */
-  int status;            /* event-specific status code */
+  int type;   /* udpc_event_type */
+  int status; /* event-specific status code */
   udpc_nick nick;
   udpc_bytes text;       /* borrowed for the callback's duration */
   uint64_t timestamp_ms; /* EV_MAIL: UTC ms */
@@ -395,10 +442,10 @@ int udpc_event_format(const udpc_event *ev, char *buf, size_t cap);
 typedef struct udpc_client udpc_client;
 
 typedef struct {
-  udpc_nick nick;                     /* folded */
-  uint8_t credential[UDPC_CRED_LEN];  /* from the client's state file */
+  udpc_nick nick;                    /* folded */
+  uint8_t credential[UDPC_CRED_LEN]; /* from the client's state file */
   udpc_addr server;
-  uint8_t seed[32];                   /* randomness: ids */
+  uint8_t seed[32]; /* randomness: ids */
   udpc_io io;
   void (*event)(void *ctx, const udpc_event *ev); /* ctx is io.ctx */
 } udpc_client_config;

@@ -14,9 +14,9 @@
 #include "udpc_guard.h"
 #include "udpchat.h"
 
-static const uint8_t data[] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,
-                               0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e,
-                               0x0f, 0x10, 0xff};
+static const uint8_t data[] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06,
+                               0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c,
+                               0x0d, 0x0e, 0x0f, 0x10, 0xff};
 
 static void test_read_integers_big_endian(void **state) {
   (void)state;
@@ -110,8 +110,9 @@ static void test_read_huge_n_no_overflow(void **state) {
   const uint8_t *p = (const uint8_t *)"x";
   udpc_reader_init(&r, data, sizeof data);
   assert_int_equal(udpc_cursor_skip(&r, 5), UDPC_OK);
-  const size_t huge[] = {SIZE_MAX, SIZE_MAX - 4, SIZE_MAX - 5, SIZE_MAX - 16,
-                         SIZE_MAX / 2 + 1, (size_t)1 << (sizeof(size_t) * 8 - 1)};
+  const size_t huge[] = {
+      SIZE_MAX,      SIZE_MAX - 4,     SIZE_MAX - 5,
+      SIZE_MAX - 16, SIZE_MAX / 2 + 1, (size_t)1 << (sizeof(size_t) * 8 - 1)};
   for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
     assert_int_equal(udpc_cursor_read_bytes(&r, huge[i], &p),
                      UDPC_ERR_TRUNCATED);
@@ -187,7 +188,8 @@ static void test_write_huge_n_no_overflow(void **state) {
   udpc_writer w;
   udpc_writer_init(&w, buf, sizeof buf);
   assert_int_equal(udpc_cursor_write_u16(&w, 7), UDPC_OK);
-  assert_int_equal(udpc_cursor_write_bytes(&w, buf, SIZE_MAX), UDPC_ERR_TOO_BIG);
+  assert_int_equal(udpc_cursor_write_bytes(&w, buf, SIZE_MAX),
+                   UDPC_ERR_TOO_BIG);
   assert_int_equal(udpc_cursor_write_bytes(&w, buf, SIZE_MAX - 1),
                    UDPC_ERR_TOO_BIG);
   assert_int_equal(udpc_cursor_write_bytes(&w, buf, 7), UDPC_ERR_TOO_BIG);
@@ -217,8 +219,9 @@ static void test_measuring_writer(void **state) {
 static void test_round_trip_all_values(void **state) {
   (void)state;
   uint8_t buf[15];
-  const uint64_t samples[] = {0, 1, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x10000,
-                              0xffffffffu, 0x100000000ull, UINT64_MAX};
+  const uint64_t samples[] = {
+      0,      1,       0x7f,        0x80,           0xff,      0x100,
+      0xffff, 0x10000, 0xffffffffu, 0x100000000ull, UINT64_MAX};
   for (size_t i = 0; i < sizeof samples / sizeof samples[0]; i++) {
     const uint64_t v = samples[i];
     udpc_writer w;

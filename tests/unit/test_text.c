@@ -12,10 +12,9 @@
 
 #include "udpchat.h"
 
-#define CHECK(bytes, want)                                                    \
-  assert_int_equal(udpc_text_check((const uint8_t *)(bytes),                  \
-                                   sizeof(bytes) - 1),                        \
-                   (want))
+#define CHECK(bytes, want) \
+  assert_int_equal(        \
+      udpc_text_check((const uint8_t *)(bytes), sizeof(bytes) - 1), (want))
 
 /* Reference classifier, written differently from the one under test: decode
  * generically by leading ones, then reject what RFC 3629 forbids. Returns
@@ -34,8 +33,8 @@ static size_t ref_utf8(const uint8_t *p, size_t len, uint32_t *cp) {
     if ((p[i] & 0xC0) != 0x80) return 0;
     v = (v << 6) | (p[i] & 0x3Fu);
   }
-  if (v < min_cp[n]) return 0;               /* overlong */
-  if (v >= 0xD800 && v <= 0xDFFF) return 0;  /* surrogate */
+  if (v < min_cp[n]) return 0;              /* overlong */
+  if (v >= 0xD800 && v <= 0xDFFF) return 0; /* surrogate */
   if (v > 0x10FFFF) return 0;
   *cp = v;
   return n;
@@ -105,10 +104,10 @@ static void test_utf8_boundaries(void **state) {
   CHECK("\xfc\x84\x80\x80\x80\x80", UDPC_ERR_UTF8);
   CHECK("\xfe", UDPC_ERR_UTF8);
   CHECK("\xff", UDPC_ERR_UTF8);
-  CHECK("\xed\xa0\x80", UDPC_ERR_UTF8); /* U+D800 */
-  CHECK("\xed\xaf\xbf", UDPC_ERR_UTF8); /* U+DBFF */
-  CHECK("\xed\xb0\x80", UDPC_ERR_UTF8); /* U+DC00 */
-  CHECK("\xed\xbf\xbf", UDPC_ERR_UTF8); /* U+DFFF */
+  CHECK("\xed\xa0\x80", UDPC_ERR_UTF8);             /* U+D800 */
+  CHECK("\xed\xaf\xbf", UDPC_ERR_UTF8);             /* U+DBFF */
+  CHECK("\xed\xb0\x80", UDPC_ERR_UTF8);             /* U+DC00 */
+  CHECK("\xed\xbf\xbf", UDPC_ERR_UTF8);             /* U+DFFF */
   CHECK("\xed\xa0\xbd\xed\xb8\x80", UDPC_ERR_UTF8); /* CESU-8 pair */
 }
 
@@ -201,10 +200,13 @@ static void test_every_code_point(void **state) {
     uint8_t b[4];
     size_t n = encode_cp(cp, b);
     int want = UDPC_OK;
-    if (cp >= 0xD800 && cp <= 0xDFFF) want = UDPC_ERR_UTF8;
-    else if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F)) want = UDPC_ERR_CONTROL;
+    if (cp >= 0xD800 && cp <= 0xDFFF)
+      want = UDPC_ERR_UTF8;
+    else if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F))
+      want = UDPC_ERR_CONTROL;
     int got = udpc_text_check(b, n);
-    if (got != want) fail_msg("U+%04X: got %d want %d", (unsigned)cp, got, want);
+    if (got != want)
+      fail_msg("U+%04X: got %d want %d", (unsigned)cp, got, want);
     ok += got == UDPC_OK;
   }
   /* 0x110000 - 2048 surrogates - 65 controls */
@@ -281,18 +283,18 @@ static void test_nick_from_input(void **state) {
   assert_string_equal(n.s, "alice");
   assert_int_equal(udpc_nick_from_input(&n, "AZ_az-09", 8), UDPC_OK);
   assert_string_equal(n.s, "az_az-09");
-  assert_int_equal(udpc_nick_from_input(&n, "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345",
-                                        32),
-                   UDPC_OK);
+  assert_int_equal(
+      udpc_nick_from_input(&n, "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345", 32),
+      UDPC_OK);
   assert_int_equal(n.len, 32);
   assert_string_equal(n.s, "abcdefghijklmnopqrstuvwxyz012345");
   /* Only ASCII is folded; everything else is refused. */
   assert_int_equal(udpc_nick_from_input(&n, "\xc3\x84la", 4), UDPC_ERR_NICK);
   assert_int_equal(n.len, 0);
   assert_string_equal(n.s, "");
-  assert_int_equal(udpc_nick_from_input(&n, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456",
-                                        33),
-                   UDPC_ERR_NICK);
+  assert_int_equal(
+      udpc_nick_from_input(&n, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456", 33),
+      UDPC_ERR_NICK);
   assert_int_equal(udpc_nick_from_input(&n, "", 0), UDPC_ERR_NICK);
   assert_int_equal(udpc_nick_from_input(&n, "a b", 3), UDPC_ERR_NICK);
   assert_int_equal(udpc_nick_from_input(&n, "a@b", 3), UDPC_ERR_NICK);

@@ -160,8 +160,8 @@ static int load_vectors(vecset *vs) {
         break;
       }
       for (size_t i = 0; i < vl; i++)
-        if (!(islower((unsigned char)val[i]) || isdigit((unsigned char)val[i]) ||
-              val[i] == '_')) {
+        if (!(islower((unsigned char)val[i]) ||
+              isdigit((unsigned char)val[i]) || val[i] == '_')) {
           rc = load_fail(lineno, "bad character in name");
           break;
         }
@@ -172,10 +172,13 @@ static int load_vectors(vecset *vs) {
     } else if (!cur) {
       rc = load_fail(lineno, "key before the first name:");
     } else if (strcmp(key, "hex") == 0) {
-      if (cur->have_expect) rc = load_fail(lineno, "hex: after expect:");
-      else if (append_hex(cur, val) != 0) rc = load_fail(lineno, "bad hex");
+      if (cur->have_expect)
+        rc = load_fail(lineno, "hex: after expect:");
+      else if (append_hex(cur, val) != 0)
+        rc = load_fail(lineno, "bad hex");
     } else if (strcmp(key, "expect") == 0) {
-      if (cur->have_expect) rc = load_fail(lineno, "second expect:");
+      if (cur->have_expect)
+        rc = load_fail(lineno, "second expect:");
       else if (parse_expect(val, &cur->expect) != 0)
         rc = load_fail(lineno, "unknown expect: value");
       cur->have_expect = 1;
@@ -214,25 +217,25 @@ static int group_teardown(void **state) {
 }
 
 /* Compare and report the vector name on failure. */
-#define CHECK_CODE(v, got, want)                                              \
-  do {                                                                        \
-    int got_ = (got), want_ = (want);                                         \
-    if (got_ != want_)                                                        \
-      fail_msg("vector %s (line %d): got %d (%s), want %d (%s)", (v)->name,   \
-               (v)->line, got_, udpc_strerror(got_), want_,                   \
-               udpc_strerror(want_));                                         \
+#define CHECK_CODE(v, got, want)                                            \
+  do {                                                                      \
+    int got_ = (got), want_ = (want);                                       \
+    if (got_ != want_)                                                      \
+      fail_msg("vector %s (line %d): got %d (%s), want %d (%s)", (v)->name, \
+               (v)->line, got_, udpc_strerror(got_), want_,                 \
+               udpc_strerror(want_));                                       \
   } while (0)
 
 /* ---- Vector tests ----------------------------------------------------- */
 
 static const int all_types[] = {
-    UDPC_PT_REGISTER,   UDPC_PT_COOKIE,        UDPC_PT_REGISTER_RESULT,
-    UDPC_PT_TABLE_REQ,  UDPC_PT_TABLE_PAGE,    UDPC_PT_TABLE_DELTA,
-    UDPC_PT_HEARTBEAT,  UDPC_PT_HEARTBEAT_ACK, UDPC_PT_DEREG,
-    UDPC_PT_DEREG_OTHER, UDPC_PT_DEREG_RESULT, UDPC_PT_KICKED,
-    UDPC_PT_SAVE,       UDPC_PT_SAVE_RESULT,   UDPC_PT_MAIL_REQ,
-    UDPC_PT_MAIL_PAGE,  UDPC_PT_PROBE,         UDPC_PT_PROBE_ACK,
-    UDPC_PT_CHAT,       UDPC_PT_CHAT_ACK,      UDPC_PT_ERROR,
+    UDPC_PT_REGISTER,    UDPC_PT_COOKIE,        UDPC_PT_REGISTER_RESULT,
+    UDPC_PT_TABLE_REQ,   UDPC_PT_TABLE_PAGE,    UDPC_PT_TABLE_DELTA,
+    UDPC_PT_HEARTBEAT,   UDPC_PT_HEARTBEAT_ACK, UDPC_PT_DEREG,
+    UDPC_PT_DEREG_OTHER, UDPC_PT_DEREG_RESULT,  UDPC_PT_KICKED,
+    UDPC_PT_SAVE,        UDPC_PT_SAVE_RESULT,   UDPC_PT_MAIL_REQ,
+    UDPC_PT_MAIL_PAGE,   UDPC_PT_PROBE,         UDPC_PT_PROBE_ACK,
+    UDPC_PT_CHAT,        UDPC_PT_CHAT_ACK,      UDPC_PT_ERROR,
 };
 #define N_TYPES (sizeof all_types / sizeof all_types[0])
 
@@ -592,8 +595,8 @@ static void test_boundaries_mail(void **state) {
   expect_encode(&p, UDPC_ERR_TOO_BIG, "mail page too big with bad length");
   p.u.mail_page.mail[1].text.len = 100;
   p.u.mail_page.mail[2].text.len = 100;
-  expect_encode(&p, UDPC_MAIL_PAGE_FIXED + 3 * (UDPC_MAIL_ENTRY_FIXED + 3) +
-                        700,
+  expect_encode(&p,
+                UDPC_MAIL_PAGE_FIXED + 3 * (UDPC_MAIL_ENTRY_FIXED + 3) + 700,
                 "mail page fits");
   set_nick(&p.u.mail_page.mail[0].from, "abcdefghijklmnopqrstuvwxyz012345");
   p.u.mail_page.mail[0].text.len = UDPC_TEXT_MAX;
@@ -667,11 +670,16 @@ static void test_encode_refuses_like_decode(void **state) {
     const char *bytes;
     int want;
   } texts[] = {
-      {"ok", 0},           {"\xc0\x80", UDPC_ERR_UTF8},
-      {"\xed\xa0\x80", UDPC_ERR_UTF8}, {"\x80", UDPC_ERR_UTF8},
-      {"a\x07", UDPC_ERR_CONTROL},     {"\xc2\x85", UDPC_ERR_CONTROL},
-      {"\x7f", UDPC_ERR_CONTROL},      {"\x07\xff", UDPC_ERR_CONTROL},
-      {"\xff\x07", UDPC_ERR_UTF8},     {"\xf4\x90\x80\x80", UDPC_ERR_UTF8},
+      {"ok", 0},
+      {"\xc0\x80", UDPC_ERR_UTF8},
+      {"\xed\xa0\x80", UDPC_ERR_UTF8},
+      {"\x80", UDPC_ERR_UTF8},
+      {"a\x07", UDPC_ERR_CONTROL},
+      {"\xc2\x85", UDPC_ERR_CONTROL},
+      {"\x7f", UDPC_ERR_CONTROL},
+      {"\x07\xff", UDPC_ERR_CONTROL},
+      {"\xff\x07", UDPC_ERR_UTF8},
+      {"\xf4\x90\x80\x80", UDPC_ERR_UTF8},
   };
   memset(&p, 0, sizeof p);
   p.type = UDPC_PT_CHAT;
@@ -795,9 +803,7 @@ static void rnd_packet(rng *r, udpc_packet *p, uint8_t *pool) {
       p->u.reg_result.table_version = rnd(r);
       p->u.reg_result.mail_count = (uint32_t)rnd(r);
       break;
-    case UDPC_PT_TABLE_REQ:
-      p->u.table_req.start = (uint32_t)rnd(r);
-      break;
+    case UDPC_PT_TABLE_REQ: p->u.table_req.start = (uint32_t)rnd(r); break;
     case UDPC_PT_TABLE_PAGE: {
       uint8_t count = (uint8_t)rnd_below(r, UDPC_TABLE_PAGE_MAX + 1);
       p->u.table_page.version = rnd(r);
@@ -829,9 +835,7 @@ static void rnd_packet(rng *r, udpc_packet *p, uint8_t *pool) {
       p->u.dereg_result.status =
           (uint8_t)rnd_below(r, UDPC_DEREG_STATUS_MAX + 1);
       break;
-    case UDPC_PT_KICKED:
-      rnd_nick(r, &p->u.kicked.by, UDPC_NICK_MAX);
-      break;
+    case UDPC_PT_KICKED: rnd_nick(r, &p->u.kicked.by, UDPC_NICK_MAX); break;
     case UDPC_PT_SAVE:
       rnd_nick(r, &p->u.save.to, UDPC_NICK_MAX);
       p->u.save.msg_id = (uint32_t)rnd(r);
@@ -842,9 +846,7 @@ static void rnd_packet(rng *r, udpc_packet *p, uint8_t *pool) {
       if (p->u.save_result.status == UDPC_SAVE_RECIPIENT_ONLINE)
         rnd_entry(r, &p->u.save_result.entry, UDPC_STATUS_ONLINE);
       break;
-    case UDPC_PT_MAIL_REQ:
-      p->u.mail_req.ack_upto = rnd(r);
-      break;
+    case UDPC_PT_MAIL_REQ: p->u.mail_req.ack_upto = rnd(r); break;
     case UDPC_PT_MAIL_PAGE: {
       /* Pack like a server: while it fits in 1200 and count <= 16. */
       size_t used = UDPC_MAIL_PAGE_FIXED;
@@ -860,8 +862,9 @@ static void rnd_packet(rng *r, udpc_packet *p, uint8_t *pool) {
         m->msg_id = (uint32_t)rnd(r);
         m->timestamp_ms = rnd(r);
         size_t nick_max = room - UDPC_MAIL_ENTRY_FIXED - 1;
-        rnd_nick(r, &m->from,
-                 (unsigned)(nick_max < UDPC_NICK_MAX ? nick_max : UDPC_NICK_MAX));
+        rnd_nick(
+            r, &m->from,
+            (unsigned)(nick_max < UDPC_NICK_MAX ? nick_max : UDPC_NICK_MAX));
         size_t text_max = room - UDPC_MAIL_ENTRY_FIXED - m->from.len;
         if (text_max > UDPC_TEXT_MAX) text_max = UDPC_TEXT_MAX;
         if (text_max > 200 && rnd_below(r, 4)) text_max = 200;
@@ -883,8 +886,7 @@ static void rnd_packet(rng *r, udpc_packet *p, uint8_t *pool) {
     case UDPC_PT_ERROR:
       p->u.error.code = (uint8_t)(1 + rnd_below(r, UDPC_ERROR_CODE_MAX));
       break;
-    default:
-      break; /* empty bodies */
+    default: break; /* empty bodies */
   }
 }
 
@@ -975,7 +977,8 @@ static void test_random_struct_damage(void **state) {
   (void)state;
   rng r = {RANDOM_SEED ^ 0xabcdefu};
   static uint8_t pool[2048];
-  static const uint8_t bad_text[] = "ab\x07\xff\xc0\x80\xed\xa0\x80\xc2\x85"; /* 11 */
+  static const uint8_t bad_text[] =
+      "ab\x07\xff\xc0\x80\xed\xa0\x80\xc2\x85"; /* 11 */
   int refused = 0;
   for (int it = 0; it < RANDOM_ITERATIONS; it++) {
     udpc_packet p;
@@ -1012,11 +1015,11 @@ static void test_random_struct_damage(void **state) {
 static void test_ptype_name_and_token(void **state) {
   (void)state;
   static const int tokened[] = {
-      UDPC_PT_TABLE_REQ, UDPC_PT_TABLE_PAGE,  UDPC_PT_TABLE_DELTA,
-      UDPC_PT_HEARTBEAT, UDPC_PT_HEARTBEAT_ACK, UDPC_PT_DEREG,
-      UDPC_PT_DEREG_OTHER, UDPC_PT_DEREG_RESULT, UDPC_PT_KICKED,
-      UDPC_PT_SAVE,      UDPC_PT_SAVE_RESULT, UDPC_PT_MAIL_REQ,
-      UDPC_PT_MAIL_PAGE, UDPC_PT_PROBE,       UDPC_PT_PROBE_ACK};
+      UDPC_PT_TABLE_REQ,   UDPC_PT_TABLE_PAGE,    UDPC_PT_TABLE_DELTA,
+      UDPC_PT_HEARTBEAT,   UDPC_PT_HEARTBEAT_ACK, UDPC_PT_DEREG,
+      UDPC_PT_DEREG_OTHER, UDPC_PT_DEREG_RESULT,  UDPC_PT_KICKED,
+      UDPC_PT_SAVE,        UDPC_PT_SAVE_RESULT,   UDPC_PT_MAIL_REQ,
+      UDPC_PT_MAIL_PAGE,   UDPC_PT_PROBE,         UDPC_PT_PROBE_ACK};
   int known = 0;
   for (int t = -1; t <= 256; t++) {
     const char *name = udpc_ptype_name(t);
@@ -1123,8 +1126,9 @@ static void test_format_hand_built(void **state) {
   p.u.save_result.entry.addr.family = 7;
   p.u.save_result.entry.addr.port = 80;
   assert_true(udpc_wire_format(&p, buf, sizeof buf) > 0);
-  assert_string_equal(buf, "SAVE_RESULT id=1 token=00000000000000ab "
-                           "status=recipient_online entry={\"Bad\\\"\" 9 7:?:80}");
+  assert_string_equal(buf,
+                      "SAVE_RESULT id=1 token=00000000000000ab "
+                      "status=recipient_online entry={\"Bad\\\"\" 9 7:?:80}");
   memset(&p, 0, sizeof p);
   p.type = UDPC_PT_CHAT;
   set_nick(&p.u.chat.from, "a");
