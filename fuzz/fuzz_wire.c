@@ -65,7 +65,7 @@ static void build_entry(fz_rd *r, udpc_entry *e) {
 
 static uint8_t build_status(fz_rd *r, uint8_t max) {
   uint8_t b = fz_u8(r);
-  return (b & 0x80u) ? b : (uint8_t)(b % (max + 1u));
+  return (uint8_t)((b & 0x80u) ? b : b % (max + 1u));
 }
 
 static uint16_t build_text(fz_rd *r, const uint8_t **p) {
