@@ -23,73 +23,19 @@
 #include "udpc_wire.h"
 #include "udpchat.h"
 
-#define T0 1764000000000ULL /* UTC ms, a multiple of the 30 s bucket */
-#define MAX_OUT 8192
-#define MAX_LOG 256
+#define UDPC_TSRV_SHORT_NAMES
+#include "udpc_tsrv.h"
 
 /* ======================================================================
- * Server fixture
+ * Server fixture (support/udpc_tsrv.h); sends past the capacity of f->out
+ * are counted, not kept.
  * ====================================================================== */
-typedef struct {
-  udpc_addr to;
-  size_t len;
-  uint8_t data[UDPC_MAX_PACKET];
-} out_pkt;
-
-typedef struct {
-  udpc_store *st;
-  udpc_server *s;
-  uint64_t now;
-  out_pkt *out;
-  size_t n_out;
-  size_t n_lines;           /* non-debug log lines */
-  char lines[MAX_LOG][256]; /* the first MAX_LOG of them */
-  uint32_t next_id;
-} fx;
-
-static void cap_send(void *ctx, const udpc_addr *to, const uint8_t *data,
-                     size_t len) {
-  fx *f = ctx;
-  assert_true(len > 0 && len <= UDPC_MAX_PACKET);
-  udpc_packet p;
-  assert_int_equal(udpc_wire_decode(&p, data, len), UDPC_OK);
-  if (f->n_out < MAX_OUT) {
-    out_pkt *o = &f->out[f->n_out];
-    o->to = *to;
-    o->len = len;
-    memcpy(o->data, data, len);
-  }
-  f->n_out++;
-}
-
-static void cap_log(void *ctx, int level, const char *msg) {
-  fx *f = ctx;
-  if (level >= 3) return;
-  if (f->n_lines < MAX_LOG)
-    snprintf(f->lines[f->n_lines], sizeof f->lines[0], "%d %s", level, msg);
-  f->n_lines++;
-}
-
-static const char *const OPS[] = {"op"};
-
 typedef struct {
   uint32_t max_clients, source_rate, source_burst, session_rate, session_burst;
 } srv_opts;
 
 static fx *fx_new(const srv_opts *o) {
-  fx *f = calloc(1, sizeof *f);
-  assert_non_null(f);
-  f->out = calloc(MAX_OUT, sizeof *f->out);
-  assert_non_null(f->out);
-  f->st = udpc_store_mem_new();
-  assert_non_null(f->st);
-  f->now = T0;
-  f->next_id = 1000;
-  udpc_server_config cfg;
-  memset(&cfg, 0, sizeof cfg);
-  for (int i = 0; i < 32; i++) cfg.seed[i] = (uint8_t)(i * 11 + 3);
-  cfg.operators = OPS;
-  cfg.n_operators = 1;
+  udpc_tsrv_cfg cfg = {.seed_mul = 11, .seed_add = 3, .count_past_max = 1};
   if (o) {
     cfg.max_clients = o->max_clients;
     cfg.source_rate = o->source_rate;
@@ -97,163 +43,17 @@ static fx *fx_new(const srv_opts *o) {
     cfg.session_rate = o->session_rate;
     cfg.session_burst = o->session_burst;
   }
-  cfg.store = f->st;
-  cfg.io.ctx = f;
-  cfg.io.send = cap_send;
-  cfg.io.log = cap_log;
-  f->s = udpc_server_new(&cfg, f->now);
-  assert_non_null(f->s);
-  return f;
+  return udpc_tsrv_new(&cfg);
 }
 
-static void fx_free(fx *f) {
-  udpc_server_free(f->s);
-  udpc_store_free(f->st);
-  free(f->out);
-  free(f);
-}
+static void fx_free(fx *f) { udpc_tsrv_free(f); }
 
 static int setup(void **state) {
   *state = fx_new(NULL);
   return 0;
 }
 
-static int teardown(void **state) {
-  fx_free(*state);
-  return 0;
-}
-
-static udpc_addr A(unsigned n) {
-  udpc_addr a;
-  memset(&a, 0, sizeof a);
-  a.family = 4;
-  a.ip[0] = 10;
-  a.ip[1] = (uint8_t)(n >> 16);
-  a.ip[2] = (uint8_t)(n >> 8);
-  a.ip[3] = (uint8_t)n;
-  a.port = (uint16_t)(40000 + (n & 0xfff));
-  return a;
-}
-
-static udpc_nick nk(const char *s) {
-  udpc_nick n;
-  memset(&n, 0, sizeof n);
-  n.len = (uint8_t)strlen(s);
-  memcpy(n.s, s, n.len);
-  return n;
-}
-
-static void clear(fx *f) { f->n_out = 0; }
-
-static size_t feed_raw(fx *f, const udpc_addr *from, const uint8_t *d,
-                       size_t n) {
-  assert_int_equal(udpc_server_recv(f->s, f->now, from, d, n), UDPC_OK);
-  return n;
-}
-
-static size_t feed(fx *f, const udpc_addr *from, const udpc_packet *p) {
-  uint8_t buf[UDPC_MAX_PACKET];
-  int n = udpc_wire_encode(p, buf, sizeof buf);
-  assert_true(n > 0);
-  return feed_raw(f, from, buf, (size_t)n);
-}
-
-static void flush_ok(fx *f) {
-  assert_int_equal(udpc_server_flush(f->s, f->now), UDPC_OK);
-}
-
-static udpc_packet out_at(const fx *f, size_t i) {
-  udpc_packet p;
-  assert_true(i < f->n_out && i < MAX_OUT);
-  assert_int_equal(udpc_wire_decode(&p, f->out[i].data, f->out[i].len),
-                   UDPC_OK);
-  return p;
-}
-
-static udpc_packet only_out(const fx *f, const udpc_addr *to) {
-  assert_int_equal(f->n_out, 1);
-  if (to) assert_true(udpc_addr_equal(&f->out[0].to, to));
-  return out_at(f, 0);
-}
-
-static size_t count_out(const fx *f, uint8_t type, const udpc_addr *to) {
-  size_t n = 0;
-  for (size_t i = 0; i < f->n_out && i < MAX_OUT; i++) {
-    udpc_packet p = out_at(f, i);
-    if (p.type == type && (!to || udpc_addr_equal(&f->out[i].to, to))) n++;
-  }
-  return n;
-}
-
-static udpc_packet pkt(uint8_t type, uint32_t id, uint64_t token) {
-  udpc_packet p;
-  memset(&p, 0, sizeof p);
-  p.type = type;
-  p.id = id;
-  p.token = token;
-  return p;
-}
-
-static udpc_packet reg_pkt(const char *nick, uint8_t cred, uint32_t id,
-                           const uint8_t *cookie, uint8_t cookie_len) {
-  udpc_packet p = pkt(UDPC_PT_REGISTER, id, 0);
-  p.u.reg.nick = nk(nick);
-  memset(p.u.reg.credential, cred, UDPC_CRED_LEN);
-  p.u.reg.cookie_len = cookie_len;
-  if (cookie_len) memcpy(p.u.reg.cookie, cookie, cookie_len);
-  return p;
-}
-
-static udpc_packet get_cookie(fx *f, const udpc_addr *from, const char *nick,
-                              uint8_t cred) {
-  clear(f);
-  udpc_packet r = reg_pkt(nick, cred, f->next_id++, NULL, 0);
-  feed(f, from, &r);
-  udpc_packet c = only_out(f, from);
-  assert_int_equal(c.type, UDPC_PT_COOKIE);
-  clear(f);
-  return c;
-}
-
-/* REGISTER with the cookie; returns the REGISTER_RESULT, or a packet of
- * type 0 if the server answered something else (e.g. a new COOKIE). */
-static udpc_packet reg_with(fx *f, const udpc_addr *from, const char *nick,
-                            uint8_t cred, const udpc_packet *cookie) {
-  clear(f);
-  udpc_packet r = reg_pkt(nick, cred, f->next_id++, cookie->u.cookie.cookie,
-                          cookie->u.cookie.cookie_len);
-  feed(f, from, &r);
-  flush_ok(f);
-  for (size_t i = 0; i < f->n_out; i++) {
-    udpc_packet p = out_at(f, i);
-    if (p.type == UDPC_PT_REGISTER_RESULT) return p;
-  }
-  udpc_packet none = pkt(0, 0, 0);
-  if (f->n_out > 0) none.type = out_at(f, 0).type;
-  return none;
-}
-
-static uint64_t reg(fx *f, const udpc_addr *from, const char *nick,
-                    uint8_t cred) {
-  udpc_packet c = get_cookie(f, from, nick, cred);
-  udpc_packet p = reg_with(f, from, nick, cred, &c);
-  assert_int_equal(p.type, UDPC_PT_REGISTER_RESULT);
-  assert_int_equal(p.u.reg_result.status, UDPC_REG_OK);
-  clear(f);
-  return p.u.reg_result.token;
-}
-
-static udpc_server_stats stats(const fx *f) {
-  udpc_server_stats st;
-  udpc_server_get_stats(f->s, &st);
-  return st;
-}
-
-static int has_line(const fx *f, const char *needle) {
-  for (size_t i = 0; i < f->n_lines && i < MAX_LOG; i++)
-    if (strstr(f->lines[i], needle)) return 1;
-  return 0;
-}
+static udpc_addr A(unsigned n) { return udpc_tsrv_addr_wide(n); }
 
 /* ---- Per-source rate limit ---------------------------------------------- */
 
@@ -534,7 +334,7 @@ static void test_cookie_of_another_server_rejected(void **state) {
   memset(cfg.seed, 0x42, sizeof cfg.seed);
   cfg.store = g->st;
   cfg.io.ctx = g;
-  cfg.io.send = cap_send;
+  cfg.io.send = udpc_tsrv_cap_send;
   g->s = udpc_server_new(&cfg, g->now);
   assert_non_null(g->s);
   assert_int_equal(reg_with(g, &a, "alice", 1, &ck).type, UDPC_PT_COOKIE);

@@ -17,84 +17,25 @@
 #include "udpc_wire.h"
 #include "udpchat.h"
 
-#define T0 1764000000000ULL /* UTC ms */
-#define MAX_OUT 8192
+#define UDPC_TSRV_SHORT_NAMES
+#include "udpc_tsrv.h"
 
-typedef struct {
-  udpc_addr to;
-  size_t len;
-  uint8_t data[UDPC_MAX_PACKET];
-} out_pkt;
-
-typedef struct {
-  udpc_store *st;
-  udpc_server *s;
-  uint64_t now;
-  out_pkt *out;
-  size_t n_out;
-  size_t n_logs;
-  int log_rx, log_tx, log_hold, log_drop; /* debug lines seen, by prefix */
-  uint32_t next_id;
-} fx;
-
-static void cap_send(void *ctx, const udpc_addr *to, const uint8_t *data,
-                     size_t len) {
-  fx *f = ctx;
-  assert_true(len > 0 && len <= UDPC_MAX_PACKET);
-  udpc_packet p;
-  assert_int_equal(udpc_wire_decode(&p, data, len), UDPC_OK);
-  assert_true(f->n_out < MAX_OUT);
-  out_pkt *o = &f->out[f->n_out++];
-  o->to = *to;
-  o->len = len;
-  memcpy(o->data, data, len);
-}
-
-static void cap_log(void *ctx, int level, const char *msg) {
-  fx *f = ctx;
-  assert_true(level >= 0 && level <= 3);
-  assert_non_null(msg);
-  assert_true(msg[0] != '\0');
-  f->n_logs++;
-  if (level == 3) {
-    if (strncmp(msg, "rx ", 3) == 0) f->log_rx++;
-    if (strncmp(msg, "tx ", 3) == 0) f->log_tx++;
-    if (strncmp(msg, "hold ", 5) == 0) f->log_hold++;
-    if (strncmp(msg, "drop ", 5) == 0) f->log_drop++;
-  }
-}
-
-static const char *const OPS[] = {"op"};
-
+/* A new server on f's store (f->cfg updated), for restarts. */
 static udpc_server *mk_server(fx *f, uint32_t max_clients, uint32_t per,
                               uint32_t total) {
-  udpc_server_config cfg;
-  memset(&cfg, 0, sizeof cfg);
-  for (int i = 0; i < 32; i++) cfg.seed[i] = (uint8_t)(i * 7 + 1);
-  cfg.operators = OPS;
-  cfg.n_operators = 1;
-  cfg.max_clients = max_clients;
-  cfg.mail_per_recipient = per;
-  cfg.mail_total = total;
-  cfg.store = f->st;
-  cfg.io.ctx = f;
-  cfg.io.send = cap_send;
-  cfg.io.log = cap_log;
-  return udpc_server_new(&cfg, f->now);
+  f->cfg.max_clients = max_clients;
+  f->cfg.mail_per_recipient = per;
+  f->cfg.mail_total = total;
+  return udpc_tsrv_server(f);
 }
 
 static fx *fx_new_cfg(uint32_t max_clients, uint32_t per, uint32_t total) {
-  fx *f = calloc(1, sizeof *f);
-  assert_non_null(f);
-  f->out = calloc(MAX_OUT, sizeof *f->out);
-  assert_non_null(f->out);
-  f->st = udpc_store_mem_new();
-  assert_non_null(f->st);
-  f->now = T0;
-  f->next_id = 1000;
-  f->s = mk_server(f, max_clients, per, total);
-  assert_non_null(f->s);
-  return f;
+  udpc_tsrv_cfg cfg = {.seed_mul = 7,
+                       .seed_add = 1,
+                       .max_clients = max_clients,
+                       .mail_per_recipient = per,
+                       .mail_total = total};
+  return udpc_tsrv_new(&cfg);
 }
 
 static int setup(void **state) {
@@ -102,163 +43,9 @@ static int setup(void **state) {
   return 0;
 }
 
-static int teardown(void **state) {
-  fx *f = *state;
-  udpc_server_free(f->s);
-  udpc_store_free(f->st);
-  free(f->out);
-  free(f);
-  return 0;
-}
+static udpc_addr A(unsigned n) { return udpc_tsrv_addr(n); }
 
-static udpc_addr A(unsigned n) {
-  udpc_addr a;
-  memset(&a, 0, sizeof a);
-  a.family = 4;
-  a.ip[0] = 10;
-  a.ip[1] = (uint8_t)(n >> 8);
-  a.ip[2] = (uint8_t)n;
-  a.ip[3] = 1;
-  a.port = (uint16_t)(40000 + n);
-  return a;
-}
-
-static udpc_nick nk(const char *s) {
-  udpc_nick n;
-  memset(&n, 0, sizeof n);
-  n.len = (uint8_t)strlen(s);
-  memcpy(n.s, s, n.len);
-  return n;
-}
-
-static void clear(fx *f) { f->n_out = 0; }
-
-static size_t feed(fx *f, const udpc_addr *from, const udpc_packet *p) {
-  uint8_t buf[UDPC_MAX_PACKET];
-  int n = udpc_wire_encode(p, buf, sizeof buf);
-  assert_true(n > 0);
-  assert_int_equal(udpc_server_recv(f->s, f->now, from, buf, (size_t)n),
-                   UDPC_OK);
-  return (size_t)n;
-}
-
-static void flush_ok(fx *f) {
-  assert_int_equal(udpc_server_flush(f->s, f->now), UDPC_OK);
-}
-
-static udpc_packet out_at(const fx *f, size_t i) {
-  udpc_packet p;
-  assert_true(i < f->n_out);
-  assert_int_equal(udpc_wire_decode(&p, f->out[i].data, f->out[i].len),
-                   UDPC_OK);
-  return p;
-}
-
-/* The only output; asserts there is exactly one and where it went. */
-static udpc_packet only_out(const fx *f, const udpc_addr *to) {
-  assert_int_equal(f->n_out, 1);
-  if (to) assert_true(udpc_addr_equal(&f->out[0].to, to));
-  return out_at(f, 0);
-}
-
-/* Number of outputs of a type sent to `to` (NULL: anywhere). */
-static size_t count_out(const fx *f, uint8_t type, const udpc_addr *to) {
-  size_t n = 0;
-  for (size_t i = 0; i < f->n_out; i++) {
-    udpc_packet p = out_at(f, i);
-    if (p.type == type && (!to || udpc_addr_equal(&f->out[i].to, to))) n++;
-  }
-  return n;
-}
-
-static udpc_packet pkt(uint8_t type, uint32_t id, uint64_t token) {
-  udpc_packet p;
-  memset(&p, 0, sizeof p);
-  p.type = type;
-  p.id = id;
-  p.token = token;
-  return p;
-}
-
-static udpc_packet reg_pkt(const char *nick, uint8_t cred, uint32_t id,
-                           const uint8_t *cookie, uint8_t cookie_len) {
-  udpc_packet p = pkt(UDPC_PT_REGISTER, id, 0);
-  p.u.reg.nick = nk(nick);
-  memset(p.u.reg.credential, cred, UDPC_CRED_LEN);
-  p.u.reg.cookie_len = cookie_len;
-  if (cookie_len) memcpy(p.u.reg.cookie, cookie, cookie_len);
-  return p;
-}
-
-/* REGISTER without cookie -> COOKIE; returns the cookie. */
-static udpc_packet get_cookie(fx *f, const udpc_addr *from, const char *nick,
-                              uint8_t cred) {
-  clear(f);
-  udpc_packet r = reg_pkt(nick, cred, f->next_id++, NULL, 0);
-  feed(f, from, &r);
-  udpc_packet c = only_out(f, from);
-  assert_int_equal(c.type, UDPC_PT_COOKIE);
-  assert_int_equal(c.id, r.id);
-  clear(f);
-  return c;
-}
-
-/* REGISTER with a cookie, flush; returns the REGISTER_RESULT. */
-static udpc_packet reg_result(fx *f, const udpc_addr *from, const char *nick,
-                              uint8_t cred) {
-  udpc_packet c = get_cookie(f, from, nick, cred);
-  udpc_packet r = reg_pkt(nick, cred, f->next_id++, c.u.cookie.cookie,
-                          c.u.cookie.cookie_len);
-  feed(f, from, &r);
-  flush_ok(f);
-  for (size_t i = 0; i < f->n_out; i++) {
-    udpc_packet p = out_at(f, i);
-    if (p.type == UDPC_PT_REGISTER_RESULT) {
-      assert_int_equal(p.id, r.id);
-      assert_true(udpc_addr_equal(&f->out[i].to, from));
-      return p;
-    }
-  }
-  fail_msg("no REGISTER_RESULT");
-  return c;
-}
-
-static uint64_t reg(fx *f, const udpc_addr *from, const char *nick,
-                    uint8_t cred) {
-  udpc_packet p = reg_result(f, from, nick, cred);
-  assert_int_equal(p.u.reg_result.status, UDPC_REG_OK);
-  assert_true(p.u.reg_result.token != 0);
-  clear(f);
-  return p.u.reg_result.token;
-}
-
-static udpc_server_stats stats(const fx *f) {
-  udpc_server_stats st;
-  udpc_server_get_stats(f->s, &st);
-  return st;
-}
-
-static udpc_packet save_pkt(uint64_t token, uint32_t id, const char *to,
-                            uint32_t msg_id, const char *text) {
-  udpc_packet p = pkt(UDPC_PT_SAVE, id, token);
-  p.u.save.to = nk(to);
-  p.u.save.msg_id = msg_id;
-  p.u.save.text.p = (const uint8_t *)text;
-  p.u.save.text.len = (uint16_t)strlen(text);
-  return p;
-}
-
-static uint32_t mail_count(fx *f, const char *nick) {
-  udpc_nick n = nk(nick);
-  uint32_t c = 0;
-  assert_int_equal(udpc_store_mail_count(f->st, &n, &c), UDPC_OK);
-  return c;
-}
-
-static void advance(fx *f, uint64_t ms) {
-  f->now += ms;
-  udpc_server_handle_expiry(f->s, f->now);
-}
+static void advance(fx *f, uint64_t ms) { udpc_tsrv_advance(f, ms); }
 
 /* ---- Registration and cookies (P5) ---------------------------------- */
 
@@ -1387,7 +1174,7 @@ static void test_new_rejects_bad_config(void **state) {
   assert_null(udpc_server_new(&cfg, T0)); /* no store, no send */
   udpc_store *st = udpc_store_mem_new();
   cfg.store = st;
-  cfg.io.send = cap_send;
+  cfg.io.send = udpc_tsrv_cap_send;
   static const char *const bad[] = {"no spaces"};
   cfg.operators = bad;
   cfg.n_operators = 1;

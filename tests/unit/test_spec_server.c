@@ -20,245 +20,37 @@
 #include "udpc_wire.h"
 #include "udpchat.h"
 
-#define T0 1764000000000ULL /* UTC ms */
-#define MAX_OUT 4096
-#define MAX_TOK 512
+#define UDPC_TSRV_SHORT_NAMES
+#include "udpc_tsrv.h"
 
-typedef struct {
-  udpc_addr to;
-  size_t len;
-  uint8_t data[UDPC_MAX_PACKET];
-} out_pkt;
-
-typedef struct {
-  uint64_t token;
-  udpc_addr addr;
-} tok_addr;
-
-typedef struct {
-  udpc_store *st;
-  udpc_server *s;
-  uint64_t now;
-  out_pkt *out;
-  size_t n_out;
-  tok_addr tok[MAX_TOK]; /* every token issued, with its session address */
-  size_t n_tok;
-  size_t n_checked;
-} fx;
-
-static const tok_addr *tok_find(const fx *f, uint64_t token) {
-  for (size_t i = 0; i < f->n_tok; i++)
-    if (f->tok[i].token == token) return &f->tok[i];
-  return NULL;
+/* Every datagram the server sends is checked by the fixture's
+ * check_tokens (support/udpc_tsrv.c): R1 R2 R6 R7 R14. */
+static udpc_tsrv_cfg spec_cfg(uint8_t seed, uint32_t max_clients) {
+  udpc_tsrv_cfg cfg = {.seed_mul = 13,
+                       .seed_add = seed,
+                       .max_clients = max_clients,
+                       .max_out = 4096,
+                       .check_tokens = 1};
+  return cfg;
 }
 
-/* R1 R2 R6 R7 R14: checked for every datagram the server sends. */
-static void check_out(fx *f, const udpc_addr *to, const uint8_t *data,
-                      size_t len) {
-  assert_true(len >= UDPC_HEADER_LEN && len <= UDPC_MAX_PACKET); /* R2 */
-  assert_int_equal(data[0], UDPC_PROTOCOL_VERSION);              /* R6 */
-  udpc_packet p;
-  /* R1: the whole datagram is exactly one packet (no trailing bytes, no
-   * second packet, nothing split). */
-  assert_int_equal(udpc_wire_decode(&p, data, len), UDPC_OK);
-  if (p.type == UDPC_PT_REGISTER_RESULT && p.u.reg_result.status == 0) {
-    const tok_addr *t = tok_find(f, p.u.reg_result.token);
-    if (t == NULL) {
-      assert_true(f->n_tok < MAX_TOK);
-      f->tok[f->n_tok].token = p.u.reg_result.token;
-      f->tok[f->n_tok].addr = *to;
-      f->n_tok++;
-    } else {
-      assert_true(udpc_addr_equal(&t->addr, to));
-    }
-  }
-  if (udpc_ptype_has_token(p.type)) {
-    /* R7 R14: the token of the session of the destination, sent only to
-     * that session's address. */
-    const tok_addr *t = tok_find(f, p.token);
-    if (t == NULL)
-      fail_msg("%s with a token never issued", udpc_ptype_name(p.type));
-    if (!udpc_addr_equal(&t->addr, to))
-      fail_msg("%s sent to another address than its session's",
-               udpc_ptype_name(p.type));
-  }
-  f->n_checked++;
-}
-
-static void cap_send(void *ctx, const udpc_addr *to, const uint8_t *data,
-                     size_t len) {
-  fx *f = ctx;
-  check_out(f, to, data, len);
-  assert_true(f->n_out < MAX_OUT);
-  out_pkt *o = &f->out[f->n_out++];
-  o->to = *to;
-  o->len = len;
-  memcpy(o->data, data, len);
-}
-
-static const char *const OPS[] = {"op"};
-
+/* A new server on f's store (f->cfg updated), for restarts. */
 static udpc_server *mk_server(fx *f, uint8_t seed, uint32_t max_clients) {
-  udpc_server_config cfg;
-  memset(&cfg, 0, sizeof cfg);
-  for (int i = 0; i < 32; i++) cfg.seed[i] = (uint8_t)(i * 13 + seed);
-  cfg.operators = OPS;
-  cfg.n_operators = 1;
-  cfg.max_clients = max_clients;
-  cfg.store = f->st;
-  cfg.io.ctx = f;
-  cfg.io.send = cap_send;
-  return udpc_server_new(&cfg, f->now);
+  f->cfg = spec_cfg(seed, max_clients);
+  return udpc_tsrv_server(f);
 }
 
 static int setup(void **state) {
-  fx *f = calloc(1, sizeof *f);
-  assert_non_null(f);
-  f->out = calloc(MAX_OUT, sizeof *f->out);
-  assert_non_null(f->out);
-  f->st = udpc_store_mem_new();
-  assert_non_null(f->st);
-  f->now = T0;
-  f->s = mk_server(f, 1, 0);
-  assert_non_null(f->s);
-  *state = f;
+  udpc_tsrv_cfg cfg = spec_cfg(1, 0);
+  *state = udpc_tsrv_new(&cfg);
   return 0;
 }
 
-static int teardown(void **state) {
-  fx *f = *state;
-  udpc_server_free(f->s);
-  udpc_store_free(f->st);
-  free(f->out);
-  free(f);
-  return 0;
-}
-
-static udpc_addr A(unsigned n) {
-  udpc_addr a;
-  memset(&a, 0, sizeof a);
-  a.family = 4;
-  a.ip[0] = 10;
-  a.ip[1] = (uint8_t)(n >> 8);
-  a.ip[2] = (uint8_t)n;
-  a.ip[3] = 1;
-  a.port = (uint16_t)(40000 + n);
-  return a;
-}
-
-static udpc_nick nk(const char *s) {
-  udpc_nick n;
-  memset(&n, 0, sizeof n);
-  n.len = (uint8_t)strlen(s);
-  memcpy(n.s, s, n.len);
-  return n;
-}
-
-static void clear(fx *f) { f->n_out = 0; }
-
-static size_t feed(fx *f, const udpc_addr *from, const udpc_packet *p) {
-  uint8_t buf[UDPC_MAX_PACKET];
-  int n = udpc_wire_encode(p, buf, sizeof buf);
-  assert_true(n > 0);
-  assert_int_equal(udpc_server_recv(f->s, f->now, from, buf, (size_t)n),
-                   UDPC_OK);
-  return (size_t)n;
-}
-
-static void flush_ok(fx *f) {
-  assert_int_equal(udpc_server_flush(f->s, f->now), UDPC_OK);
-}
+static udpc_addr A(unsigned n) { return udpc_tsrv_addr(n); }
 
 static void advance(fx *f, uint64_t ms) {
-  f->now += ms;
-  udpc_server_handle_expiry(f->s, f->now);
+  udpc_tsrv_advance(f, ms);
   flush_ok(f);
-}
-
-static udpc_packet out_at(const fx *f, size_t i) {
-  udpc_packet p;
-  assert_true(i < f->n_out);
-  assert_int_equal(udpc_wire_decode(&p, f->out[i].data, f->out[i].len),
-                   UDPC_OK);
-  return p;
-}
-
-static udpc_packet only_out(const fx *f, const udpc_addr *to) {
-  assert_int_equal(f->n_out, 1);
-  if (to) assert_true(udpc_addr_equal(&f->out[0].to, to));
-  return out_at(f, 0);
-}
-
-static size_t count_out(const fx *f, uint8_t type, const udpc_addr *to) {
-  size_t n = 0;
-  for (size_t i = 0; i < f->n_out; i++) {
-    udpc_packet p = out_at(f, i);
-    if (p.type == type && (!to || udpc_addr_equal(&f->out[i].to, to))) n++;
-  }
-  return n;
-}
-
-static udpc_packet pkt(uint8_t type, uint32_t id, uint64_t token) {
-  udpc_packet p;
-  memset(&p, 0, sizeof p);
-  p.type = type;
-  p.id = id;
-  p.token = token;
-  return p;
-}
-
-static udpc_packet reg_pkt(const char *nick, uint8_t cred, uint32_t id,
-                           const uint8_t *cookie, uint8_t cookie_len) {
-  udpc_packet p = pkt(UDPC_PT_REGISTER, id, 0);
-  p.u.reg.nick = nk(nick);
-  memset(p.u.reg.credential, cred, UDPC_CRED_LEN);
-  p.u.reg.cookie_len = cookie_len;
-  if (cookie_len) memcpy(p.u.reg.cookie, cookie, cookie_len);
-  return p;
-}
-
-/* Full exchange; returns the REGISTER_RESULT (outputs left in f->out). */
-static udpc_packet reg_result(fx *f, const udpc_addr *from, const char *nick,
-                              uint8_t cred) {
-  clear(f);
-  udpc_packet r = reg_pkt(nick, cred, 5000, NULL, 0);
-  feed(f, from, &r);
-  udpc_packet c = only_out(f, from);
-  assert_int_equal(c.type, UDPC_PT_COOKIE);
-  clear(f);
-  r = reg_pkt(nick, cred, 5001, c.u.cookie.cookie, c.u.cookie.cookie_len);
-  feed(f, from, &r);
-  flush_ok(f);
-  for (size_t i = 0; i < f->n_out; i++) {
-    udpc_packet p = out_at(f, i);
-    if (p.type == UDPC_PT_REGISTER_RESULT) return p;
-  }
-  fail_msg("no REGISTER_RESULT");
-  return c;
-}
-
-static uint64_t reg(fx *f, const udpc_addr *from, const char *nick,
-                    uint8_t cred) {
-  udpc_packet p = reg_result(f, from, nick, cred);
-  assert_int_equal(p.u.reg_result.status, UDPC_REG_OK);
-  clear(f);
-  return p.u.reg_result.token;
-}
-
-static udpc_packet save_pkt(uint64_t token, uint32_t id, const char *to,
-                            uint32_t msg_id, const char *text) {
-  udpc_packet p = pkt(UDPC_PT_SAVE, id, token);
-  p.u.save.to = nk(to);
-  p.u.save.msg_id = msg_id;
-  p.u.save.text.p = (const uint8_t *)text;
-  p.u.save.text.len = (uint16_t)strlen(text);
-  return p;
-}
-
-static udpc_server_stats stats(const fx *f) {
-  udpc_server_stats st;
-  udpc_server_get_stats(f->s, &st);
-  return st;
 }
 
 /* R1 R2 R6 R7 R14: a session of every server exchange (registration,
