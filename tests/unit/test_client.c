@@ -18,231 +18,47 @@
 #include "udpc_client.h"
 #include "udpchat.h"
 
-#define MAX_SENT 1024
-#define MAX_EV 1024
-#define TOKEN 0x1122334455667788ULL
+#define UDPC_TCLI_SHORT_NAMES
+#include "udpc_tcli.h"
 
-typedef struct {
-  udpc_addr to;
-  uint8_t data[UDPC_MAX_PACKET + 1];
-  size_t len;
-} sent_t;
-
-typedef struct {
-  int type;
-  int status;
-  char line[2048];
-} ev_t;
-
-typedef struct {
-  udpc_client *c;
-  uint64_t now;
-  sent_t sent[MAX_SENT];
-  size_t n_sent, sent_pos;
-  ev_t ev[MAX_EV];
-  size_t n_ev, ev_pos;
-  uint8_t popbuf[UDPC_MAX_PACKET]; /* keeps borrowed text of pop_sent */
-} harness;
-
-static harness H;
-
-static udpc_addr SERVER, ME, BOB, CAROL, EVIL;
-
-static udpc_addr addr4(uint8_t a, uint8_t b, uint8_t c, uint8_t d,
-                       uint16_t port) {
-  udpc_addr x;
-  memset(&x, 0, sizeof x);
-  x.family = 4;
-  x.ip[0] = a;
-  x.ip[1] = b;
-  x.ip[2] = c;
-  x.ip[3] = d;
-  x.port = port;
-  return x;
-}
-
-static udpc_nick mknick(const char *s) {
-  udpc_nick n;
-  memset(&n, 0, sizeof n);
-  n.len = (uint8_t)strlen(s);
-  memcpy(n.s, s, n.len);
-  return n;
-}
-
-static udpc_entry entry(const char *nick, int online, const udpc_addr *a) {
-  udpc_entry e;
-  memset(&e, 0, sizeof e);
-  e.nick = mknick(nick);
-  e.status = (uint8_t)(online ? UDPC_STATUS_ONLINE : UDPC_STATUS_OFFLINE);
-  e.addr = *a;
-  return e;
-}
-
-/* ---- capture ------------------------------------------------------------- */
-
-static void cap_send(void *ctx, const udpc_addr *to, const uint8_t *data,
-                     size_t len) {
-  (void)ctx;
-  assert_true(len <= UDPC_MAX_PACKET);
-  assert_true(H.n_sent < MAX_SENT);
-  H.sent[H.n_sent].to = *to;
-  memcpy(H.sent[H.n_sent].data, data, len);
-  H.sent[H.n_sent].len = len;
-  H.n_sent++;
-}
+#define MAX_SENT UDPC_TCLI_MAX_SENT
+#define MAX_EV UDPC_TCLI_MAX_EV
 
 static unsigned ev_count[UDPC_EV_NOTICE + 1]; /* per type, for coverage */
 
-static void cap_event(void *ctx, const udpc_event *ev) {
-  (void)ctx;
-  if (ev->type > 0 && ev->type <= UDPC_EV_NOTICE) ev_count[ev->type]++;
-  assert_true(H.n_ev < MAX_EV);
-  int n = udpc_event_format(ev, H.ev[H.n_ev].line, sizeof H.ev[H.n_ev].line);
-  assert_true(n >= 0);
-  H.ev[H.n_ev].type = ev->type;
-  H.ev[H.n_ev].status = ev->status;
-  H.n_ev++;
-}
-
-static udpc_packet pop_sent(const udpc_addr *to, int type) {
-  udpc_packet p;
-  assert_true(H.sent_pos < H.n_sent);
-  sent_t *s = &H.sent[H.sent_pos++];
-  memcpy(H.popbuf, s->data, s->len);
-  assert_int_equal(udpc_wire_decode(&p, H.popbuf, s->len), UDPC_OK);
-  if (p.type != type) {
-    fail_msg("sent %s, expected %s", udpc_ptype_name(p.type),
-             udpc_ptype_name(type));
-  }
-  assert_true(udpc_addr_equal(&s->to, to));
-  if (udpc_ptype_has_token(type) && type != UDPC_PT_PROBE_ACK) {
-    assert_true(p.token == TOKEN);
-  }
-  return p;
-}
-
-static void no_more_sent(void) {
-  if (H.sent_pos < H.n_sent) {
-    udpc_packet p;
-    assert_int_equal(
-        udpc_wire_decode(&p, H.sent[H.sent_pos].data, H.sent[H.sent_pos].len),
-        UDPC_OK);
-    fail_msg("unexpected %s sent", udpc_ptype_name(p.type));
-  }
-}
-
-static void expect_ev(int type, const char *line) {
-  if (H.ev_pos >= H.n_ev) fail_msg("missing event: %s", line);
-  ev_t *e = &H.ev[H.ev_pos++];
-  assert_string_equal(e->line, line);
-  assert_int_equal(e->type, type);
-}
-
-static void no_more_ev(void) {
-  if (H.ev_pos < H.n_ev) fail_msg("unexpected event: %s", H.ev[H.ev_pos].line);
-}
-
-static void feed(const udpc_addr *from, const udpc_packet *p) {
-  uint8_t buf[UDPC_MAX_PACKET];
-  int n = udpc_wire_encode(p, buf, sizeof buf);
-  assert_true(n > 0);
-  assert_int_equal(udpc_client_recv(H.c, H.now, from, buf, (size_t)n), UDPC_OK);
-}
-
-static int cmd(const char *line) {
-  return udpc_client_command(H.c, H.now, line, strlen(line));
-}
-
-static void advance(uint64_t t) {
-  H.now = t;
-  udpc_client_handle_expiry(H.c, t);
-}
-
-static udpc_packet pkt(int type, uint32_t id) {
-  udpc_packet p;
-  memset(&p, 0, sizeof p);
-  p.type = (uint8_t)type;
-  p.id = id;
-  p.token = TOKEN;
-  return p;
+static udpc_addr addr4(uint8_t a, uint8_t b, uint8_t c, uint8_t d,
+                       uint16_t port) {
+  return udpc_tcli_addr4(a, b, c, d, port);
 }
 
 /* ---- fixtures -------------------------------------------------------------- */
 
 static int setup(void **state) {
   (void)state;
-  memset(&H, 0, sizeof H);
-  SERVER = addr4(10, 0, 0, 1, 9000);
-  ME = addr4(10, 0, 0, 2, 40001);
-  BOB = addr4(10, 0, 0, 3, 40002);
-  CAROL = addr4(10, 0, 0, 4, 40003);
-  EVIL = addr4(10, 0, 0, 66, 40002);
-  udpc_client_config cfg;
-  memset(&cfg, 0, sizeof cfg);
-  cfg.nick = mknick("alice");
-  memset(cfg.credential, 0xA5, sizeof cfg.credential);
-  cfg.server = SERVER;
-  for (int i = 0; i < 32; i++) cfg.seed[i] = (uint8_t)(i + 1);
-  cfg.io.send = cap_send;
-  cfg.event = cap_event;
-  H.now = 1000;
-  H.c = udpc_client_new(&cfg, H.now);
+  udpc_tcli_reset(&H);
+  H.pop_token = 1; /* token types but PROBE_ACK carry TOKEN */
+  H.ev_count = ev_count;
+  set_addrs();
+  H.c = udpc_tcli_client(&H, &SERVER, 1);
   assert_non_null(H.c);
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  udpc_client_free(H.c);
-  H.c = NULL;
   return 0;
 }
 
 /* Start-up: REGISTER, COOKIE, REGISTER with cookie, REGISTER_RESULT OK.
  * Returns the id of the TABLE_REQ that follows. */
 static uint32_t do_register(uint32_t mail_count) {
-  assert_int_equal(udpc_client_start(H.c, H.now), UDPC_OK);
-  udpc_packet r1 = pop_sent(&SERVER, UDPC_PT_REGISTER);
-  assert_int_equal(r1.u.reg.cookie_len, 0);
-  udpc_packet ck = pkt(UDPC_PT_COOKIE, r1.id);
-  ck.u.cookie.cookie_len = 20;
-  memset(ck.u.cookie.cookie, 0x5C, 20);
-  feed(&SERVER, &ck);
-  udpc_packet r2 = pop_sent(&SERVER, UDPC_PT_REGISTER);
-  assert_int_equal(r2.u.reg.cookie_len, 20);
-  udpc_packet rr = pkt(UDPC_PT_REGISTER_RESULT, r2.id);
-  rr.u.reg_result.status = UDPC_REG_OK;
-  rr.u.reg_result.token = TOKEN;
-  rr.u.reg_result.table_version = 3;
-  rr.u.reg_result.mail_count = mail_count;
-  feed(&SERVER, &rr);
-  expect_ev(UDPC_EV_REGISTERED, "[Welcome, You are registered.]");
-  udpc_packet tr = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
-  assert_int_equal(tr.u.table_req.start, 0);
-  return tr.id;
+  return udpc_tcli_register(&H, &SERVER, mail_count, NULL);
 }
 
 static void answer_page(uint32_t id, uint64_t version, uint32_t total,
                         uint32_t start, const udpc_entry *e, uint8_t n) {
-  udpc_packet pg = pkt(UDPC_PT_TABLE_PAGE, id);
-  pg.u.table_page.version = version;
-  pg.u.table_page.total = total;
-  pg.u.table_page.start = start;
-  pg.u.table_page.count = n;
-  for (uint8_t i = 0; i < n; i++) pg.u.table_page.entries[i] = e[i];
-  feed(&SERVER, &pg);
+  udpc_tcli_answer_page(&H, &SERVER, id, version, total, start, e, n);
 }
 
 /* Registered, table {alice(me) online, bob online, carol offline} v3. */
 static void online_with_table(void) {
-  udpc_entry t[3] = {entry("alice", 1, &ME), entry("bob", 1, &BOB),
-                     entry("carol", 0, &CAROL)};
-  uint32_t id = do_register(0);
-  answer_page(id, 3, 3, 0, t, 3);
-  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
-  no_more_ev();
-  no_more_sent();
-  assert_int_equal(udpc_client_state(H.c), UDPC_CS_ONLINE);
+  udpc_tcli_addrs a = addrs();
+  udpc_tcli_online_with_table(&H, &a, NULL);
 }
 
 /* ---- registration ------------------------------------------------------ */

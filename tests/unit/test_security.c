@@ -24,6 +24,7 @@
 #include "udpchat.h"
 
 #define UDPC_TSRV_SHORT_NAMES
+#include "udpc_tcli.h"
 #include "udpc_tsrv.h"
 
 /* ======================================================================
@@ -515,118 +516,39 @@ static void test_random_flood_never_amplifies_and_keeps_no_state(void **state) {
 /* ======================================================================
  * Client: what it accepts, from whom
  * ====================================================================== */
-#define TOKEN 0x1122334455667788ULL
+#define TOKEN UDPC_TCLI_TOKEN
 
-typedef struct {
-  udpc_client *c;
-  uint64_t now;
-  size_t n_sent;
-  udpc_addr sent_to[64];
-  uint8_t sent[64][UDPC_MAX_PACKET];
-  size_t sent_len[64];
-  size_t n_ev;
-  int ev_type[64];
-  char ev_line[64][256];
-} ch;
-
-static ch C;
+static udpc_tcli C; /* client fixture (support/udpc_tcli.h) */
 static udpc_addr SERVER, ME, BOB, CAROL, EVIL;
 
-static void c_send(void *ctx, const udpc_addr *to, const uint8_t *data,
-                   size_t len) {
-  (void)ctx;
-  assert_true(C.n_sent < 64);
-  C.sent_to[C.n_sent] = *to;
-  memcpy(C.sent[C.n_sent], data, len);
-  C.sent_len[C.n_sent++] = len;
-}
-
-static void c_event(void *ctx, const udpc_event *ev) {
-  (void)ctx;
-  assert_true(C.n_ev < 64);
-  C.ev_type[C.n_ev] = ev->type;
-  assert_true(udpc_event_format(ev, C.ev_line[C.n_ev], 256) >= 0);
-  C.n_ev++;
-}
-
-static udpc_addr ad(uint8_t d, uint16_t port) {
-  udpc_addr x;
-  memset(&x, 0, sizeof x);
-  x.family = 4;
-  x.ip[0] = 10;
-  x.ip[3] = d;
-  x.port = port;
-  return x;
-}
-
 static void cfeed(const udpc_addr *from, const udpc_packet *p) {
-  uint8_t buf[UDPC_MAX_PACKET];
-  int n = udpc_wire_encode(p, buf, sizeof buf);
-  assert_true(n > 0);
-  assert_int_equal(udpc_client_recv(C.c, C.now, from, buf, (size_t)n), UDPC_OK);
+  udpc_tcli_feed(&C, from, p);
 }
 
-static udpc_packet csent(size_t i) {
-  udpc_packet p;
-  assert_true(i < C.n_sent);
-  assert_int_equal(udpc_wire_decode(&p, C.sent[i], C.sent_len[i]), UDPC_OK);
-  return p;
-}
+static udpc_packet csent(size_t i) { return udpc_tcli_sent_at(&C, i); }
 
 static udpc_entry ent(const char *nick, int online, const udpc_addr *a) {
-  udpc_entry e;
-  memset(&e, 0, sizeof e);
-  e.nick = nk(nick);
-  e.status = (uint8_t)(online ? UDPC_STATUS_ONLINE : UDPC_STATUS_OFFLINE);
-  e.addr = *a;
-  return e;
+  return udpc_tcli_entry(nick, online, a);
 }
 
 /* ONLINE as alice with table {alice, bob online, carol offline} v3. */
 static int csetup(void **state) {
   (void)state;
-  memset(&C, 0, sizeof C);
-  SERVER = ad(1, 9000);
-  ME = ad(2, 40001);
-  BOB = ad(3, 40002);
-  CAROL = ad(4, 40003);
-  EVIL = ad(66, 40002);
-  udpc_client_config cfg;
-  memset(&cfg, 0, sizeof cfg);
-  cfg.nick = nk("alice");
-  memset(cfg.credential, 0xA5, sizeof cfg.credential);
-  cfg.server = SERVER;
-  for (int i = 0; i < 32; i++) cfg.seed[i] = (uint8_t)(i + 9);
-  cfg.io.send = c_send;
-  cfg.event = c_event;
-  C.now = 1000;
-  C.c = udpc_client_new(&cfg, C.now);
+  udpc_tcli_reset(&C);
+  C.max_sent = 64;
+  C.max_ev = 64;
+  C.ev_cap = 256;
+  udpc_tcli_addrs a = udpc_tcli_std_addrs();
+  SERVER = a.server;
+  ME = a.me;
+  BOB = a.bob;
+  CAROL = a.carol;
+  EVIL = a.evil;
+  C.c = udpc_tcli_client(&C, &SERVER, 9);
   assert_non_null(C.c);
-  assert_int_equal(udpc_client_start(C.c, C.now), UDPC_OK);
-  udpc_packet r1 = csent(0);
-  udpc_packet ck = pkt(UDPC_PT_COOKIE, r1.id, 0);
-  ck.u.cookie.cookie_len = 20;
-  memset(ck.u.cookie.cookie, 0x5C, 20);
-  cfeed(&SERVER, &ck);
-  udpc_packet r2 = csent(1);
-  udpc_packet rr = pkt(UDPC_PT_REGISTER_RESULT, r2.id, 0);
-  rr.u.reg_result.status = UDPC_REG_OK;
-  rr.u.reg_result.token = TOKEN;
-  rr.u.reg_result.table_version = 3;
-  cfeed(&SERVER, &rr);
-  udpc_packet tr = csent(2);
-  assert_int_equal(tr.type, UDPC_PT_TABLE_REQ);
-  udpc_packet pg = pkt(UDPC_PT_TABLE_PAGE, tr.id, TOKEN);
-  pg.u.table_page.version = 3;
-  pg.u.table_page.total = 3;
-  pg.u.table_page.count = 3;
-  pg.u.table_page.entries[0] = ent("alice", 1, &ME);
-  pg.u.table_page.entries[1] = ent("bob", 1, &BOB);
-  pg.u.table_page.entries[2] = ent("carol", 0, &CAROL);
-  cfeed(&SERVER, &pg);
-  assert_int_equal(udpc_client_state(C.c), UDPC_CS_ONLINE);
-  C.n_sent = 0;
-  C.n_ev = 0;
+  udpc_tcli_online_with_table(&C, &a, NULL);
+  C.n_sent = C.sent_pos = 0;
+  C.n_ev = C.ev_pos = 0;
   return 0;
 }
 
@@ -727,10 +649,10 @@ static void test_client_chat_only_from_table_address(void **state) {
   c.u.chat.to = nk("alice");
   cfeed(&BOB, &c);
   assert_int_equal(C.n_ev, 1);
-  assert_string_equal(C.ev_line[0], "bob: hi");
+  assert_string_equal(C.ev[0].line, "bob: hi");
   assert_int_equal(C.n_sent, 1);
   assert_int_equal(csent(0).type, UDPC_PT_CHAT_ACK);
-  assert_true(udpc_addr_equal(&C.sent_to[0], &BOB));
+  assert_true(udpc_addr_equal(&C.sent[0].to, &BOB));
 }
 
 /* R36: a CHAT_ACK counts only for a chat alice sent to that peer with that
@@ -755,7 +677,7 @@ static void test_client_chat_ack_only_for_own_chat_to_that_peer(void **state) {
   ack.id = sent.id;
   cfeed(&BOB, &ack);
   assert_int_equal(C.n_ev, 1);
-  assert_string_equal(C.ev_line[0], "[Message received by bob.]");
+  assert_string_equal(C.ev[0].line, "[Message received by bob.]");
   cfeed(&BOB, &ack); /* replay */
   assert_int_equal(C.n_ev, 1);
   /* No fallback SAVE later: the chat was delivered exactly once. */

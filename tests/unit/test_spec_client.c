@@ -19,190 +19,26 @@
 #include "udpc_client.h"
 #include "udpchat.h"
 
-#define MAX_SENT 512
-#define MAX_EV 512
-#define TOKEN 0x1122334455667788ULL
+#define UDPC_TCLI_SHORT_NAMES
+#include "udpc_tcli.h"
+
 #define TOKEN2 0x0badc0ffee000002ULL
 
-typedef struct {
-  udpc_addr to;
-  uint8_t data[UDPC_MAX_PACKET];
-  size_t len;
-} sent_t;
-
-typedef struct {
-  int type;
-  char line[2048];
-} ev_t;
-
-typedef struct {
-  udpc_client *c;
-  uint64_t now;
-  uint64_t token; /* the session token check_sent() expects */
-  sent_t sent[MAX_SENT];
-  size_t n_sent, sent_pos;
-  ev_t ev[MAX_EV];
-  size_t n_ev, ev_pos;
-  uint8_t popbuf[UDPC_MAX_PACKET];
-} harness;
-
-static harness H;
-static udpc_addr SERVER, ME, BOB, CAROL;
-
-static udpc_addr addr4(uint8_t d, uint16_t port) {
-  udpc_addr x;
-  memset(&x, 0, sizeof x);
-  x.family = 4;
-  x.ip[0] = 10;
-  x.ip[3] = d;
-  x.port = port;
-  return x;
-}
-
-static udpc_nick mknick(const char *s) {
-  udpc_nick n;
-  memset(&n, 0, sizeof n);
-  n.len = (uint8_t)strlen(s);
-  memcpy(n.s, s, n.len);
-  return n;
-}
-
-static udpc_entry entry(const char *nick, int online, const udpc_addr *a) {
-  udpc_entry e;
-  memset(&e, 0, sizeof e);
-  e.nick = mknick(nick);
-  e.status = (uint8_t)(online ? UDPC_STATUS_ONLINE : UDPC_STATUS_OFFLINE);
-  e.addr = *a;
-  return e;
-}
-
-/* R1 R2 R6 R7 R12: checked for every datagram the client sends. */
-static void check_sent(const uint8_t *data, size_t len) {
-  assert_true(len >= UDPC_HEADER_LEN && len <= UDPC_MAX_PACKET); /* R2 */
-  assert_int_equal(data[0], UDPC_PROTOCOL_VERSION);              /* R6 */
-  udpc_packet p;
-  assert_int_equal(udpc_wire_decode(&p, data, len), UDPC_OK); /* R1 */
-  assert_true(p.type != UDPC_PT_ERROR);                       /* R12 */
-  if (udpc_ptype_has_token(p.type) && p.token != H.token)     /* R7 */
-    fail_msg("%s sent with token %016llx, session token %016llx",
-             udpc_ptype_name(p.type), (unsigned long long)p.token,
-             (unsigned long long)H.token);
-}
-
-static void cap_send(void *ctx, const udpc_addr *to, const uint8_t *data,
-                     size_t len) {
-  (void)ctx;
-  check_sent(data, len);
-  assert_true(H.n_sent < MAX_SENT);
-  H.sent[H.n_sent].to = *to;
-  memcpy(H.sent[H.n_sent].data, data, len);
-  H.sent[H.n_sent].len = len;
-  H.n_sent++;
-}
-
-static void cap_event(void *ctx, const udpc_event *ev) {
-  (void)ctx;
-  assert_true(H.n_ev < MAX_EV);
-  int n = udpc_event_format(ev, H.ev[H.n_ev].line, sizeof H.ev[H.n_ev].line);
-  assert_true(n >= 0);
-  H.ev[H.n_ev].type = ev->type;
-  H.n_ev++;
-}
-
-static udpc_packet pop_sent(const udpc_addr *to, int type) {
-  udpc_packet p;
-  if (H.sent_pos >= H.n_sent)
-    fail_msg("nothing sent, expected %s", udpc_ptype_name(type));
-  sent_t *s = &H.sent[H.sent_pos++];
-  memcpy(H.popbuf, s->data, s->len);
-  assert_int_equal(udpc_wire_decode(&p, H.popbuf, s->len), UDPC_OK);
-  if (p.type != type)
-    fail_msg("sent %s, expected %s", udpc_ptype_name(p.type),
-             udpc_ptype_name(type));
-  assert_true(udpc_addr_equal(&s->to, to));
-  return p;
-}
-
-static void no_more_sent(void) {
-  if (H.sent_pos < H.n_sent) {
-    udpc_packet p;
-    assert_int_equal(
-        udpc_wire_decode(&p, H.sent[H.sent_pos].data, H.sent[H.sent_pos].len),
-        UDPC_OK);
-    fail_msg("unexpected %s sent", udpc_ptype_name(p.type));
-  }
-}
-
-static void expect_ev(int type, const char *line) {
-  if (H.ev_pos >= H.n_ev) fail_msg("missing event: %s", line);
-  ev_t *e = &H.ev[H.ev_pos++];
-  assert_string_equal(e->line, line);
-  assert_int_equal(e->type, type);
-}
-
-static void no_more_ev(void) {
-  if (H.ev_pos < H.n_ev) fail_msg("unexpected event: %s", H.ev[H.ev_pos].line);
-}
-
-static void feed_raw(const udpc_addr *from, const uint8_t *data, size_t len) {
-  assert_int_equal(udpc_client_recv(H.c, H.now, from, data, len), UDPC_OK);
-}
-
-static void feed(const udpc_addr *from, const udpc_packet *p) {
-  uint8_t buf[UDPC_MAX_PACKET];
-  int n = udpc_wire_encode(p, buf, sizeof buf);
-  assert_true(n > 0);
-  feed_raw(from, buf, (size_t)n);
-}
-
-static int cmd(const char *line) {
-  return udpc_client_command(H.c, H.now, line, strlen(line));
-}
-
-static void advance(uint64_t t) {
-  H.now = t;
-  udpc_client_handle_expiry(H.c, t);
-}
-
-static udpc_packet pkt(int type, uint32_t id) {
-  udpc_packet p;
-  memset(&p, 0, sizeof p);
-  p.type = (uint8_t)type;
-  p.id = id;
-  p.token = H.token;
-  return p;
-}
-
+/* Every datagram the client sends is checked by the fixture's check_sent
+ * (support/udpc_tcli.c): R1 R2 R6 R7 R12, R7 against H.token. */
 static udpc_client *mk_client(uint8_t seed) {
-  udpc_client_config cfg;
-  memset(&cfg, 0, sizeof cfg);
-  cfg.nick = mknick("alice");
-  memset(cfg.credential, 0xA5, sizeof cfg.credential);
-  cfg.server = SERVER;
-  for (int i = 0; i < 32; i++) cfg.seed[i] = (uint8_t)(i + seed);
-  cfg.io.send = cap_send;
-  cfg.event = cap_event;
-  return udpc_client_new(&cfg, H.now);
+  return udpc_tcli_client(&H, &SERVER, seed);
 }
 
 static int setup(void **state) {
   (void)state;
-  memset(&H, 0, sizeof H);
-  SERVER = addr4(1, 9000);
-  ME = addr4(2, 40001);
-  BOB = addr4(3, 40002);
-  CAROL = addr4(4, 40003);
-  H.now = 1000;
-  H.token = TOKEN;
+  udpc_tcli_reset(&H);
+  H.max_sent = 512;
+  H.max_ev = 512;
+  H.check_sent = 1;
+  set_addrs();
   H.c = mk_client(1);
   assert_non_null(H.c);
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  udpc_client_free(H.c);
-  H.c = NULL;
   return 0;
 }
 
@@ -210,36 +46,8 @@ static int teardown(void **state) {
  * {alice(me) online, bob online, carol offline} v3. Returns the ids of the
  * client's packets in *ids (REGISTER, REGISTER, TABLE_REQ). */
 static void online_with_table(uint32_t ids[3]) {
-  assert_int_equal(udpc_client_start(H.c, H.now), UDPC_OK);
-  udpc_packet r1 = pop_sent(&SERVER, UDPC_PT_REGISTER);
-  udpc_packet ck = pkt(UDPC_PT_COOKIE, r1.id);
-  ck.u.cookie.cookie_len = 20;
-  memset(ck.u.cookie.cookie, 0x5C, 20);
-  feed(&SERVER, &ck);
-  udpc_packet r2 = pop_sent(&SERVER, UDPC_PT_REGISTER);
-  udpc_packet rr = pkt(UDPC_PT_REGISTER_RESULT, r2.id);
-  rr.u.reg_result.status = UDPC_REG_OK;
-  rr.u.reg_result.token = H.token;
-  rr.u.reg_result.table_version = 3;
-  feed(&SERVER, &rr);
-  expect_ev(UDPC_EV_REGISTERED, "[Welcome, You are registered.]");
-  udpc_packet tr = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
-  udpc_packet pg = pkt(UDPC_PT_TABLE_PAGE, tr.id);
-  pg.u.table_page.version = 3;
-  pg.u.table_page.total = 3;
-  pg.u.table_page.count = 3;
-  pg.u.table_page.entries[0] = entry("alice", 1, &ME);
-  pg.u.table_page.entries[1] = entry("bob", 1, &BOB);
-  pg.u.table_page.entries[2] = entry("carol", 0, &CAROL);
-  feed(&SERVER, &pg);
-  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
-  no_more_ev();
-  no_more_sent();
-  if (ids) {
-    ids[0] = r1.id;
-    ids[1] = r2.id;
-    ids[2] = tr.id;
-  }
+  udpc_tcli_addrs a = addrs();
+  udpc_tcli_online_with_table(&H, &a, ids);
 }
 
 /* Malformed, unknown and wrong-direction datagrams, from the server and a
@@ -566,7 +374,7 @@ static void test_r53_empty_snapshot_replaces_table(void **state) {
 static void test_p63_coalesced_delta_accepted(void **state) {
   (void)state;
   online_with_table(NULL);
-  udpc_addr dave = addr4(5, 40005), erin = addr4(6, 40006);
+  udpc_addr dave = udpc_tcli_addr(5, 40005), erin = udpc_tcli_addr(6, 40006);
   udpc_packet d = pkt(UDPC_PT_TABLE_DELTA, 9);
   d.u.table_delta.base_version = 3;
   d.u.table_delta.new_version = 6;
