@@ -11,27 +11,14 @@
 
 #include <cmocka.h>
 
+#include "udpc_thex.h"
 #include "udpc_wire.h"
 #include "udpchat.h"
 
-static const int all_types[] = {
-    UDPC_PT_REGISTER,    UDPC_PT_COOKIE,        UDPC_PT_REGISTER_RESULT,
-    UDPC_PT_TABLE_REQ,   UDPC_PT_TABLE_PAGE,    UDPC_PT_TABLE_DELTA,
-    UDPC_PT_HEARTBEAT,   UDPC_PT_HEARTBEAT_ACK, UDPC_PT_DEREG,
-    UDPC_PT_DEREG_OTHER, UDPC_PT_DEREG_RESULT,  UDPC_PT_KICKED,
-    UDPC_PT_SAVE,        UDPC_PT_SAVE_RESULT,   UDPC_PT_MAIL_REQ,
-    UDPC_PT_MAIL_PAGE,   UDPC_PT_PROBE,         UDPC_PT_PROBE_ACK,
-    UDPC_PT_CHAT,        UDPC_PT_CHAT_ACK,      UDPC_PT_ERROR,
-};
-#define N_TYPES (sizeof all_types / sizeof all_types[0])
+#define all_types udpc_thex_all_types
+#define N_TYPES UDPC_THEX_N_TYPES
 
-static udpc_nick nk(const char *s) {
-  udpc_nick n;
-  memset(&n, 0, sizeof n);
-  n.len = (uint8_t)strlen(s);
-  memcpy(n.s, s, n.len);
-  return n;
-}
+static udpc_nick nk(const char *s) { return udpc_thex_nick(s); }
 
 /* The smallest valid packet of each type, id 0x01020304, token
  * 0x1122334455667788 where the type has one. */

@@ -8,15 +8,10 @@
 #include <cmocka.h>
 
 #include "udpc_store.h"
+#include "udpc_thex.h"
 #include "udpchat.h"
 
-static udpc_nick nk(const char *s) {
-  udpc_nick n;
-  memset(&n, 0, sizeof n);
-  n.len = (uint8_t)strlen(s);
-  memcpy(n.s, s, n.len);
-  return n;
-}
+static udpc_nick nk(const char *s) { return udpc_thex_nick(s); }
 
 static void append(udpc_store *st, const char *to, const char *from,
                    uint32_t id, const char *text, uint64_t *seq) {

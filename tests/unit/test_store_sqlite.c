@@ -19,6 +19,7 @@
 
 #include "udpc_store.h"
 #include "udpc_store_sqlite.h"
+#include "udpc_thex.h"
 #include "udpchat.h"
 
 /* ---- Fault-injecting VFS -------------------------------------------------- */
@@ -197,13 +198,7 @@ static udpc_store *open_ok(const tmpdb *t) {
   return st;
 }
 
-static udpc_nick nk(const char *s) {
-  udpc_nick n;
-  memset(&n, 0, sizeof n);
-  n.len = (uint8_t)strlen(s);
-  memcpy(n.s, s, n.len);
-  return n;
-}
+static udpc_nick nk(const char *s) { return udpc_thex_nick(s); }
 
 static void append(udpc_store *st, const char *to, const char *from,
                    uint32_t id, const char *text, uint64_t *seq) {

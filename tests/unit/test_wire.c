@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "udpc_thex.h"
 #include "udpc_wire.h"
 #include "udpchat.h"
 
@@ -68,40 +69,9 @@ static int parse_expect(const char *s, int *out) {
   return -1;
 }
 
-static int hexval(int c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 /* Append the hex pairs of s to v->data. Returns 0 or -1 (bad hex). */
 static int append_hex(vec *v, const char *s) {
-  size_t digits = 0;
-  for (const char *q = s; *q; q++) {
-    if (*q == ' ') continue;
-    if (hexval((unsigned char)*q) < 0) return -1;
-    digits++;
-  }
-  if (digits % 2) return -1;
-  uint8_t *nd = realloc(v->data, v->len + digits / 2 + 1);
-  if (!nd) return -1;
-  v->data = nd;
-  int hi = -1;
-  for (const char *q = s; *q; q++) {
-    if (*q == ' ') {
-      if (hi >= 0) return -1; /* blank inside a pair */
-      continue;
-    }
-    int d = hexval((unsigned char)*q);
-    if (hi < 0) {
-      hi = d;
-    } else {
-      v->data[v->len++] = (uint8_t)(hi << 4 | d);
-      hi = -1;
-    }
-  }
-  return 0;
+  return udpc_thex_append(&v->data, &v->len, s);
 }
 
 static int load_fail(int line, const char *why) {
@@ -228,16 +198,8 @@ static int group_teardown(void **state) {
 
 /* ---- Vector tests ----------------------------------------------------- */
 
-static const int all_types[] = {
-    UDPC_PT_REGISTER,    UDPC_PT_COOKIE,        UDPC_PT_REGISTER_RESULT,
-    UDPC_PT_TABLE_REQ,   UDPC_PT_TABLE_PAGE,    UDPC_PT_TABLE_DELTA,
-    UDPC_PT_HEARTBEAT,   UDPC_PT_HEARTBEAT_ACK, UDPC_PT_DEREG,
-    UDPC_PT_DEREG_OTHER, UDPC_PT_DEREG_RESULT,  UDPC_PT_KICKED,
-    UDPC_PT_SAVE,        UDPC_PT_SAVE_RESULT,   UDPC_PT_MAIL_REQ,
-    UDPC_PT_MAIL_PAGE,   UDPC_PT_PROBE,         UDPC_PT_PROBE_ACK,
-    UDPC_PT_CHAT,        UDPC_PT_CHAT_ACK,      UDPC_PT_ERROR,
-};
-#define N_TYPES (sizeof all_types / sizeof all_types[0])
+#define all_types udpc_thex_all_types
+#define N_TYPES UDPC_THEX_N_TYPES
 
 static void test_vectors_cover_everything(void **state) {
   const vecset *vs = *state;

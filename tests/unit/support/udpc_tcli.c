@@ -36,18 +36,10 @@ udpc_tcli_addrs udpc_tcli_std_addrs(void) {
   return a;
 }
 
-udpc_nick udpc_tcli_nick(const char *s) {
-  udpc_nick n;
-  memset(&n, 0, sizeof n);
-  n.len = (uint8_t)strlen(s);
-  memcpy(n.s, s, n.len);
-  return n;
-}
-
 udpc_entry udpc_tcli_entry(const char *nick, int online, const udpc_addr *a) {
   udpc_entry e;
   memset(&e, 0, sizeof e);
-  e.nick = udpc_tcli_nick(nick);
+  e.nick = udpc_thex_nick(nick);
   e.status = (uint8_t)(online ? UDPC_STATUS_ONLINE : UDPC_STATUS_OFFLINE);
   e.addr = *a;
   return e;
@@ -105,7 +97,7 @@ udpc_client *udpc_tcli_client(udpc_tcli *h, const udpc_addr *server,
                               uint8_t seed) {
   udpc_client_config cfg;
   memset(&cfg, 0, sizeof cfg);
-  cfg.nick = udpc_tcli_nick("alice");
+  cfg.nick = udpc_thex_nick("alice");
   memset(cfg.credential, 0xA5, sizeof cfg.credential);
   cfg.server = *server;
   for (int i = 0; i < 32; i++) cfg.seed[i] = (uint8_t)(i + seed);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "udpc_client.h"
+#include "udpc_thex.h"
 #include "udpc_wire.h"
 #include "udpchat.h"
 
@@ -60,7 +61,6 @@ udpc_addr udpc_tcli_addr(uint8_t d, uint16_t port);
 udpc_addr udpc_tcli_addr4(uint8_t a, uint8_t b, uint8_t c, uint8_t d,
                           uint16_t port);
 udpc_tcli_addrs udpc_tcli_std_addrs(void);
-udpc_nick udpc_tcli_nick(const char *s);
 udpc_entry udpc_tcli_entry(const char *nick, int online, const udpc_addr *a);
 
 /* Zeroes h (options too), now 1000, token UDPC_TCLI_TOKEN. */
@@ -116,7 +116,7 @@ static inline udpc_tcli_addrs addrs(void) {
   udpc_tcli_addrs a = {SERVER, ME, BOB, CAROL, EVIL};
   return a;
 }
-static inline udpc_nick mknick(const char *s) { return udpc_tcli_nick(s); }
+static inline udpc_nick mknick(const char *s) { return udpc_thex_nick(s); }
 static inline udpc_entry entry(const char *nick, int online,
                                const udpc_addr *a) {
   return udpc_tcli_entry(nick, online, a);

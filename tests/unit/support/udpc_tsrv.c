@@ -156,14 +156,6 @@ udpc_addr udpc_tsrv_addr_wide(unsigned n) {
   return a;
 }
 
-udpc_nick udpc_tsrv_nick(const char *s) {
-  udpc_nick n;
-  memset(&n, 0, sizeof n);
-  n.len = (uint8_t)strlen(s);
-  memcpy(n.s, s, n.len);
-  return n;
-}
-
 void udpc_tsrv_clear(udpc_tsrv *f) { f->n_out = 0; }
 
 size_t udpc_tsrv_feed_raw(udpc_tsrv *f, const udpc_addr *from, const uint8_t *d,
@@ -225,7 +217,7 @@ udpc_packet udpc_tsrv_pkt(uint8_t type, uint32_t id, uint64_t token) {
 udpc_packet udpc_tsrv_reg_pkt(const char *nick, uint8_t cred, uint32_t id,
                               const uint8_t *cookie, uint8_t cookie_len) {
   udpc_packet p = udpc_tsrv_pkt(UDPC_PT_REGISTER, id, 0);
-  p.u.reg.nick = udpc_tsrv_nick(nick);
+  p.u.reg.nick = udpc_thex_nick(nick);
   memset(p.u.reg.credential, cred, UDPC_CRED_LEN);
   p.u.reg.cookie_len = cookie_len;
   if (cookie_len) memcpy(p.u.reg.cookie, cookie, cookie_len);
@@ -235,7 +227,7 @@ udpc_packet udpc_tsrv_reg_pkt(const char *nick, uint8_t cred, uint32_t id,
 udpc_packet udpc_tsrv_save_pkt(uint64_t token, uint32_t id, const char *to,
                                uint32_t msg_id, const char *text) {
   udpc_packet p = udpc_tsrv_pkt(UDPC_PT_SAVE, id, token);
-  p.u.save.to = udpc_tsrv_nick(to);
+  p.u.save.to = udpc_thex_nick(to);
   p.u.save.msg_id = msg_id;
   p.u.save.text.p = (const uint8_t *)text;
   p.u.save.text.len = (uint16_t)strlen(text);
@@ -300,7 +292,7 @@ udpc_server_stats udpc_tsrv_stats(const udpc_tsrv *f) {
 }
 
 uint32_t udpc_tsrv_mail_count(udpc_tsrv *f, const char *nick) {
-  udpc_nick n = udpc_tsrv_nick(nick);
+  udpc_nick n = udpc_thex_nick(nick);
   uint32_t c = 0;
   assert_int_equal(udpc_store_mail_count(f->st, &n, &c), UDPC_OK);
   return c;

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "udpc_store.h"
+#include "udpc_thex.h"
 #include "udpc_wire.h"
 #include "udpchat.h"
 
@@ -73,7 +74,6 @@ void udpc_tsrv_cap_send(void *ctx, const udpc_addr *to, const uint8_t *data,
 udpc_addr udpc_tsrv_addr(unsigned n);
 /* 10.(n>>16).(n>>8).(n&255) port 40000+(n&0xfff): up to 2^24 sources. */
 udpc_addr udpc_tsrv_addr_wide(unsigned n);
-udpc_nick udpc_tsrv_nick(const char *s);
 
 void udpc_tsrv_clear(udpc_tsrv *f);
 size_t udpc_tsrv_feed_raw(udpc_tsrv *f, const udpc_addr *from, const uint8_t *d,
@@ -123,7 +123,7 @@ int udpc_tsrv_has_line(const udpc_tsrv *f, const char *needle);
 /* Short names for the test files that define UDPC_TSRV_SHORT_NAMES. */
 typedef udpc_tsrv fx;
 #define T0 UDPC_TSRV_T0
-static inline udpc_nick nk(const char *s) { return udpc_tsrv_nick(s); }
+static inline udpc_nick nk(const char *s) { return udpc_thex_nick(s); }
 static inline void clear(fx *f) { udpc_tsrv_clear(f); }
 static inline size_t feed_raw(fx *f, const udpc_addr *from, const uint8_t *d,
                               size_t n) {
