@@ -28,7 +28,7 @@ static unsigned ev_count[UDPC_EV_NOTICE + 1]; /* per type, for coverage */
 
 static udpc_addr addr4(uint8_t a, uint8_t b, uint8_t c, uint8_t d,
                        uint16_t port) {
-  return udpc_tcli_addr4(a, b, c, d, port);
+  return udpc_thex_addr4(a, b, c, d, port);
 }
 
 /* ---- fixtures -------------------------------------------------------------- */

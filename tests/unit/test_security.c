@@ -539,11 +539,7 @@ static int csetup(void **state) {
   C.max_ev = 64;
   C.ev_cap = 256;
   udpc_tcli_addrs a = udpc_tcli_std_addrs();
-  SERVER = a.server;
-  ME = a.me;
-  BOB = a.bob;
-  CAROL = a.carol;
-  EVIL = a.evil;
+  udpc_tcli_set_addrs(&SERVER, &ME, &BOB, &CAROL, &EVIL);
   C.c = udpc_tcli_client(&C, &SERVER, 9);
   assert_non_null(C.c);
   udpc_tcli_online_with_table(&C, &a, NULL);

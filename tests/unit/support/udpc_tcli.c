@@ -9,21 +9,8 @@
 
 #include <cmocka.h>
 
-udpc_addr udpc_tcli_addr4(uint8_t a, uint8_t b, uint8_t c, uint8_t d,
-                          uint16_t port) {
-  udpc_addr x;
-  memset(&x, 0, sizeof x);
-  x.family = 4;
-  x.ip[0] = a;
-  x.ip[1] = b;
-  x.ip[2] = c;
-  x.ip[3] = d;
-  x.port = port;
-  return x;
-}
-
 udpc_addr udpc_tcli_addr(uint8_t d, uint16_t port) {
-  return udpc_tcli_addr4(10, 0, 0, d, port);
+  return udpc_thex_addr4(10, 0, 0, d, port);
 }
 
 udpc_tcli_addrs udpc_tcli_std_addrs(void) {
@@ -34,6 +21,16 @@ udpc_tcli_addrs udpc_tcli_std_addrs(void) {
   a.carol = udpc_tcli_addr(4, 40003);
   a.evil = udpc_tcli_addr(66, 40002);
   return a;
+}
+
+void udpc_tcli_set_addrs(udpc_addr *server, udpc_addr *me, udpc_addr *bob,
+                         udpc_addr *carol, udpc_addr *evil) {
+  udpc_tcli_addrs a = udpc_tcli_std_addrs();
+  *server = a.server;
+  *me = a.me;
+  *bob = a.bob;
+  *carol = a.carol;
+  *evil = a.evil;
 }
 
 udpc_entry udpc_tcli_entry(const char *nick, int online, const udpc_addr *a) {

@@ -58,9 +58,10 @@ typedef struct {
 
 /* 10.0.0.d:port */
 udpc_addr udpc_tcli_addr(uint8_t d, uint16_t port);
-udpc_addr udpc_tcli_addr4(uint8_t a, uint8_t b, uint8_t c, uint8_t d,
-                          uint16_t port);
 udpc_tcli_addrs udpc_tcli_std_addrs(void);
+/* The same into five variables. */
+void udpc_tcli_set_addrs(udpc_addr *server, udpc_addr *me, udpc_addr *bob,
+                         udpc_addr *carol, udpc_addr *evil);
 udpc_entry udpc_tcli_entry(const char *nick, int online, const udpc_addr *a);
 
 /* Zeroes h (options too), now 1000, token UDPC_TCLI_TOKEN. */
@@ -105,12 +106,7 @@ typedef udpc_tcli_ev ev_t;
 static udpc_tcli H;
 static udpc_addr SERVER, ME, BOB, CAROL, EVIL;
 static inline void set_addrs(void) {
-  udpc_tcli_addrs a = udpc_tcli_std_addrs();
-  SERVER = a.server;
-  ME = a.me;
-  BOB = a.bob;
-  CAROL = a.carol;
-  EVIL = a.evil;
+  udpc_tcli_set_addrs(&SERVER, &ME, &BOB, &CAROL, &EVIL);
 }
 static inline udpc_tcli_addrs addrs(void) {
   udpc_tcli_addrs a = {SERVER, ME, BOB, CAROL, EVIL};

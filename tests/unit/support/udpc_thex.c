@@ -26,6 +26,19 @@ udpc_nick udpc_thex_nick(const char *s) {
   return n;
 }
 
+udpc_addr udpc_thex_addr4(uint8_t a, uint8_t b, uint8_t c, uint8_t d,
+                          uint16_t port) {
+  udpc_addr x;
+  memset(&x, 0, sizeof x);
+  x.family = 4;
+  x.ip[0] = a;
+  x.ip[1] = b;
+  x.ip[2] = c;
+  x.ip[3] = d;
+  x.port = port;
+  return x;
+}
+
 int udpc_thex_hexval(int c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;

@@ -18,6 +18,10 @@ extern const int udpc_thex_all_types[UDPC_THEX_N_TYPES];
 /* The nick s (at most UDPC_NICK_MAX bytes, not checked further). */
 udpc_nick udpc_thex_nick(const char *s);
 
+/* The IPv4 address a.b.c.d:port. */
+udpc_addr udpc_thex_addr4(uint8_t a, uint8_t b, uint8_t c, uint8_t d,
+                          uint16_t port);
+
 /* The value of hex digit c, or -1. */
 int udpc_thex_hexval(int c);
 /* Appends the hex pairs of s (blanks allowed between pairs) to *data,

@@ -133,27 +133,13 @@ void udpc_tsrv_free(udpc_tsrv *f) {
 }
 
 udpc_addr udpc_tsrv_addr(unsigned n) {
-  udpc_addr a;
-  memset(&a, 0, sizeof a);
-  a.family = 4;
-  a.ip[0] = 10;
-  a.ip[1] = (uint8_t)(n >> 8);
-  a.ip[2] = (uint8_t)n;
-  a.ip[3] = 1;
-  a.port = (uint16_t)(40000 + n);
-  return a;
+  return udpc_thex_addr4(10, (uint8_t)(n >> 8), (uint8_t)n, 1,
+                         (uint16_t)(40000 + n));
 }
 
 udpc_addr udpc_tsrv_addr_wide(unsigned n) {
-  udpc_addr a;
-  memset(&a, 0, sizeof a);
-  a.family = 4;
-  a.ip[0] = 10;
-  a.ip[1] = (uint8_t)(n >> 16);
-  a.ip[2] = (uint8_t)(n >> 8);
-  a.ip[3] = (uint8_t)n;
-  a.port = (uint16_t)(40000 + (n & 0xfff));
-  return a;
+  return udpc_thex_addr4(10, (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n,
+                         (uint16_t)(40000 + (n & 0xfff)));
 }
 
 void udpc_tsrv_clear(udpc_tsrv *f) { f->n_out = 0; }
