@@ -2,6 +2,7 @@
  * udpc_net.c - UDP socket helpers (see udpc_net.h).
  */
 #include "udpc_net.h"
+#include "udpc_fs.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -12,17 +13,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-static void set_err(char *err, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t cap, const char *fmt, ...) {
-  if (err == NULL || cap == 0) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, cap, fmt, ap);
-  va_end(ap);
-}
 
 int udpc_net_parse_port(const char *s, uint16_t *out, char *err,
                         size_t err_cap) {
@@ -38,8 +28,8 @@ int udpc_net_parse_port(const char *s, uint16_t *out, char *err,
   *out = (uint16_t)v;
   return 0;
 bad:
-  set_err(err, err_cap, "invalid port '%s': must be 0 or 1024-65535",
-          s != NULL ? s : "");
+  udpc_fs_err(err, err_cap, "invalid port '%s': must be 0 or 1024-65535",
+              s != NULL ? s : "");
   return -1;
 }
 
@@ -112,8 +102,8 @@ int udpc_net_resolve(const char *host, uint16_t port, udpc_addr *out, char *err,
     rc = getaddrinfo(host, NULL, &hints, &res);
   }
   if (rc != 0) {
-    set_err(err, err_cap, "cannot resolve '%s': %s", host,
-            rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+    udpc_fs_err(err, err_cap, "cannot resolve '%s': %s", host,
+                rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
     return -1;
   }
   int ok = -1;
@@ -130,7 +120,7 @@ int udpc_net_resolve(const char *host, uint16_t port, udpc_addr *out, char *err,
   }
   freeaddrinfo(res);
   if (ok != 0)
-    set_err(err, err_cap, "cannot resolve '%s': no IP address", host);
+    udpc_fs_err(err, err_cap, "cannot resolve '%s': no IP address", host);
   return ok;
 }
 
@@ -187,8 +177,8 @@ int udpc_net_bind(udpc_net_sock *out, const char *host, uint16_t port,
       return 0;
     }
     if (e != EAFNOSUPPORT && e != EADDRNOTAVAIL && e != EPROTONOSUPPORT) {
-      set_err(err, err_cap, "cannot bind UDP port %u: %s", (unsigned)port,
-              strerror(e));
+      udpc_fs_err(err, err_cap, "cannot bind UDP port %u: %s", (unsigned)port,
+                  strerror(e));
       return -1;
     }
     struct sockaddr_in sin;
@@ -202,8 +192,8 @@ int udpc_net_bind(udpc_net_sock *out, const char *host, uint16_t port,
       out->family = AF_INET;
       return 0;
     }
-    set_err(err, err_cap, "cannot bind UDP port %u: %s", (unsigned)port,
-            strerror(e));
+    udpc_fs_err(err, err_cap, "cannot bind UDP port %u: %s", (unsigned)port,
+                strerror(e));
     return -1;
   }
 
@@ -213,7 +203,7 @@ int udpc_net_bind(udpc_net_sock *out, const char *host, uint16_t port,
   socklen_t len = 0;
   int family = a.family == 4 ? AF_INET : AF_INET6;
   if (to_sockaddr(&a, family, &ss, &len) != 0) {
-    set_err(err, err_cap, "cannot bind '%s': unsupported address", host);
+    udpc_fs_err(err, err_cap, "cannot bind '%s': unsupported address", host);
     return -1;
   }
   int dual = 0;
@@ -222,8 +212,8 @@ int udpc_net_bind(udpc_net_sock *out, const char *host, uint16_t port,
     dual = IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr);
   }
   if (bind_one(family, (const struct sockaddr *)&ss, len, dual, &fd, &e) != 0) {
-    set_err(err, err_cap, "cannot bind UDP %s port %u: %s", host,
-            (unsigned)port, strerror(e));
+    udpc_fs_err(err, err_cap, "cannot bind UDP %s port %u: %s", host,
+                (unsigned)port, strerror(e));
     return -1;
   }
   out->fd = fd;
@@ -246,11 +236,11 @@ int udpc_net_local(const udpc_net_sock *s, udpc_addr *out, char *err,
   socklen_t len = sizeof ss;
   memset(&ss, 0, sizeof ss);
   if (getsockname(s->fd, (struct sockaddr *)&ss, &len) != 0) {
-    set_err(err, err_cap, "getsockname: %s", strerror(errno));
+    udpc_fs_err(err, err_cap, "getsockname: %s", strerror(errno));
     return -1;
   }
   if (from_sockaddr(&ss, out) != 0) {
-    set_err(err, err_cap, "getsockname: unexpected address family");
+    udpc_fs_err(err, err_cap, "getsockname: unexpected address family");
     return -1;
   }
   /* Report the wildcard of a dual-stack socket as IPv6 "::". */
@@ -270,10 +260,10 @@ int udpc_net_sendto(const udpc_net_sock *s, const udpc_addr *to,
   if (to_sockaddr(to, s->family, &ss, &sl) != 0) {
     char a[UDPC_NET_ADDRSTR_MAX];
     udpc_net_format_addr(to, a, sizeof a);
-    set_err(err, err_cap,
-            "sendto %s: address family not usable on this "
-            "socket",
-            a);
+    udpc_fs_err(err, err_cap,
+                "sendto %s: address family not usable on this "
+                "socket",
+                a);
     return -1;
   }
   for (;;) {
@@ -281,7 +271,7 @@ int udpc_net_sendto(const udpc_net_sock *s, const udpc_addr *to,
                        (const struct sockaddr *)&ss, sl);
     if (n >= 0) {
       if ((size_t)n != len) {
-        set_err(err, err_cap, "sendto: short send %zd of %zu", n, len);
+        udpc_fs_err(err, err_cap, "sendto: short send %zd of %zu", n, len);
         return -1;
       }
       return 0;
@@ -289,7 +279,7 @@ int udpc_net_sendto(const udpc_net_sock *s, const udpc_addr *to,
     if (errno == EINTR) continue;
     char a[UDPC_NET_ADDRSTR_MAX];
     udpc_net_format_addr(to, a, sizeof a);
-    set_err(err, err_cap, "sendto %s: %s", a, strerror(errno));
+    udpc_fs_err(err, err_cap, "sendto %s: %s", a, strerror(errno));
     return -1;
   }
 }
@@ -307,7 +297,7 @@ ssize_t udpc_net_recvfrom(const udpc_net_sock *s, uint8_t *buf, size_t cap,
       if (errno == EAGAIN || errno == EWOULDBLOCK) return -2;
       /* ICMP errors surfacing on the socket (ECONNREFUSED and friends) say
        * nothing about the next datagram: report and let the caller go on. */
-      set_err(err, err_cap, "recvfrom: %s", strerror(errno));
+      udpc_fs_err(err, err_cap, "recvfrom: %s", strerror(errno));
       return -1;
     }
     if (from_sockaddr(&ss, from) != 0) continue; /* not IP: drop */

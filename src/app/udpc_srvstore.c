@@ -2,6 +2,7 @@
  * udpc_srvstore.c - opening the server's store (see udpc_srvstore.h).
  */
 #include "udpc_srvstore.h"
+#include "udpc_fs.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -14,17 +15,6 @@
 #include "udpc_store_sqlite.h"
 
 #define SRVSTORE_PATH_MAX 4096
-
-static void set_err(char *err, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t cap, const char *fmt, ...) {
-  if (err == NULL || cap == 0) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, cap, fmt, ap);
-  va_end(ap);
-}
 
 int udpc_srvstore_parse(const char *name) {
   if (name == NULL) return -1;
@@ -48,40 +38,7 @@ int udpc_srvstore_data_dir(const char *override, char *out, size_t cap,
     n = snprintf(out, cap, "udpchat-server-data");
   }
   if (n <= 0 || (size_t)n >= cap) {
-    set_err(err, err_cap, "data directory path empty or too long");
-    return -1;
-  }
-  return 0;
-}
-
-/* mkdir -p, mode 0700 for every component created. */
-static int make_dirs(const char *dir, char *err, size_t err_cap) {
-  char path[SRVSTORE_PATH_MAX];
-  size_t len = strlen(dir);
-  if (len == 0 || len >= sizeof path) {
-    set_err(err, err_cap, "data directory path empty or too long");
-    return -1;
-  }
-  memcpy(path, dir, len + 1);
-  for (size_t i = 1; i <= len; i++) {
-    if (path[i] != '/' && path[i] != '\0') continue;
-    char saved = path[i];
-    path[i] = '\0';
-    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-      set_err(err, err_cap, "cannot create data directory '%s': %s", path,
-              strerror(errno));
-      return -1;
-    }
-    path[i] = saved;
-  }
-  struct stat st;
-  if (stat(dir, &st) != 0) {
-    set_err(err, err_cap, "cannot access data directory '%s': %s", dir,
-            strerror(errno));
-    return -1;
-  }
-  if (!S_ISDIR(st.st_mode)) {
-    set_err(err, err_cap, "data directory '%s' is not a directory", dir);
+    udpc_fs_err(err, err_cap, "data directory path empty or too long");
     return -1;
   }
   return 0;
@@ -101,20 +58,20 @@ udpc_store *udpc_srvstore_open(int kind, const char *data_dir, int *kind_out,
   if (kind == UDPC_SRVSTORE_MEMORY) {
     udpc_store *st = udpc_store_mem_new();
     if (st == NULL)
-      set_err(err, err_cap,
-              "cannot create the store: out of "
-              "memory");
+      udpc_fs_err(err, err_cap,
+                  "cannot create the store: out of "
+                  "memory");
     return st;
   }
   char dir[SRVSTORE_PATH_MAX], path[SRVSTORE_PATH_MAX + 16];
   if (udpc_srvstore_data_dir(data_dir, dir, sizeof dir, err, err_cap) != 0)
     return NULL;
-  if (make_dirs(dir, err, err_cap) != 0) return NULL;
+  if (udpc_fs_mkdirs(dir, "data directory", err, err_cap) != 0) return NULL;
   snprintf(path, sizeof path, "%s/server.db", dir);
   char why[1024];
   udpc_store *st = udpc_store_sqlite_open(path, why, sizeof why);
   if (st == NULL) {
-    set_err(err, err_cap, "cannot open the message store: %s", why);
+    udpc_fs_err(err, err_cap, "cannot open the message store: %s", why);
     return NULL;
   }
   udpc_store_sqlite_set_log(st, store_log, NULL);

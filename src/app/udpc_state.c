@@ -2,6 +2,7 @@
  * udpc_state.c - client credential storage (see udpc_state.h).
  */
 #include "udpc_state.h"
+#include "udpc_fs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,23 +16,12 @@
 
 #include "udpc_loop.h"
 
-static void set_err(char *err, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t cap, const char *fmt, ...) {
-  if (err == NULL || cap == 0) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, cap, fmt, ap);
-  va_end(ap);
-}
-
 int udpc_state_dir(const char *override, char *out, size_t cap, char *err,
                    size_t err_cap) {
   int n;
   if (override != NULL) {
     if (override[0] == '\0') {
-      set_err(err, err_cap, "invalid state directory: empty path");
+      udpc_fs_err(err, err_cap, "invalid state directory: empty path");
       return -1;
     }
     n = snprintf(out, cap, "%s", override);
@@ -44,47 +34,14 @@ int udpc_state_dir(const char *override, char *out, size_t cap, char *err,
     } else if (home != NULL && home[0] == '/') {
       n = snprintf(out, cap, "%s/.local/state/udpchat", home);
     } else {
-      set_err(err, err_cap,
-              "cannot find a state directory: set HOME, "
-              "XDG_STATE_HOME or use --state-dir DIR");
+      udpc_fs_err(err, err_cap,
+                  "cannot find a state directory: set HOME, "
+                  "XDG_STATE_HOME or use --state-dir DIR");
       return -1;
     }
   }
   if (n < 0 || (size_t)n >= cap) {
-    set_err(err, err_cap, "state directory path too long");
-    return -1;
-  }
-  return 0;
-}
-
-/* mkdir -p with mode 0700 for every component we create. */
-static int make_dirs(const char *dir, char *err, size_t err_cap) {
-  char path[UDPC_STATE_PATH_MAX];
-  size_t len = strlen(dir);
-  if (len >= sizeof path) {
-    set_err(err, err_cap, "state directory path too long");
-    return -1;
-  }
-  memcpy(path, dir, len + 1);
-  for (size_t i = 1; i <= len; i++) {
-    if (path[i] != '/' && path[i] != '\0') continue;
-    char saved = path[i];
-    path[i] = '\0';
-    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-      set_err(err, err_cap, "cannot create state directory '%s': %s", path,
-              strerror(errno));
-      return -1;
-    }
-    path[i] = saved;
-  }
-  struct stat st;
-  if (stat(dir, &st) != 0) {
-    set_err(err, err_cap, "cannot access state directory '%s': %s", dir,
-            strerror(errno));
-    return -1;
-  }
-  if (!S_ISDIR(st.st_mode)) {
-    set_err(err, err_cap, "state directory '%s' is not a directory", dir);
+    udpc_fs_err(err, err_cap, "state directory path too long");
     return -1;
   }
   return 0;
@@ -95,26 +52,27 @@ static int read_cred(const char *path, uint8_t cred[UDPC_CRED_LEN], char *err,
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
     if (errno == ENOENT) return 1;
-    set_err(err, err_cap, "cannot open credential file '%s': %s", path,
-            strerror(errno));
+    udpc_fs_err(err, err_cap, "cannot open credential file '%s': %s", path,
+                strerror(errno));
     return -1;
   }
   struct stat st;
   if (fstat(fd, &st) != 0) {
-    set_err(err, err_cap, "cannot stat '%s': %s", path, strerror(errno));
+    udpc_fs_err(err, err_cap, "cannot stat '%s': %s", path, strerror(errno));
     (void)close(fd);
     return -1;
   }
   if (!S_ISREG(st.st_mode)) {
-    set_err(err, err_cap, "credential file '%s' is not a regular file", path);
+    udpc_fs_err(err, err_cap, "credential file '%s' is not a regular file",
+                path);
     (void)close(fd);
     return -1;
   }
   if ((st.st_mode & 0077) != 0) {
-    set_err(err, err_cap,
-            "credential file '%s' is accessible by others "
-            "(mode %03o); run: chmod 600 '%s'",
-            path, (unsigned)(st.st_mode & 0777), path);
+    udpc_fs_err(err, err_cap,
+                "credential file '%s' is accessible by others "
+                "(mode %03o); run: chmod 600 '%s'",
+                path, (unsigned)(st.st_mode & 0777), path);
     (void)close(fd);
     return -1;
   }
@@ -124,7 +82,7 @@ static int read_cred(const char *path, uint8_t cred[UDPC_CRED_LEN], char *err,
     ssize_t n = read(fd, buf + got, sizeof buf - got);
     if (n < 0) {
       if (errno == EINTR) continue;
-      set_err(err, err_cap, "cannot read '%s': %s", path, strerror(errno));
+      udpc_fs_err(err, err_cap, "cannot read '%s': %s", path, strerror(errno));
       (void)close(fd);
       return -1;
     }
@@ -132,14 +90,14 @@ static int read_cred(const char *path, uint8_t cred[UDPC_CRED_LEN], char *err,
     got += (size_t)n;
   }
   if (close(fd) != 0) {
-    set_err(err, err_cap, "cannot close '%s': %s", path, strerror(errno));
+    udpc_fs_err(err, err_cap, "cannot close '%s': %s", path, strerror(errno));
     return -1;
   }
   if (got != UDPC_CRED_LEN) {
-    set_err(err, err_cap,
-            "credential file '%s' is corrupt (%zu bytes, "
-            "expected %d); remove it only if this nick may be lost",
-            path, got, UDPC_CRED_LEN);
+    udpc_fs_err(err, err_cap,
+                "credential file '%s' is corrupt (%zu bytes, "
+                "expected %d); remove it only if this nick may be lost",
+                path, got, UDPC_CRED_LEN);
     return -1;
   }
   memcpy(cred, buf, UDPC_CRED_LEN);
@@ -149,16 +107,16 @@ static int read_cred(const char *path, uint8_t cred[UDPC_CRED_LEN], char *err,
 static int fsync_dir(const char *dir, char *err, size_t err_cap) {
   int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
-    set_err(err, err_cap, "cannot open '%s': %s", dir, strerror(errno));
+    udpc_fs_err(err, err_cap, "cannot open '%s': %s", dir, strerror(errno));
     return -1;
   }
   if (fsync(fd) != 0 && errno != EINVAL) {
-    set_err(err, err_cap, "fsync '%s': %s", dir, strerror(errno));
+    udpc_fs_err(err, err_cap, "fsync '%s': %s", dir, strerror(errno));
     (void)close(fd);
     return -1;
   }
   if (close(fd) != 0) {
-    set_err(err, err_cap, "close '%s': %s", dir, strerror(errno));
+    udpc_fs_err(err, err_cap, "close '%s': %s", dir, strerror(errno));
     return -1;
   }
   return 0;
@@ -172,7 +130,7 @@ static int create_cred(const char *dir, const char *path,
   int n = snprintf(tmp, sizeof tmp, "%s.tmp-%ld-%02x%02x%02x%02x", path,
                    (long)getpid(), rnd[0], rnd[1], rnd[2], rnd[3]);
   if (n < 0 || (size_t)n >= sizeof tmp) {
-    set_err(err, err_cap, "state path too long");
+    udpc_fs_err(err, err_cap, "state path too long");
     return -1;
   }
   if (udpc_loop_random(cred, UDPC_CRED_LEN, err, err_cap) != 0) return -1;
@@ -180,7 +138,7 @@ static int create_cred(const char *dir, const char *path,
   int fd =
       open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
-    set_err(err, err_cap, "cannot create '%s': %s", tmp, strerror(errno));
+    udpc_fs_err(err, err_cap, "cannot create '%s': %s", tmp, strerror(errno));
     return -1;
   }
   size_t off = 0;
@@ -188,17 +146,17 @@ static int create_cred(const char *dir, const char *path,
     ssize_t w = write(fd, cred + off, UDPC_CRED_LEN - off);
     if (w < 0) {
       if (errno == EINTR) continue;
-      set_err(err, err_cap, "cannot write '%s': %s", tmp, strerror(errno));
+      udpc_fs_err(err, err_cap, "cannot write '%s': %s", tmp, strerror(errno));
       goto fail_fd;
     }
     off += (size_t)w;
   }
   if (fsync(fd) != 0) {
-    set_err(err, err_cap, "fsync '%s': %s", tmp, strerror(errno));
+    udpc_fs_err(err, err_cap, "fsync '%s': %s", tmp, strerror(errno));
     goto fail_fd;
   }
   if (close(fd) != 0) {
-    set_err(err, err_cap, "close '%s': %s", tmp, strerror(errno));
+    udpc_fs_err(err, err_cap, "close '%s': %s", tmp, strerror(errno));
     goto fail_tmp;
   }
   if (link(tmp, path) != 0) {
@@ -213,11 +171,11 @@ static int create_cred(const char *dir, const char *path,
     }
     (void)unlink(tmp);
     if (e == EEXIST) return 1; /* lost a race: use the winner's */
-    set_err(err, err_cap, "cannot create '%s': %s", path, strerror(e));
+    udpc_fs_err(err, err_cap, "cannot create '%s': %s", path, strerror(e));
     return -1;
   }
   if (unlink(tmp) != 0) {
-    set_err(err, err_cap, "cannot remove '%s': %s", tmp, strerror(errno));
+    udpc_fs_err(err, err_cap, "cannot remove '%s': %s", tmp, strerror(errno));
     return -1;
   }
   return fsync_dir(dir, err, err_cap);
@@ -237,13 +195,13 @@ int udpc_state_credential(const char *dir, const char *nick,
   *created = 0;
   /* The nick becomes a file name: only [a-z0-9_-], never '/', '.', "..". */
   if (udpc_nick_check(nick, nick_len) != 0) {
-    set_err(err, err_cap, "invalid nick '%s' for a state file", nick);
+    udpc_fs_err(err, err_cap, "invalid nick '%s' for a state file", nick);
     return -1;
   }
-  if (make_dirs(dir, err, err_cap) != 0) return -1;
+  if (udpc_fs_mkdirs(dir, "state directory", err, err_cap) != 0) return -1;
   int n = snprintf(path, sizeof path, "%s/%s.cred", dir, nick);
   if (n < 0 || (size_t)n >= sizeof path) {
-    set_err(err, err_cap, "state path too long");
+    udpc_fs_err(err, err_cap, "state path too long");
     return -1;
   }
   for (int attempt = 0; attempt < 2; attempt++) {
@@ -257,7 +215,7 @@ int udpc_state_credential(const char *dir, const char *nick,
     }
     /* rc == 1: someone else created it first; read theirs. */
   }
-  set_err(err, err_cap, "cannot create credential file '%s'", path);
+  udpc_fs_err(err, err_cap, "cannot create credential file '%s'", path);
   return -1;
 }
 
@@ -265,28 +223,28 @@ int udpc_state_lock(const char *dir, const char *nick, char *err,
                     size_t err_cap) {
   char path[UDPC_STATE_PATH_MAX];
   if (udpc_nick_check(nick, strlen(nick)) != 0) {
-    set_err(err, err_cap, "invalid nick '%s' for a state file", nick);
+    udpc_fs_err(err, err_cap, "invalid nick '%s' for a state file", nick);
     return -1;
   }
   int n = snprintf(path, sizeof path, "%s/%s.cred", dir, nick);
   if (n < 0 || (size_t)n >= sizeof path) {
-    set_err(err, err_cap, "state path too long");
+    udpc_fs_err(err, err_cap, "state path too long");
     return -1;
   }
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
-    set_err(err, err_cap, "cannot open '%s': %s", path, strerror(errno));
+    udpc_fs_err(err, err_cap, "cannot open '%s': %s", path, strerror(errno));
     return -1;
   }
   while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
     if (errno == EINTR) continue;
     if (errno == EWOULDBLOCK) {
-      set_err(err, err_cap,
-              "nick %s is already in use by another udpchat client with "
-              "the state directory '%s'",
-              nick, dir);
+      udpc_fs_err(err, err_cap,
+                  "nick %s is already in use by another udpchat client with "
+                  "the state directory '%s'",
+                  nick, dir);
     } else {
-      set_err(err, err_cap, "cannot lock '%s': %s", path, strerror(errno));
+      udpc_fs_err(err, err_cap, "cannot lock '%s': %s", path, strerror(errno));
     }
     (void)close(fd);
     return -1;
