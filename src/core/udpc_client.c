@@ -133,6 +133,16 @@ struct udpc_client {
   /* chats waiting for an ACK */
   cchat chats[UDPC_CLIENT_CHATS_MAX];
 
+  /* P6.2 R94: CHATs from senders the table does not (yet) list, held while
+   * a snapshot walk runs and checked again when it completes. */
+  struct {
+    int used;
+    uint64_t t;
+    udpc_addr from;
+    size_t len;
+    uint8_t data[UDPC_MAX_PACKET];
+  } held[UDPC_CLIENT_HELD_CHATS];
+
   /* duplicate suppression: per sender, the last 64 msg ids shown */
   csender senders[UDPC_CLIENT_DEDUPE_SENDERS];
   uint64_t lru_clock;
@@ -539,6 +549,9 @@ static void go_offline(udpc_client *c, int show) {
   }
   c->snap_pending = 0;
   c->mail_active = 0;
+  for (size_t i = 0; i < UDPC_CLIENT_HELD_CHATS; i++) {
+    c->held[i].used = 0;
+  }
   if (c->exiting) {
     exit_now(c, 0);
   }
@@ -821,6 +834,27 @@ static void on_register_result(udpc_client *c, uint64_t now,
   pump(c, now);
 }
 
+static void on_chat(udpc_client *c, uint64_t now, const udpc_addr *from,
+                    const udpc_packet *p, const uint8_t *data, size_t len);
+
+/* R94: when the walk completes, every held CHAT younger than the sender's
+ * ACK wait is checked against the new table (R82) again; the rest are
+ * dropped. Held CHATs are never held twice. */
+static void release_held_chats(udpc_client *c, uint64_t now) {
+  for (size_t i = 0; i < UDPC_CLIENT_HELD_CHATS; i++) {
+    udpc_packet p;
+    if (!c->held[i].used) {
+      continue;
+    }
+    c->held[i].used = 0;
+    if (now - c->held[i].t > UDPC_T_CHAT_ACK ||
+        udpc_wire_decode(&p, c->held[i].data, c->held[i].len) != UDPC_OK) {
+      continue;
+    }
+    on_chat(c, now, &c->held[i].from, &p, NULL, 0);
+  }
+}
+
 static void snapshot_complete(udpc_client *c, uint64_t now) {
   ctable tmp;
   size_t n = 0;
@@ -842,6 +876,7 @@ static void snapshot_complete(udpc_client *c, uint64_t now) {
   c->table_version = c->walk_version;
   c->snap_pending = 0;
   emit_simple(c, UDPC_EV_TABLE_UPDATED, 0, NULL);
+  release_held_chats(c, now);
   c->inflight_active = 0;
   if (c->table_version < c->max_seen_version) {
     request_snapshot(c, now); /* P6.2 R54: the walk was already stale */
@@ -1036,8 +1071,10 @@ static void on_error(udpc_client *c, uint64_t now, const udpc_packet *p) {
   finish_inflight(c, now);
 }
 
-static void on_chat(udpc_client *c, const udpc_addr *from,
-                    const udpc_packet *p) {
+/* data/len: the datagram, so that a CHAT can be held (R94); NULL when a
+ * held CHAT is checked again. */
+static void on_chat(udpc_client *c, uint64_t now, const udpc_addr *from,
+                    const udpc_packet *p, const uint8_t *data, size_t len) {
   const udpc_entry *e;
   udpc_packet ack;
   udpc_event ev;
@@ -1051,6 +1088,22 @@ static void on_chat(udpc_client *c, const udpc_addr *from,
   }
   e = table_find(c, &p->u.chat.from);
   if (e == NULL || !udpc_addr_equal(&e->addr, from)) {
+    if (data != NULL && c->snap_pending && len <= UDPC_MAX_PACKET) {
+      for (size_t i = 0; i < UDPC_CLIENT_HELD_CHATS; i++) {
+        if (!c->held[i].used) {
+          c->held[i].used = 1;
+          c->held[i].t = now;
+          c->held[i].from = *from;
+          c->held[i].len = len;
+          memcpy(c->held[i].data, data, len);
+          client_log(c, 3,
+                     "client: CHAT from %s held until the table walk "
+                     "completes",
+                     p->u.chat.from.s);
+          return;
+        }
+      }
+    }
     client_log(c, 3,
                "client: CHAT from %s at an address not in the table: dropped",
                p->u.chat.from.s);
@@ -1107,7 +1160,7 @@ int udpc_client_recv(udpc_client *c, uint64_t now, const udpc_addr *from,
     return UDPC_OK;
   }
   if (p.type == UDPC_PT_CHAT) {
-    on_chat(c, from, &p);
+    on_chat(c, now, from, &p, data, len);
     return UDPC_OK;
   }
   if (p.type == UDPC_PT_CHAT_ACK) {

@@ -367,6 +367,87 @@ static void test_r53_empty_snapshot_replaces_table(void **state) {
   expect_ev(UDPC_EV_NOTICE, "[Table is empty.]");
 }
 
+/* Start a snapshot walk (a delta gap) and return the TABLE_REQ it sent. */
+static udpc_packet start_walk(void) {
+  udpc_packet d = pkt(UDPC_PT_TABLE_DELTA, 9);
+  d.u.table_delta.base_version = 5; /* a gap -> snapshot */
+  d.u.table_delta.new_version = 6;
+  d.u.table_delta.count = 1;
+  d.u.table_delta.entries[0] = entry("bob", 1, &BOB);
+  feed(&SERVER, &d);
+  return pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+}
+
+static udpc_packet chat_from(const char *nick, uint32_t id, const char *text) {
+  udpc_packet c = pkt(UDPC_PT_CHAT, id);
+  c.u.chat.from = mknick(nick);
+  c.u.chat.to = mknick("alice");
+  c.u.chat.text.p = (const uint8_t *)text;
+  c.u.chat.text.len = (uint16_t)strlen(text);
+  return c;
+}
+
+/* Finish the walk with one page: bob, carol and dave at `dave_at`. */
+static void finish_walk(const udpc_packet *tr, const udpc_addr *dave_at) {
+  udpc_packet pg = pkt(UDPC_PT_TABLE_PAGE, tr->id);
+  pg.u.table_page.version = 6;
+  pg.u.table_page.total = 3;
+  pg.u.table_page.count = 3;
+  pg.u.table_page.entries[0] = entry("bob", 1, &BOB);
+  pg.u.table_page.entries[1] = entry("carol", 1, &CAROL);
+  pg.u.table_page.entries[2] = entry("dave", 1, dave_at);
+  feed(&SERVER, &pg);
+  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
+}
+
+/* R94 (P6.2): a CHAT from a sender the table does not list yet, arriving
+ * while a snapshot walk runs, is held (no ACK, not shown) and accepted
+ * when the walk completes and lists the sender at that address (R82). */
+static void test_r94_chat_held_during_walk_then_accepted(void **state) {
+  (void)state;
+  online_with_table(NULL);
+  udpc_addr dave = udpc_tcli_addr(5, 40005);
+  udpc_packet tr = start_walk();
+  udpc_packet c = chat_from("dave", 777, "hi, I just joined");
+  feed(&dave, &c);
+  no_more_sent(); /* held: no ACK yet */
+  no_more_ev();
+  advance(H.now + 100);
+  finish_walk(&tr, &dave);
+  udpc_packet a = pop_sent(&dave, UDPC_PT_CHAT_ACK);
+  assert_int_equal(a.id, 777);
+  assert_string_equal(a.u.chat_ack.from.s, "alice");
+  expect_ev(UDPC_EV_CHAT, "dave: hi, I just joined");
+  no_more_ev();
+}
+
+/* R94: held CHATs are checked against R82 again: one whose source is not
+ * the sender's table address is dropped; one older than the sender's ACK
+ * wait (500 ms) is dropped; none are held outside a walk. */
+static void test_r94_held_chat_rechecked_and_aged_out(void **state) {
+  (void)state;
+  online_with_table(NULL);
+  udpc_addr dave = udpc_tcli_addr(5, 40005);
+  udpc_packet tr = start_walk();
+  udpc_packet forged = chat_from("dave", 778, "forged");
+  feed(&EVIL, &forged); /* the table will list dave elsewhere */
+  udpc_packet late = chat_from("dave", 779, "too late");
+  feed(&dave, &late);
+  no_more_sent();
+  advance(H.now + UDPC_T_CHAT_ACK + 1); /* the sender has given up */
+  udpc_packet again = pop_sent(&SERVER, UDPC_PT_TABLE_REQ); /* resent */
+  assert_int_equal(again.id, tr.id);
+  finish_walk(&tr, &dave);
+  no_more_sent();
+  no_more_ev();
+  /* Outside a walk an unknown sender is dropped at once, never held. */
+  udpc_packet stranger = chat_from("erin", 780, "who?");
+  udpc_addr erin = udpc_tcli_addr(6, 40006);
+  feed(&erin, &stranger);
+  no_more_sent();
+  no_more_ev();
+}
+
 /* R93 (P6.3 coalescing: clients accept any delta with count 1..20 and
  * new_version > base_version): a
  * delta covering several changes (new_version = base + 3, three entries)
@@ -418,6 +499,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_p63_coalesced_delta_accepted, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_r53_empty_snapshot_replaces_table,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_r94_chat_held_during_walk_then_accepted, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_r94_held_chat_rechecked_and_aged_out,
                                       setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
