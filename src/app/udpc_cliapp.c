@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -29,6 +30,9 @@
 #define CLI_BATCH 64
 #define CLI_RXBUF 65536
 #define CLI_FORCED_EXIT 130
+/* Input lines held while the core is not ready (udpc_client_ready): stdin
+ * is not read while more than this many bytes wait. */
+#define CLI_PENDING_SOFT_MAX (1u << 20)
 
 typedef struct {
   udpc_net_sock sock;
@@ -40,6 +44,10 @@ typedef struct {
   int lock_fd;         /* flock on the credential file, held while running */
   udpc_notify notify;  /* --notify-cmd */
   udpc_entry nick_buf; /* completion: the nick last returned */
+  char *pend;          /* held input lines, each ended by '\n' */
+  size_t pend_len, pend_cap, pend_off;
+  int stdin_paused; /* stdin left out of the poll set: too much held */
+  int stdin_eof;    /* end of input seen; exit once the held lines ran */
   uint8_t rx[CLI_RXBUF];
 } cliapp;
 
@@ -67,8 +75,8 @@ static void cli_request_exit(cliapp *a) {
   (void)udpc_client_command(a->client, udpc_loop_now(a->loop), "exit", 4);
 }
 
-static void cli_on_line(void *ctx, const char *line, size_t len) {
-  cliapp *a = ctx;
+/* One input line to the core. */
+static void cli_dispatch(cliapp *a, const char *line, size_t len) {
   if (a->forced_status >= 0 || udpc_client_exit_status(a->client) >= 0)
     return; /* done: ignore the rest of a pasted batch */
   udpc_term_input_done(&a->term);
@@ -88,6 +96,62 @@ static void cli_on_line(void *ctx, const char *line, size_t len) {
       cmd.type == UDPC_CMD_EXIT)
     a->exit_requested = 1;
   udpc_term_prompt(&a->term);
+}
+
+static void cli_on_stdin(udpc_loop *l, int fd, short revents, void *ctx);
+
+/* Backpressure: run held lines while the core is ready; read stdin again
+ * once the backlog is small; `exit` at end of input once all ran. */
+static void cli_pump(cliapp *a) {
+  while (a->pend_off < a->pend_len && udpc_client_ready(a->client) &&
+         a->forced_status < 0 && udpc_client_exit_status(a->client) < 0) {
+    char *line = a->pend + a->pend_off;
+    char *nl = memchr(line, '\n', a->pend_len - a->pend_off);
+    size_t len = (size_t)(nl - line);
+    a->pend_off += len + 1;
+    cli_dispatch(a, line, len);
+  }
+  if (a->pend_off == a->pend_len) a->pend_off = a->pend_len = 0;
+  if (a->stdin_paused && a->pend_len - a->pend_off < CLI_PENDING_SOFT_MAX / 2) {
+    char err[256];
+    if (udpc_loop_add_fd(a->loop, STDIN_FILENO, cli_on_stdin, a, err,
+                         sizeof err) == 0)
+      a->stdin_paused = 0;
+    else
+      udpc_log(UDPC_LOG_WARN, "stdin: %s", err);
+  }
+  if (a->stdin_eof && a->pend_len == 0 &&
+      udpc_client_exit_status(a->client) < 0)
+    cli_request_exit(a);
+}
+
+/* A line from the terminal or a pipe: run it now if the core is ready and
+ * nothing is held, else hold it (in order). */
+static void cli_on_line(void *ctx, const char *line, size_t len) {
+  cliapp *a = ctx;
+  if (a->pend_len == 0 && udpc_client_ready(a->client)) {
+    cli_dispatch(a, line, len);
+    return;
+  }
+  if (a->forced_status >= 0 || udpc_client_exit_status(a->client) >= 0) return;
+  if (len + 1 > a->pend_cap - a->pend_len) {
+    size_t cap = a->pend_cap ? a->pend_cap : 4096;
+    while (len + 1 > cap - a->pend_len) cap *= 2;
+    char *p = realloc(a->pend, cap);
+    if (p == NULL) {
+      udpc_term_notice(&a->term, "[Out of memory: input line dropped.]");
+      return;
+    }
+    a->pend = p;
+    a->pend_cap = cap;
+  }
+  memcpy(a->pend + a->pend_len, line, len);
+  a->pend[a->pend_len + len] = '\n';
+  a->pend_len += len + 1;
+  if (!a->stdin_paused && a->pend_len - a->pend_off > CLI_PENDING_SOFT_MAX) {
+    udpc_loop_del_fd(a->loop, STDIN_FILENO);
+    a->stdin_paused = 1;
+  }
 }
 
 /* Completion: the nicks of the client's table, in order. */
@@ -111,8 +175,9 @@ static void cli_on_stdin(udpc_loop *l, int fd, short revents, void *ctx) {
   if (rc != 0) {
     if (rc < 0) udpc_log(UDPC_LOG_WARN, "stdin: %s", strerror(errno));
     udpc_loop_del_fd(l, fd);
-    if (udpc_client_exit_status(a->client) < 0) cli_request_exit(a);
+    a->stdin_eof = 1; /* cli_pump sends `exit` once the held lines ran */
   }
+  cli_pump(a);
   cli_check_done(a);
 }
 
@@ -135,6 +200,7 @@ static void cli_on_socket(udpc_loop *l, int fd, short revents, void *ctx) {
     (void)udpc_client_recv(a->client, udpc_loop_now(l), &from, a->rx, len);
     if (udpc_client_exit_status(a->client) >= 0) break;
   }
+  cli_pump(a);
   cli_check_done(a);
 }
 
@@ -147,6 +213,7 @@ static void cli_expire(udpc_loop *l, uint64_t now, void *ctx) {
   cliapp *a = ctx;
   (void)l;
   udpc_client_handle_expiry(a->client, now);
+  cli_pump(a);
   cli_check_done(a);
 }
 
@@ -299,6 +366,7 @@ fail:
 out:
   udpc_term_finish(&a->term);
   udpc_client_free(a->client);
+  free(a->pend);
   udpc_net_close(&a->sock);
   udpc_loop_free(a->loop);
   udpc_term_free(&a->term);

@@ -1292,6 +1292,26 @@ static const char *help_text(const char *topic, size_t len) {
          "deregA <nick>, exit, help [command]]";
 }
 
+int udpc_client_ready(const udpc_client *c) {
+  size_t chats = 0;
+  if (c == NULL || c->state == UDPC_CS_DONE) {
+    return 0;
+  }
+  if (c->state == UDPC_CS_REGISTERING && !session_usable(c)) {
+    return 0;
+  }
+  if (c->table_version == 0 && c->snap_pending) {
+    return 0; /* the first table since registering is still arriving */
+  }
+  if (c->q_len >= UDPC_CLIENT_QUEUE_MAX) {
+    return 0;
+  }
+  for (size_t i = 0; i < UDPC_CLIENT_CHATS_MAX; i++) {
+    chats += c->chats[i].used ? 1u : 0u;
+  }
+  return chats < UDPC_CLIENT_CHATS_MAX;
+}
+
 /* 1 if the session is usable (ONLINE, or a silent re-registration whose
  * queue waits for the new token); else shows why not and returns 0. */
 static int need_online(udpc_client *c) {

@@ -462,6 +462,11 @@ int udpc_client_command(udpc_client *c, uint64_t now, const char *line,
                         size_t len);
 uint64_t udpc_client_next_deadline(const udpc_client *c);
 void udpc_client_handle_expiry(udpc_client *c, uint64_t now);
+/* 1 when a typed command given now would not be refused for a passing
+ * reason (registration in progress, or its first table still arriving;
+ * request queue or chats awaiting ACK full), else 0. A driver holds further input lines while it is 0, so a
+ * pasted or piped burst is delivered in order instead of refused. */
+int udpc_client_ready(const udpc_client *c);
 /* -1 while running; else the process exit status the client asks for. */
 int udpc_client_exit_status(const udpc_client *c);
 

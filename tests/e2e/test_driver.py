@@ -500,3 +500,26 @@ def test_interactive_dumb_terminal_gets_plain_mode(net, tmp_path,
     out = transcript.getvalue()
     assert b"y: plain please" in out
     assert b"\x1b" not in out and b"\x07" not in out, out
+
+
+def test_input_piped_burst_held_until_ready_not_refused(net):
+    """A burst of 150 piped sends, written before the client has even
+    registered, is delivered completely and in order: the driver holds
+    input lines while the core is not ready (registering, first table
+    arriving, 64 chats awaiting ACK) instead of letting them be refused."""
+    s = net.server()
+    bob = net.client("bob", s)
+    alice = net.client("alice", s, wait=False)
+    n = 150
+    alice.popen.stdin.write(
+        b"".join(f"send bob burst {i:03d}\n".encode() for i in range(n)))
+    alice.popen.stdin.flush()
+    for i in range(n):
+        bob.expect_literal(f">>> alice: burst {i:03d}", timeout=30)
+    for _ in range(n):
+        alice.expect_literal(">>> [Message received by bob.]", timeout=30)
+    alice.close_stdin()  # end of input: exit after the held lines ran
+    assert alice.wait(timeout=10) == 0
+    out = alice.out.text()
+    assert "Too many" not in out and "Registration in progress" not in out
+

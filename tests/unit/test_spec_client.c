@@ -448,6 +448,31 @@ static void test_r94_held_chat_rechecked_and_aged_out(void **state) {
   no_more_ev();
 }
 
+/* udpc_client_ready (driver backpressure): 0 before registration and while
+ * the chats awaiting ACK are at their bound; 1 otherwise, also during a
+ * later snapshot walk (only the first table after registering waits). */
+static void test_client_ready_backpressure(void **state) {
+  (void)state;
+  assert_int_equal(udpc_client_ready(H.c), 0); /* not registered yet */
+  online_with_table(NULL);
+  assert_int_equal(udpc_client_ready(H.c), 1);
+  udpc_packet tr = start_walk();
+  (void)tr;
+  assert_int_equal(udpc_client_ready(H.c), 1);
+  uint32_t last = 0;
+  for (int i = 0; i < UDPC_CLIENT_CHATS_MAX; i++) {
+    assert_int_equal(cmd("send bob x"), UDPC_OK);
+    last = pop_sent(&BOB, UDPC_PT_CHAT).id;
+  }
+  assert_int_equal(udpc_client_ready(H.c), 0); /* 64 chats await an ACK */
+  udpc_packet ack = pkt(UDPC_PT_CHAT_ACK, last);
+  ack.u.chat_ack.from = mknick("bob");
+  feed(&BOB, &ack);
+  expect_ev(UDPC_EV_DELIVERED, "[Message received by bob.]");
+  assert_int_equal(udpc_client_ready(H.c), 1);
+  assert_int_equal(udpc_client_ready(NULL), 0);
+}
+
 /* R93 (P6.3 coalescing: clients accept any delta with count 1..20 and
  * new_version > base_version): a
  * delta covering several changes (new_version = base + 3, three entries)
@@ -504,6 +529,8 @@ int main(void) {
           test_r94_chat_held_during_walk_then_accepted, setup, teardown),
       cmocka_unit_test_setup_teardown(test_r94_held_chat_rechecked_and_aged_out,
                                       setup, teardown),
+      cmocka_unit_test_setup_teardown(test_client_ready_backpressure, setup,
+                                      teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
