@@ -403,6 +403,13 @@ def test_interactive_suspend_restores_terminal_and_resume(net, tmp_path,
         state = f.read().rsplit(")", 1)[1].split()[0]
     assert state == "T"
     os.kill(x.pid, signal.SIGCONT)
+    # The client restores its line editor (echo off) when it handles
+    # SIGCONT; wait for that (with a deadline) before typing, as a user
+    # would see the prompt come back.
+    deadline = __import__("time").monotonic() + TIMEOUT
+    while x.getecho():
+        assert __import__("time").monotonic() < deadline
+        __import__("time").sleep(0.02)
     x.send("send y back\r")
     y.expect_literal(">>> x: back")
     assert not x.getecho()
