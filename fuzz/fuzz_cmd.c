@@ -2,9 +2,7 @@
  * fuzz_cmd.c - the client's typed-command parser (udpc_cmd_parse) and the
  * display formatter (udpc_event_format).
  *
- * The command-line (argv) parser of the program lives inside main() in
- * src/app/main.c and cannot be called from a harness; it is not fuzzed
- * here (see fuzz/README.md).
+ * The program's command line (argv) has its own target: fuzz_args.c.
  *
  * Every input is used twice:
  *  1. as a typed line (exact-size heap copy, no NUL: the parser must honour
