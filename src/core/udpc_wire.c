@@ -222,7 +222,7 @@ static int dec_body(udpc_reader *r, udpc_packet *p) {
       UDPC_GUARD(udpc_cursor_read_u32(r, &p->u.table_page.total));
       UDPC_GUARD(udpc_cursor_read_u32(r, &p->u.table_page.start));
       UDPC_GUARD(udpc_cursor_read_u8(r, &p->u.table_page.count));
-      /* "TABLE_PAGE count 0..20" (> 20: UDPC_ERR_LENGTH, as for every
+      /* P3.5: "count 0..116" (> 116: UDPC_ERR_LENGTH, as for every
        * count), "start + count <= total else UDPC_ERR_VALUE". */
       UDPC_ENSURE(p->u.table_page.count <= UDPC_TABLE_PAGE_MAX,
                   UDPC_ERR_LENGTH);
@@ -241,7 +241,7 @@ static int dec_body(udpc_reader *r, udpc_packet *p) {
       UDPC_ENSURE(p->u.table_delta.new_version > p->u.table_delta.base_version,
                   UDPC_ERR_VALUE);
       UDPC_GUARD(udpc_cursor_read_u8(r, &p->u.table_delta.count));
-      /* "TABLE_DELTA count 1..20 ... (count 0 or > 20: UDPC_ERR_LENGTH)" */
+      /* P3.6: "count 1..116 (count 0 or > 116: UDPC_ERR_LENGTH)" */
       UDPC_ENSURE(p->u.table_delta.count >= 1 &&
                       p->u.table_delta.count <= UDPC_TABLE_PAGE_MAX,
                   UDPC_ERR_LENGTH);

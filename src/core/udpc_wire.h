@@ -28,9 +28,13 @@
 #define UDPC_TABLE_PAGE_FIXED (UDPC_HEADER_LEN + UDPC_TOKEN_LEN + 8 + 4 + 4 + 1)
 /* TABLE_DELTA: header, token, base u64, new u64, count u8. */
 #define UDPC_TABLE_DELTA_FIXED (UDPC_HEADER_LEN + UDPC_TOKEN_LEN + 8 + 8 + 1)
-/* Largest entry: nick 1+32, status 1, family 1 + 16, port 2 = 53; a full
- * page of 20 always fits (31 + 20 * 53 = 1091 <= 1200). */
+/* Largest entry: nick 1+32, status 1, family 1 + 16, port 2 = 53; 22 of
+ * them always fit in one page (31 + 22 * 53 = 1197 <= 1200). Smallest: a
+ * 1-byte nick and IPv4 = 10, so at most UDPC_TABLE_PAGE_MAX = (1200 - 31)
+ * / 10 = 116 entries fit. A sender packs entries while the packet stays
+ * within UDPC_MAX_PACKET (P3.5, P3.6). */
 #define UDPC_ENTRY_MAX (1 + UDPC_NICK_MAX + 1 + 1 + 16 + 2)
+#define UDPC_ENTRY_MIN (1 + 1 + 1 + 1 + 4 + 2)
 
 /* Encoded bytes of one mail entry inside a MAIL_PAGE:
  * UDPC_MAIL_ENTRY_FIXED + from.len + text.len. A server fills a page while

@@ -33,14 +33,17 @@ extern "C" {
 
 /* ---- Limits (PROTOCOL.md P2) ------------------------------------------ */
 #define UDPC_PROTOCOL_VERSION 1
-#define UDPC_MAX_PACKET 1200   /* no datagram is larger */
-#define UDPC_HEADER_LEN 6      /* version u8, type u8, id u32 */
-#define UDPC_NICK_MAX 32       /* nick: 1..32 bytes of [a-z0-9_-] */
-#define UDPC_TEXT_MAX 1100     /* message text: 1..1100 bytes UTF-8 */
-#define UDPC_CRED_LEN 32       /* per-nick credential */
-#define UDPC_COOKIE_MAX 32     /* address-validation cookie: 1..32 bytes */
-#define UDPC_TABLE_PAGE_MAX 20 /* entries in one TABLE_PAGE / TABLE_DELTA */
-#define UDPC_MAIL_PAGE_MAX 16  /* entries in one MAIL_PAGE */
+#define UDPC_MAX_PACKET 1200 /* no datagram is larger */
+#define UDPC_HEADER_LEN 6    /* version u8, type u8, id u32 */
+#define UDPC_NICK_MAX 32     /* nick: 1..32 bytes of [a-z0-9_-] */
+#define UDPC_TEXT_MAX 1100   /* message text: 1..1100 bytes UTF-8 */
+#define UDPC_CRED_LEN 32     /* per-nick credential */
+#define UDPC_COOKIE_MAX 32   /* address-validation cookie: 1..32 bytes */
+/* Most entries one TABLE_PAGE / TABLE_DELTA can hold: (1200 - 31) / 10,
+ * smallest entries after the 31-byte prefix. A sender packs as many as fit
+ * in UDPC_MAX_PACKET (PROTOCOL.md P3.5, P3.6). */
+#define UDPC_TABLE_PAGE_MAX 116
+#define UDPC_MAIL_PAGE_MAX 16 /* entries in one MAIL_PAGE */
 
 /* ---- Timers, milliseconds (PROTOCOL.md P8.8) -------------------------- */
 #define UDPC_T_REQUEST_RETRY 500  /* client->server retransmission interval */
@@ -51,6 +54,7 @@ extern "C" {
 #define UDPC_T_PROBE_RETRY 250    /* server: PROBE resent after this */
 #define UDPC_T_PROBE_TIMEOUT 500  /* server: recipient dead after this */
 #define UDPC_T_COOKIE_BUCKET 30000 /* cookie time bucket; valid 2 buckets */
+#define UDPC_T_DELTA_WINDOW 50     /* server: table changes coalesced (P6.3) */
 
 /* ---- Errors: one enum, negative values, udpc_strerror() --------------- */
 typedef enum {

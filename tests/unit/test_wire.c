@@ -476,6 +476,29 @@ static void fill_entries(udpc_entry *e, unsigned n, uint8_t status) {
   }
 }
 
+/* n entries of the smallest size (1-byte nick, IPv4: 10 bytes). */
+static void fill_min_entries(udpc_entry *e, unsigned n, uint8_t status) {
+  static const char alpha[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  for (unsigned i = 0; i < n; i++) {
+    char nick[2] = {alpha[i % 36], 0};
+    set_nick(&e[i].nick, nick);
+    e[i].status = status;
+    set_addr4(&e[i].addr, (uint8_t)i, (uint16_t)(1000 + i));
+  }
+}
+
+/* n entries of the largest size (32-byte nick, IPv6: 53 bytes). */
+static void fill_max_entries(udpc_entry *e, unsigned n, uint8_t status) {
+  for (unsigned i = 0; i < n; i++) {
+    set_nick(&e[i].nick, "abcdefghijklmnopqrstuvwxyz012345");
+    e[i].status = status;
+    memset(&e[i].addr, 0, sizeof e[i].addr);
+    e[i].addr.family = 6;
+    e[i].addr.ip[15] = (uint8_t)i;
+    e[i].addr.port = 1;
+  }
+}
+
 static void test_boundaries_table(void **state) {
   (void)state;
   udpc_packet p;
@@ -487,9 +510,19 @@ static void test_boundaries_table(void **state) {
   p.u.table_page.count = 20;
   expect_encode(&p, UDPC_TABLE_PAGE_FIXED + 20 * (1 + 3 + 1 + 1 + 4 + 2) - 10,
                 "table count 20");
-  p.u.table_page.count = 21;
-  p.u.table_page.total = 100;
-  expect_encode(&p, UDPC_ERR_LENGTH, "table count 21");
+  /* R52: as many as fit in 1200 bytes, at most 116 (P3.5). */
+  p.u.table_page.total = 200;
+  fill_min_entries(p.u.table_page.entries, UDPC_TABLE_PAGE_MAX,
+                   UDPC_STATUS_ONLINE);
+  p.u.table_page.count = UDPC_TABLE_PAGE_MAX;
+  expect_encode(&p, UDPC_TABLE_PAGE_FIXED + 116 * 10, "table count 116");
+  p.u.table_page.count = UDPC_TABLE_PAGE_MAX + 1;
+  expect_encode(&p, UDPC_ERR_LENGTH, "table count 117");
+  fill_max_entries(p.u.table_page.entries, 23, UDPC_STATUS_ONLINE);
+  p.u.table_page.count = 22;
+  expect_encode(&p, UDPC_TABLE_PAGE_FIXED + 22 * 53, "22 largest entries");
+  p.u.table_page.count = 23;
+  expect_encode(&p, UDPC_ERR_TOO_BIG, "23 largest entries: 1250 bytes");
   p.u.table_page.count = 0;
   p.u.table_page.total = 0;
   expect_encode(&p, UDPC_TABLE_PAGE_FIXED, "table count 0");
@@ -508,8 +541,16 @@ static void test_boundaries_table(void **state) {
   fill_entries(p.u.table_delta.entries, 20, UDPC_STATUS_REMOVED);
   p.u.table_delta.count = 20;
   expect_encode(&p, UDPC_TABLE_DELTA_FIXED + 20 * 12 - 10, "delta count 20");
-  p.u.table_delta.count = 21;
-  expect_encode(&p, UDPC_ERR_LENGTH, "delta count 21");
+  fill_min_entries(p.u.table_delta.entries, UDPC_TABLE_PAGE_MAX,
+                   UDPC_STATUS_REMOVED);
+  p.u.table_delta.count = UDPC_TABLE_PAGE_MAX;
+  expect_encode(&p, UDPC_TABLE_DELTA_FIXED + 116 * 10, "delta count 116");
+  p.u.table_delta.count = UDPC_TABLE_PAGE_MAX + 1;
+  expect_encode(&p, UDPC_ERR_LENGTH, "delta count 117");
+  fill_max_entries(p.u.table_delta.entries, 23, UDPC_STATUS_ONLINE);
+  p.u.table_delta.count = 23;
+  expect_encode(&p, UDPC_ERR_TOO_BIG, "delta of 23 largest entries");
+  fill_entries(p.u.table_delta.entries, 20, UDPC_STATUS_REMOVED);
   p.u.table_delta.count = 0;
   expect_encode(&p, UDPC_ERR_LENGTH, "delta count 0");
   p.u.table_delta.count = 1;
@@ -568,8 +609,14 @@ static void test_boundaries_mail(void **state) {
   expect_encode(&p, UDPC_MAIL_PAGE_FIXED + UDPC_MAIL_ENTRY_MAX,
                 "largest single mail");
   assert_true(UDPC_MAIL_PAGE_FIXED + UDPC_MAIL_ENTRY_MAX <= UDPC_MAX_PACKET);
-  assert_true(UDPC_TABLE_PAGE_FIXED + UDPC_TABLE_PAGE_MAX * UDPC_ENTRY_MAX <=
+  /* R52: a page holds up to 116 entries; 22 of the largest always fit. */
+  assert_true(UDPC_TABLE_PAGE_FIXED + UDPC_TABLE_PAGE_MAX * UDPC_ENTRY_MIN <=
               UDPC_MAX_PACKET);
+  assert_true(UDPC_TABLE_PAGE_FIXED +
+                  (UDPC_TABLE_PAGE_MAX + 1) * UDPC_ENTRY_MIN >
+              UDPC_MAX_PACKET);
+  assert_true(UDPC_TABLE_PAGE_FIXED + 22 * UDPC_ENTRY_MAX <= UDPC_MAX_PACKET);
+  assert_int_equal(UDPC_TABLE_PAGE_FIXED, UDPC_TABLE_DELTA_FIXED);
 }
 
 /* Every field-level refusal: encode gives the code the decoder gives. */
@@ -773,8 +820,17 @@ static void rnd_packet(rng *r, udpc_packet *p, uint8_t *pool) {
       p->u.table_page.start = rnd_below(r, 1000);
       p->u.table_page.total = p->u.table_page.start + count +
                               (rnd_below(r, 2) ? rnd_below(r, 1000) : 0);
-      for (unsigned i = 0; i < count; i++)
+      /* As many as fit in 1200 bytes (P3.5): stop at the first that
+       * would not. */
+      size_t used = UDPC_TABLE_PAGE_FIXED;
+      for (unsigned i = 0; i < count; i++) {
         rnd_entry(r, &p->u.table_page.entries[i], UDPC_STATUS_ONLINE);
+        used += udpc_wire_entry_size(&p->u.table_page.entries[i]);
+        if (used > UDPC_MAX_PACKET) {
+          p->u.table_page.count = (uint8_t)i;
+          break;
+        }
+      }
       break;
     }
     case UDPC_PT_TABLE_DELTA: {
@@ -783,8 +839,15 @@ static void rnd_packet(rng *r, udpc_packet *p, uint8_t *pool) {
       p->u.table_delta.new_version =
           p->u.table_delta.base_version + 1 + (rnd(r) >> 2);
       p->u.table_delta.count = count;
-      for (unsigned i = 0; i < count; i++)
+      size_t used = UDPC_TABLE_DELTA_FIXED;
+      for (unsigned i = 0; i < count; i++) {
         rnd_entry(r, &p->u.table_delta.entries[i], UDPC_STATUS_REMOVED);
+        used += udpc_wire_entry_size(&p->u.table_delta.entries[i]);
+        if (used > UDPC_MAX_PACKET) {
+          p->u.table_delta.count = (uint8_t)(i > 0 ? i : 1);
+          break;
+        }
+      }
       break;
     }
     case UDPC_PT_HEARTBEAT_ACK:
@@ -1074,7 +1137,7 @@ static void test_format_capacity(void **state) {
 static void test_format_hand_built(void **state) {
   (void)state;
   udpc_packet p;
-  char buf[512];
+  char buf[4096];
   memset(&p, 0, sizeof p);
   p.type = 0x7e;
   p.id = 1;
@@ -1106,7 +1169,7 @@ static void test_format_hand_built(void **state) {
   assert_string_equal(buf, "ERROR id=0 code=0");
   p.type = UDPC_PT_TABLE_PAGE;
   memset(&p.u, 0, sizeof p.u);
-  p.u.table_page.count = 200; /* clamped to the array: 20 entries shown */
+  p.u.table_page.count = 200; /* clamped to the array: 116 entries shown */
   assert_true(udpc_wire_format(&p, buf, sizeof buf) > 0);
   int shown = 0;
   for (const char *q = buf; (q = strstr(q, "\"\" offline 0:?:0")) != NULL; q++)
