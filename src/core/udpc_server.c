@@ -17,8 +17,14 @@
  *    valid packet), so the 30 s silence timeout is an O(1) look at the head.
  *  - held[]: acknowledgements of state changes (and KICKED) waiting for the
  *    store commit in udpc_server_flush ("acknowledged means committed").
- *  - changes[]: table changes of the batch; turned into TABLE_DELTA packets
- *    to every ONLINE client after the commit.
+ *  - wlog[]: the table changes since the last delta emission (one client
+ *    index per version, so wlog[k] made version pub_version + 1 + k). The
+ *    first change opens a coalescing window of UDPC_T_DELTA_WINDOW ms
+ *    (P6.3); the flush after it (after a successful commit) emits each
+ *    changed entry once, as it is then, in TABLE_DELTAs as full as fit in
+ *    1200 bytes, encoded once and sent to every ONLINE session with only
+ *    the token patched. HEARTBEAT_ACK reports pub_version, the version of
+ *    the last emitted delta.
  *  - probes[]: ring of pending SAVE probes (P7); probe id low bits = slot.
  *  - per-sender SAVE window of 64 (msg_id -> result), allocated lazily.
  *  - sources[]: rate-limit buckets of source addresses (SECURITY.md): 4096
@@ -50,10 +56,11 @@
 #define SRV_DEFAULT_MAIL_PER_RECIPIENT 1000u
 #define SRV_DEFAULT_MAIL_TOTAL 1000000u
 #define SRV_HELD_MAX 1024u    /* acknowledgements waiting for a commit */
-#define SRV_CHANGES_MAX 4096u /* table changes per batch kept as deltas */
-#define SRV_PROBES_MAX 1024u  /* pending probes; power of two */
-#define SRV_WINDOW 64u        /* SAVE results remembered per sender */
-#define SRV_COOKIE_LEN 20u    /* bucket u32 || tag[16] */
+#define SRV_CHANGES_MAX 4096u /* distinct changed entries: emit early */
+#define SRV_WLOG_MAX (4u * SRV_CHANGES_MAX) /* changes: emit early */
+#define SRV_PROBES_MAX 1024u                /* pending probes; power of two */
+#define SRV_WINDOW 64u     /* SAVE results remembered per sender */
+#define SRV_COOKIE_LEN 20u /* bucket u32 || tag[16] */
 #define SRV_COOKIE_TAG 16u
 #define SRV_SALT_LEN UDPC_STORE_SALT_LEN
 #define SRV_HASH_LEN UDPC_STORE_HASH_LEN
@@ -118,6 +125,8 @@ typedef struct {
   uint32_t prev, next; /* online list links (SRV_NONE at the ends) */
   uint8_t online;
   uint8_t dirty;   /* record must be user_put before the next commit */
+  uint8_t inwin;   /* changed in the open window (counted in n_wdistinct) */
+  uint8_t seen;    /* scratch of srv_emit_window */
   srv_window *win; /* owned; NULL until the client first SAVEs */
   srv_tbucket rl;  /* rate limit of the live session (reset per session) */
 } srv_client;
@@ -130,11 +139,6 @@ typedef struct {
   uint64_t win_khash;
   uint8_t data[UDPC_MAX_PACKET];
 } srv_held;
-
-typedef struct {
-  uint64_t version; /* table version after this change */
-  udpc_entry entry; /* the entry as it became */
-} srv_change;
 
 typedef struct {
   uint8_t active;
@@ -187,15 +191,21 @@ struct udpc_server {
   size_t tok_cap, tok_count;
 
   uint32_t on_head, on_tail, n_online;
-  uint64_t version;
+  uint64_t version;     /* live table version (R51) */
+  uint64_t pub_version; /* new_version of the last emitted delta */
   uint32_t next_id;
   int store_touched;
 
   srv_held *held; /* owned; SRV_HELD_MAX */
   uint32_t n_held;
-  srv_change *changes; /* owned; SRV_CHANGES_MAX */
-  uint32_t n_changes;
-  int changes_overflow;
+  /* Coalescing window (P6.3). */
+  uint32_t *wlog; /* owned; wlog_cap; wlog_n = version - pub_version */
+  uint32_t wlog_n, wlog_cap;
+  uint32_t n_wdistinct;  /* clients with inwin set */
+  int wlog_lost;         /* a change could not be logged (out of memory) */
+  uint8_t win_open;      /* a change since the last emission */
+  uint8_t win_due;       /* handle_expiry saw the deadline: flush emits */
+  uint64_t win_deadline; /* emit at the first flush from then on */
 
   srv_probe *probes;               /* owned; SRV_PROBES_MAX ring */
   uint32_t probe_head, probe_tail; /* free-running counters */
@@ -615,20 +625,38 @@ static void srv_mark_dirty(udpc_server *s, uint32_t idx, uint64_t now) {
   s->store_touched = 1;
 }
 
-/* The entry of idx changed: bump the version, remember the delta. */
+/* The entry of idx changed: bump the version, log the change in the
+ * coalescing window (opening it if needed). */
 static void srv_table_changed(udpc_server *s, uint32_t idx, uint64_t now) {
   s->version++;
   srv_mark_dirty(s, idx, now);
-  if (s->n_changes >= SRV_CHANGES_MAX) {
-    /* Degrade gracefully: no deltas for this batch; every client notices
-     * the new version in its next HEARTBEAT_ACK and takes a snapshot. */
-    if (!s->changes_overflow) srv_log_msg(s, 1, "table change list full");
-    s->changes_overflow = 1;
-    return;
+  if (!s->win_open) {
+    s->win_open = 1;
+    s->win_due = 0;
+    s->win_deadline = now + UDPC_T_DELTA_WINDOW;
   }
-  srv_change *ch = &s->changes[s->n_changes++];
-  ch->version = s->version;
-  srv_entry(s, idx, &ch->entry);
+  srv_client *c = &s->clients[idx];
+  if (!c->inwin) {
+    c->inwin = 1;
+    s->n_wdistinct++;
+  }
+  if (s->wlog_lost) return;
+  if (s->wlog_n == s->wlog_cap) {
+    /* More changes in one batch than the log holds (the flush emits once
+     * it has SRV_WLOG_MAX): grow it. */
+    uint32_t cap = s->wlog_cap + s->wlog_cap / 2;
+    uint32_t *w = cap > s->wlog_cap ? realloc(s->wlog, cap * sizeof *w) : NULL;
+    if (w == NULL) {
+      /* Degrade gracefully: this window emits no deltas; every client
+       * notices the new version in its next HEARTBEAT_ACK (P6.4). */
+      srv_log_msg(s, 1, "out of memory (table change log): no deltas");
+      s->wlog_lost = 1;
+      return;
+    }
+    s->wlog = w;
+    s->wlog_cap = cap;
+  }
+  s->wlog[s->wlog_n++] = idx;
 }
 
 static void srv_set_online(udpc_server *s, uint32_t idx, uint64_t now) {
@@ -909,14 +937,21 @@ static void srv_table_req(udpc_server *s, uint32_t idx,
    * TABLE_PAGE must satisfy start + count <= total. */
   uint32_t start =
       req->u.table_req.start <= total ? req->u.table_req.start : total;
-  uint32_t n = total - start;
-  if (n > UDPC_TABLE_PAGE_MAX) n = UDPC_TABLE_PAGE_MAX;
+  /* R52: as many entries as fit in one datagram (greedy, in order). */
+  size_t size = UDPC_TABLE_PAGE_FIXED;
+  uint32_t n = 0;
+  while (start + n < total && n < UDPC_TABLE_PAGE_MAX) {
+    udpc_entry *e = &p.u.table_page.entries[n];
+    srv_entry(s, s->order[start + n], e);
+    size_t es = udpc_wire_entry_size(e);
+    if (size + es > UDPC_MAX_PACKET) break;
+    size += es;
+    n++;
+  }
   p.u.table_page.version = s->version;
   p.u.table_page.total = total;
   p.u.table_page.start = start;
   p.u.table_page.count = (uint8_t)n;
-  for (uint32_t i = 0; i < n; i++)
-    srv_entry(s, s->order[start + i], &p.u.table_page.entries[i]);
   srv_send(s, &c->addr, &p, SIZE_MAX);
 }
 
@@ -925,7 +960,8 @@ static void srv_heartbeat(udpc_server *s, uint32_t idx,
   srv_client *c = &s->clients[idx];
   udpc_packet p;
   pkt_init(&p, UDPC_PT_HEARTBEAT_ACK, req->id, c->token);
-  p.u.heartbeat_ack.table_version = s->version;
+  /* R58: the published version, never one whose delta is not sent yet. */
+  p.u.heartbeat_ack.table_version = s->pub_version;
   srv_send(s, &c->addr, &p, SIZE_MAX);
 }
 
@@ -1567,34 +1603,113 @@ int udpc_server_recv(udpc_server *s, uint64_t now, const udpc_addr *from,
 }
 
 /* ---- Flush: commit, then acknowledgements and deltas ------------------------- */
-static void srv_send_deltas(udpc_server *s) {
-  uint32_t i = 0;
-  while (i < s->n_changes) {
-    udpc_packet p;
-    pkt_init(&p, UDPC_PT_TABLE_DELTA, 0, 0);
-    p.u.table_delta.base_version = s->changes[i].version - 1;
-    uint8_t n = 0;
-    /* One delta covers consecutive versions and at most 20 distinct
-     * entries; an entry changed twice appears once, as it became last. */
-    while (i < s->n_changes) {
-      const udpc_entry *e = &s->changes[i].entry;
-      uint8_t k = 0;
-      while (k < n && !nick_eq(&p.u.table_delta.entries[k].nick, &e->nick)) k++;
-      if (k == n) {
-        if (n == UDPC_TABLE_PAGE_MAX) break;
-        n++;
-      }
-      p.u.table_delta.entries[k] = *e;
-      p.u.table_delta.new_version = s->changes[i].version;
-      i++;
+/* Encode one TABLE_DELTA chunk once and send a copy to every ONLINE session
+ * (R55, R56), patching only the token (all copies share one id). */
+static void srv_send_chunk(udpc_server *s, udpc_packet *p) {
+  uint8_t buf[UDPC_MAX_PACKET];
+  p->id = s->next_id++;
+  p->token = 0;
+  int n = udpc_wire_encode(p, buf, sizeof buf);
+  if (n <= 0) {
+    srv_log_msg(s, 0, "BUG: cannot encode a TABLE_DELTA");
+    return;
+  }
+  if (s->io.log) {
+    srv_line l = {.n = 0};
+    ln_str(&l, "tx ");
+    ln_u64(&l, s->n_online);
+    ln_str(&l, " online sessions len=");
+    ln_u64(&l, (uint64_t)n);
+    ln_str(&l, ": ");
+    ln_pkt(&l, p);
+    srv_log(s, 3, &l);
+  }
+  for (uint32_t o = s->on_head; o != SRV_NONE; o = s->clients[o].next) {
+    uint64_t t = s->clients[o].token; /* u64, network order (P1.2) */
+    for (int b = UDPC_TOKEN_LEN - 1; b >= 0; b--, t >>= 8)
+      buf[UDPC_HEADER_LEN + b] = (uint8_t)t;
+    srv_emit(s, &s->clients[o].addr, buf, (size_t)n);
+  }
+}
+
+/* Close the window: each entry changed since the last emission once, as it
+ * is now, ordered by its last change, in chunks as full as fit in 1200
+ * bytes. A chunk's new_version is the version of the last change of its
+ * last entry (the last chunk's: the current version), so a client whose
+ * version lies anywhere in (pub_version, version) (a snapshot taken during
+ * the window) misses nothing by ignoring the chunks below its version
+ * (R57: it applies a chunk iff base <= v < new). Runs only after a
+ * successful commit: nothing uncommitted is emitted. */
+static void srv_emit_window(udpc_server *s) {
+  uint64_t base = s->pub_version;
+  int lost = s->wlog_lost || (uint64_t)s->wlog_n != s->version - base;
+  if (lost) srv_log_msg(s, 1, "table deltas of a window omitted");
+  /* Backwards: keep the last change of each entry (seen), drop the rest. */
+  for (uint32_t k = s->wlog_n; k-- > 0;) {
+    srv_client *c = &s->clients[s->wlog[k]];
+    if (c->seen)
+      s->wlog[k] = SRV_NONE;
+    else
+      c->seen = 1;
+  }
+  udpc_packet p;
+  pkt_init(&p, UDPC_PT_TABLE_DELTA, 0, 0);
+  size_t size = UDPC_TABLE_DELTA_FIXED;
+  uint8_t n = 0;
+  int send = !lost && s->on_head != SRV_NONE;
+  for (uint32_t k = 0; k < s->wlog_n; k++) {
+    if (s->wlog[k] == SRV_NONE) continue;
+    srv_client *c = &s->clients[s->wlog[k]];
+    c->seen = 0;
+    c->inwin = 0;
+    if (!send) continue;
+    udpc_entry e;
+    srv_entry(s, s->wlog[k], &e);
+    size_t es = udpc_wire_entry_size(&e);
+    if (n > 0 && (n == UDPC_TABLE_PAGE_MAX || size + es > UDPC_MAX_PACKET)) {
+      p.u.table_delta.base_version = base;
+      p.u.table_delta.count = n;
+      srv_send_chunk(s, &p);
+      base = p.u.table_delta.new_version;
+      size = UDPC_TABLE_DELTA_FIXED;
+      n = 0;
     }
+    p.u.table_delta.entries[n++] = e;
+    p.u.table_delta.new_version = s->pub_version + 1 + k;
+    size += es;
+  }
+  if (send && n > 0) {
+    p.u.table_delta.base_version = base;
+    p.u.table_delta.new_version = s->version;
     p.u.table_delta.count = n;
-    for (uint32_t o = s->on_head; o != SRV_NONE; o = s->clients[o].next) {
-      p.id = s->next_id++;
-      p.token = s->clients[o].token;
-      srv_send(s, &s->clients[o].addr, &p, SIZE_MAX);
+    srv_send_chunk(s, &p);
+  }
+  /* Every client flagged inwin is in the log unless changes were lost
+   * (out of memory): then clear them all (O(N), only in that case). */
+  if (lost)
+    for (uint32_t i = 0; i < s->n_clients; i++) s->clients[i].inwin = 0;
+  s->n_wdistinct = 0;
+  s->pub_version = s->version;
+  s->wlog_n = 0;
+  s->wlog_lost = 0;
+  s->win_open = 0;
+  s->win_due = 0;
+  if (s->wlog_cap > SRV_CHANGES_MAX) { /* a big batch grew it: shrink */
+    uint32_t *w = realloc(s->wlog, SRV_CHANGES_MAX * sizeof *w);
+    if (w != NULL) {
+      s->wlog = w;
+      s->wlog_cap = SRV_CHANGES_MAX;
     }
   }
+}
+
+/* The window closes at the first successful flush at or after its
+ * deadline, or earlier when it holds SRV_CHANGES_MAX distinct entries (or
+ * SRV_WLOG_MAX changes). */
+static int srv_window_ready(const udpc_server *s, uint64_t now) {
+  return s->win_open &&
+         (s->win_due || now >= s->win_deadline ||
+          s->n_wdistinct >= SRV_CHANGES_MAX || s->wlog_n >= SRV_WLOG_MAX);
 }
 
 static void srv_user_record(const udpc_server *s, uint32_t idx,
@@ -1614,9 +1729,11 @@ int udpc_server_flush(udpc_server *s, uint64_t now) {
   UDPC_ENSURE(s != NULL, UDPC_ERR_ARG);
   s->now = now;
   srv_log_roll(s); /* a pending "suppressed" summary goes out */
-  if (!s->store_touched && s->n_dirty == 0 && s->n_held == 0 &&
-      s->n_changes == 0 && !s->changes_overflow)
+  if (!s->store_touched && s->n_dirty == 0 && s->n_held == 0) {
+    /* Nothing to commit: every change so far is committed. */
+    if (srv_window_ready(s, now)) srv_emit_window(s);
     return UDPC_OK;
+  }
   int rc = UDPC_OK;
   for (uint32_t i = 0; i < s->n_dirty && rc == UDPC_OK; i++) {
     udpc_store_user u;
@@ -1639,6 +1756,10 @@ int udpc_server_flush(udpc_server *s, uint64_t now) {
     ln_str(&l, " acknowledgements");
     srv_log(s, 1, &l);
     s->n_held = 0;
+    if (s->win_due) { /* the window waits: retry after another window */
+      s->win_due = 0;
+      s->win_deadline = now + UDPC_T_DELTA_WINDOW;
+    }
     return UDPC_ERR_STORE;
   }
   for (uint32_t i = 0; i < s->n_dirty; i++) s->clients[s->dirty[i]].dirty = 0;
@@ -1654,9 +1775,7 @@ int udpc_server_flush(udpc_server *s, uint64_t now) {
     srv_emit(s, &h->to, h->data, h->len);
   }
   s->n_held = 0;
-  if (!s->changes_overflow) srv_send_deltas(s);
-  s->n_changes = 0;
-  s->changes_overflow = 0;
+  if (srv_window_ready(s, now)) srv_emit_window(s);
   return UDPC_OK;
 }
 
@@ -1666,6 +1785,8 @@ uint64_t udpc_server_next_deadline(const udpc_server *s) {
   uint64_t d = UINT64_MAX;
   if (s->on_head != SRV_NONE)
     d = s->clients[s->on_head].last_heard + SRV_SESSION_TIMEOUT;
+  /* The window's end; once handle_expiry saw it, the flush emits. */
+  if (s->win_open && !s->win_due && s->win_deadline < d) d = s->win_deadline;
   for (uint32_t k = s->probe_head; k != s->probe_tail; k++) {
     const srv_probe *pr = &s->probes[k & (SRV_PROBES_MAX - 1)];
     if (!pr->active) continue;
@@ -1681,6 +1802,7 @@ void udpc_server_handle_expiry(udpc_server *s, uint64_t now) {
   if (s == NULL) return;
   s->now = now;
   srv_log_roll(s);
+  if (s->win_open && now >= s->win_deadline) s->win_due = 1;
   srv_probes_expire(s, now);
   /* Decision: silent for >= 30 s (3 heartbeat intervals) ends a session. */
   while (s->on_head != SRV_NONE &&
@@ -1780,6 +1902,7 @@ udpc_server *udpc_server_new(const udpc_server_config *cfg, uint64_t now) {
   s->log_window = now;
   s->on_head = s->on_tail = SRV_NONE;
   s->version = 1;
+  s->pub_version = 1;
   udpc_rand_derive(s->cookie_key, cfg->seed, "udpchat server cookie key v1");
   uint8_t nk[32];
   udpc_rand_derive(nk, cfg->seed, "udpchat server nick hash key v1");
@@ -1808,10 +1931,11 @@ udpc_server *udpc_server_new(const udpc_server_config *cfg, uint64_t now) {
     s->n_operators = cfg->n_operators;
   }
   s->held = malloc(SRV_HELD_MAX * sizeof *s->held);
-  s->changes = malloc(SRV_CHANGES_MAX * sizeof *s->changes);
+  s->wlog = malloc(SRV_CHANGES_MAX * sizeof *s->wlog);
+  s->wlog_cap = SRV_CHANGES_MAX;
   s->probes = calloc(SRV_PROBES_MAX, sizeof *s->probes);
   s->sources = calloc(SRV_SOURCES, sizeof *s->sources);
-  if (s->held == NULL || s->changes == NULL || s->probes == NULL ||
+  if (s->held == NULL || s->wlog == NULL || s->probes == NULL ||
       s->sources == NULL)
     goto fail;
   if (srv_reserve_clients(s, 64) != UDPC_OK) goto fail;
@@ -1833,7 +1957,7 @@ void udpc_server_free(udpc_server *s) {
   free(s->nick_map);
   free(s->tok_map);
   free(s->held);
-  free(s->changes);
+  free(s->wlog);
   free(s->probes);
   free(s->sources);
   free(s->operators);

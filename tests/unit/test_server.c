@@ -144,7 +144,10 @@ static void test_register_ok_welcome_held_until_commit(void **state) {
   assert_true(p.u.reg_result.token != 0);
   assert_int_equal(p.u.reg_result.table_version, 2); /* 1 + the new entry */
   assert_int_equal(p.u.reg_result.mail_count, 0);
-  /* The subject is online: it also gets the delta. */
+  /* The delta waits for the end of the coalescing window (R55)... */
+  assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, NULL), 0);
+  /* ...then the subject, online, gets it too. */
+  close_window(f);
   assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, &a), 1);
   /* Persisted: only a keyed hash of the credential. */
   udpc_store_user u;
@@ -276,9 +279,10 @@ static void test_restart_loads_users_offline_old_tokens_bad_session(
 
 /* ---- Table (P6) --------------------------------------------------------- */
 
-/* R52 R51 R22: TABLE_PAGE = current version (1 + 45 changes), total, min(20,
- * total - start) sorted entries. */
-static void test_table_paging_45_clients_sorted_20_per_page(void **state) {
+/* R52 R51 R22: TABLE_PAGE = current version (1 + 45 changes), total, sorted
+ * entries, as many as fit: 45 entries of 15 bytes (31 + 45 * 15 = 706) all
+ * fit in the first page. */
+static void test_r52_table_paging_45_clients_sorted_packed(void **state) {
   fx *f = *state;
   uint64_t tok[45];
   for (unsigned i = 0; i < 45; i++) {
@@ -290,10 +294,11 @@ static void test_table_paging_45_clients_sorted_20_per_page(void **state) {
     tok[i] = reg(f, &a, name, (uint8_t)i);
   }
   udpc_addr a = A(1);
-  uint32_t starts[] = {0, 20, 40, 45, 99};
-  uint32_t counts[] = {20, 20, 5, 0, 0};
+  uint32_t starts[] = {0, 45, 99, 40};
+  uint32_t counts[] = {45, 0, 0, 5};
   uint32_t seen = 0;
-  for (int pg = 0; pg < 5; pg++) {
+  for (int pg = 0; pg < 4; pg++) {
+    if (starts[pg] == 40) seen = 40;
     clear(f);
     udpc_packet q = pkt(UDPC_PT_TABLE_REQ, 77, tok[0]);
     q.u.table_req.start = starts[pg];
@@ -305,6 +310,7 @@ static void test_table_paging_45_clients_sorted_20_per_page(void **state) {
     assert_int_equal(p.u.table_page.total, 45);
     assert_int_equal(p.u.table_page.version, 46);
     assert_int_equal(p.u.table_page.count, counts[pg]);
+    assert_int_equal(p.u.table_page.start, starts[pg] > 45 ? 45 : starts[pg]);
     for (unsigned i = 0; i < p.u.table_page.count; i++, seen++) {
       char want[8] = "c00";
       want[1] = (char)('0' + seen / 10);
@@ -326,8 +332,10 @@ static void test_delta_sent_only_to_online_clients(void **state) {
   udpc_packet d = pkt(UDPC_PT_DEREG, 50, tb);
   feed(f, &b, &d);
   flush_ok(f);
+  close_window(f);
   clear(f);
   reg_result(f, &c, "c", 3); /* a change while b is offline */
+  close_window(f);
   assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, &a), 1);
   assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, &c), 1);
   assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, &b), 0);
@@ -341,18 +349,36 @@ static void test_delta_sent_only_to_online_clients(void **state) {
   }
 }
 
-/* R74 R22: HEARTBEAT -> HEARTBEAT_ACK(current version), id echoed. */
-static void test_heartbeat_ack_carries_table_version(void **state) {
+/* R74 R22 R58: HEARTBEAT -> HEARTBEAT_ACK(published version), id echoed:
+ * while the window holds a change the ACK still reports the version of the
+ * last emitted delta; after the emission, the current version. */
+static void test_r58_heartbeat_ack_carries_published_version(void **state) {
   fx *f = *state;
-  udpc_addr a = A(1);
-  uint64_t t = reg(f, &a, "a", 1);
+  udpc_addr a = A(1), b = A(2);
+  uint64_t t = reg(f, &a, "a", 1); /* version 2, not emitted yet */
   udpc_packet hb = pkt(UDPC_PT_HEARTBEAT, 31, t);
   feed(f, &a, &hb);
   udpc_packet p = only_out(f, &a);
   assert_int_equal(p.type, UDPC_PT_HEARTBEAT_ACK);
   assert_int_equal(p.id, 31);
   assert_int_equal(p.token, t);
-  assert_int_equal(p.u.heartbeat_ack.table_version, 2);
+  assert_int_equal(p.u.heartbeat_ack.table_version, 1);
+  close_window(f);
+  clear(f);
+  feed(f, &a, &hb);
+  assert_int_equal(only_out(f, &a).u.heartbeat_ack.table_version, 2);
+  /* A new change: REGISTER_RESULT says 3 (live), the ACK still 2. */
+  udpc_packet r = reg_result(f, &b, "b", 2);
+  assert_int_equal(r.u.reg_result.table_version, 3);
+  clear(f);
+  feed(f, &a, &hb);
+  assert_int_equal(only_out(f, &a).u.heartbeat_ack.table_version, 2);
+  clear(f);
+  close_window(f);
+  assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, &a), 1);
+  clear(f);
+  feed(f, &a, &hb);
+  assert_int_equal(only_out(f, &a).u.heartbeat_ack.table_version, 3);
 }
 
 static void test_heartbeat_timeout_marks_offline_with_delta(void **state) {
@@ -360,7 +386,14 @@ static void test_heartbeat_timeout_marks_offline_with_delta(void **state) {
   udpc_addr a = A(1), b = A(2);
   uint64_t ta = reg(f, &a, "a", 1);
   uint64_t tb = reg(f, &b, "b", 2);
-  assert_int_equal(udpc_server_next_deadline(f->s), f->now + 30000);
+  /* The window's end comes first, then the session timeout. */
+  assert_int_equal(udpc_server_next_deadline(f->s),
+                   f->now + UDPC_T_DELTA_WINDOW);
+  close_window(f);
+  clear(f);
+  assert_int_equal(udpc_server_next_deadline(f->s),
+                   f->now - UDPC_T_DELTA_WINDOW + 30000);
+  f->now -= UDPC_T_DELTA_WINDOW; /* keep the 10 s heartbeat steps below */
   /* a keeps sending heartbeats, b is silent. */
   for (int i = 0; i < 3; i++) {
     advance(f, 10000);
@@ -369,6 +402,8 @@ static void test_heartbeat_timeout_marks_offline_with_delta(void **state) {
   }
   flush_ok(f);
   assert_int_equal(stats(f).online, 1);
+  assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, NULL), 0);
+  close_window(f);
   assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, &a), 1);
   assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, &b), 0);
   for (size_t i = 0; i < f->n_out; i++) {
@@ -382,7 +417,8 @@ static void test_heartbeat_timeout_marks_offline_with_delta(void **state) {
   udpc_packet hb = pkt(UDPC_PT_HEARTBEAT, 9, tb);
   feed(f, &b, &hb);
   assert_int_equal(only_out(f, &b).u.error.code, UDPC_ERROR_SESSION_ENDED);
-  assert_int_equal(udpc_server_next_deadline(f->s), f->now + 30000 - 0);
+  assert_int_equal(udpc_server_next_deadline(f->s),
+                   f->now + 30000 - UDPC_T_DELTA_WINDOW);
 }
 
 /* ---- Dereg and deregA (P8) ---------------------------------------------- */
@@ -394,10 +430,13 @@ static void test_dereg_ok_then_ended_token_session_ended(void **state) {
   udpc_addr a = A(1), b = A(2);
   uint64_t ta = reg(f, &a, "a", 1);
   reg(f, &b, "b", 2);
+  close_window(f);
+  clear(f);
   udpc_packet d = pkt(UDPC_PT_DEREG, 60, ta);
   feed(f, &a, &d);
   assert_int_equal(f->n_out, 0);
   flush_ok(f);
+  close_window(f);
   assert_int_equal(count_out(f, UDPC_PT_DEREG_RESULT, &a), 1);
   assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, &b), 1);
   assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, &a), 0);
@@ -466,6 +505,7 @@ static void test_deregA_by_operator_kicks_target(void **state) {
   feed(f, &o, &d);
   assert_int_equal(f->n_out, 0);
   flush_ok(f);
+  close_window(f);
   assert_int_equal(count_out(f, UDPC_PT_KICKED, &b), 1);
   assert_int_equal(count_out(f, UDPC_PT_DEREG_RESULT, &o), 1);
   assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, &o), 1);
@@ -635,6 +675,8 @@ static void test_save_probe_unanswered_resent_then_offline_delta_saved(
   udpc_addr a = A(1), b = A(2);
   uint64_t ta = reg(f, &a, "a", 1);
   reg(f, &b, "b", 2);
+  close_window(f);
+  clear(f);
   udpc_packet sv = save_pkt(ta, 93, "b", 56, "gone?");
   feed(f, &a, &sv);
   assert_int_equal(count_out(f, UDPC_PT_PROBE, &b), 1);
@@ -651,6 +693,8 @@ static void test_save_probe_unanswered_resent_then_offline_delta_saved(
   assert_int_equal(mail_count(f, "b"), 1);
   flush_ok(f);
   assert_int_equal(count_out(f, UDPC_PT_SAVE_RESULT, &a), 1);
+  assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, NULL), 0); /* window */
+  close_window(f);
   assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, &a), 1);
   assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, &b), 0);
   for (size_t i = 0; i < f->n_out; i++) {
@@ -1080,10 +1124,13 @@ static void test_debug_log_every_packet_in_and_out_and_drop_reasons(
   fx *f = *state;
   udpc_addr a = A(1);
   uint64_t t = reg(f, &a, "a", 1);
-  /* 2 REGISTERs in; COOKIE + REGISTER_RESULT + delta out (1 held). */
+  /* 2 REGISTERs in; COOKIE + REGISTER_RESULT out (1 held). */
   assert_int_equal(f->log_rx, 2);
-  assert_int_equal(f->log_tx, 3);
+  assert_int_equal(f->log_tx, 2);
   assert_int_equal(f->log_hold, 1);
+  /* The window's delta: one line per chunk, whatever the recipients. */
+  close_window(f);
+  assert_int_equal(f->log_tx, 3);
   udpc_packet hb = pkt(UDPC_PT_HEARTBEAT, 1, t ^ 1);
   feed(f, &a, &hb);
   assert_true(f->log_drop >= 1);
@@ -1162,8 +1209,290 @@ static void test_probe_timeout_commit_failure_no_saved_then_stored_once(
   feed(f, &a, &sv); /* retransmission: b is offline now */
   flush_ok(f);
   assert_int_equal(count_out(f, UDPC_PT_SAVE_RESULT, &a), 1);
+  /* The window was due at the failed flush; it waits one more window. */
+  assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, NULL), 0);
+  close_window(f);
   assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, &a), 1); /* kept */
   assert_int_equal(mail_count(f, "b"), 1);
+}
+
+/* ---- Coalescing window and full datagrams (P6.2, P6.3) ------------------ */
+
+/* An IPv6 address (entries of up to 53 bytes) or the usual IPv4 one. */
+static udpc_addr A6(unsigned n) {
+  udpc_addr a;
+  memset(&a, 0, sizeof a);
+  a.family = 6;
+  a.ip[0] = 0x20;
+  a.ip[1] = 0x01;
+  a.ip[14] = (uint8_t)(n >> 8);
+  a.ip[15] = (uint8_t)n;
+  a.port = (uint16_t)(40000 + n);
+  return a;
+}
+
+/* Nick i of the packing tests: lengths 1..32 cycling, distinct. */
+static void pack_nick(char *out, unsigned i) {
+  unsigned len = 3 + i % 30; /* 3..32 */
+  for (unsigned k = 0; k < len; k++) out[k] = 'a';
+  out[0] = (char)('a' + i / 26 % 26);
+  out[1] = (char)('a' + i % 26);
+  out[2] = (char)('0' + i / 676);
+  out[len] = '\0';
+}
+
+static udpc_addr pack_addr(unsigned i) { return i % 3 ? A6(i + 1) : A(i + 1); }
+
+/* Bytes of the encoded entries of a page or delta. */
+static size_t entries_size(const udpc_entry *e, unsigned n) {
+  size_t z = 0;
+  for (unsigned i = 0; i < n; i++) z += udpc_wire_entry_size(&e[i]);
+  return z;
+}
+
+/* R55 R51: a change is not sent at once: the first change opens a window of
+ * UDPC_T_DELTA_WINDOW ms, next_deadline names its end, and the first flush
+ * at or after it (after the commit) sends one delta covering every change
+ * of the window, each entry once, as it is then. */
+static void test_r55_delta_only_after_window_and_flush(void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1), b = A(2);
+  uint64_t t0 = f->now;
+  uint64_t ta = reg(f, &a, "a", 1); /* opens the window at t0 */
+  assert_int_equal(udpc_server_next_deadline(f->s), t0 + UDPC_T_DELTA_WINDOW);
+  advance(f, 20);
+  reg(f, &b, "b", 2); /* joins it: the deadline stays */
+  assert_int_equal(udpc_server_next_deadline(f->s), t0 + UDPC_T_DELTA_WINDOW);
+  udpc_packet d = pkt(UDPC_PT_DEREG, 5, ta);
+  feed(f, &a, &d); /* a again: one entry per nick */
+  flush_ok(f);
+  assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, NULL), 0);
+  clear(f);
+  advance(f, UDPC_T_DELTA_WINDOW - 21); /* t0 + 49 */
+  flush_ok(f);
+  assert_int_equal(f->n_out, 0);
+  advance(f, 1); /* the deadline: handle_expiry, then the flush emits */
+  assert_true(udpc_server_next_deadline(f->s) > f->now);
+  assert_int_equal(f->n_out, 0);
+  flush_ok(f);
+  /* b is the only online session: a went offline in the window. */
+  udpc_packet p = only_out(f, &b);
+  assert_int_equal(p.type, UDPC_PT_TABLE_DELTA);
+  assert_int_equal(p.u.table_delta.base_version, 1);
+  assert_int_equal(p.u.table_delta.new_version, 4);
+  assert_int_equal(p.u.table_delta.count, 2);
+  /* ordered by their last change: b (v3), then a (v4, offline) */
+  assert_string_equal(p.u.table_delta.entries[0].nick.s, "b");
+  assert_int_equal(p.u.table_delta.entries[0].status, UDPC_STATUS_ONLINE);
+  assert_string_equal(p.u.table_delta.entries[1].nick.s, "a");
+  assert_int_equal(p.u.table_delta.entries[1].status, UDPC_STATUS_OFFLINE);
+  /* Closed: nothing more, no deadline of the window. */
+  clear(f);
+  advance(f, 1000);
+  flush_ok(f);
+  assert_int_equal(f->n_out, 0);
+  assert_int_equal(udpc_server_next_deadline(f->s),
+                   t0 + 20 + 30000); /* b's session timeout */
+}
+
+/* R55 R50: a window whose flush fails emits nothing (not even the changes
+ * committed before it); a change is never emitted before its commit; the
+ * next successful flush after another window emits everything. */
+static void test_r55_failed_commit_never_emits_uncommitted(void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1), b = A(2);
+  reg(f, &a, "a", 1);
+  advance(f, UDPC_T_DELTA_WINDOW); /* due, but no flush yet */
+  udpc_packet c = get_cookie(f, &b, "b", 2);
+  udpc_packet r = reg_pkt("b", 2, 9, c.u.cookie.cookie, 20);
+  feed(f, &b, &r); /* b's registration: not committed yet */
+  udpc_store_mem_fail_commits(f->st, 1);
+  assert_int_equal(udpc_server_flush(f->s, f->now), UDPC_ERR_STORE);
+  assert_int_equal(f->n_out, 0); /* no REGISTER_RESULT, no delta */
+  /* The window retries after another UDPC_T_DELTA_WINDOW. */
+  assert_int_equal(udpc_server_next_deadline(f->s),
+                   f->now + UDPC_T_DELTA_WINDOW);
+  advance(f, 10);
+  flush_ok(f); /* commits b, the window is not due yet */
+  assert_int_equal(count_out(f, UDPC_PT_REGISTER_RESULT, NULL), 0);
+  assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, NULL), 0);
+  feed(f, &b, &r); /* the client retransmits: same session */
+  flush_ok(f);
+  assert_int_equal(count_out(f, UDPC_PT_REGISTER_RESULT, &b), 1);
+  assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, NULL), 0);
+  clear(f);
+  close_window(f);
+  assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, &a), 1);
+  assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, &b), 1);
+  udpc_packet p = out_at(f, 0);
+  assert_int_equal(p.u.table_delta.base_version, 1);
+  assert_int_equal(p.u.table_delta.new_version, 3);
+  assert_int_equal(p.u.table_delta.count, 2);
+}
+
+/* R55: when the window holds 4096 distinct changed entries the flush emits
+ * at once (early) instead of dropping deltas; the chunks chain from the
+ * last published version to the current one and carry each entry once. */
+static void test_r55_early_emission_at_4096_distinct_entries(void **state) {
+  fx *f = *state;
+  udpc_addr w = A(0xfff0);
+  uint64_t tw = reg(f, &w, "watcher", 1); /* distinct entry 1 */
+  unsigned i;
+  for (i = 1; i < 5000; i++) {
+    udpc_addr a = udpc_tsrv_addr_wide(i);
+    char name[16] = "x";
+    unsigned v = i;
+    for (int k = 1; k < 6; k++, v /= 10) name[k] = (char)('0' + v % 10);
+    udpc_packet r = reg_result(f, &a, name, 2);
+    if (count_out(f, UDPC_PT_TABLE_DELTA, NULL) > 0) break;
+    clear(f);
+    udpc_packet d = pkt(UDPC_PT_DEREG, i, r.u.reg_result.token);
+    feed(f, &a, &d);
+    flush_ok(f);
+    assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, NULL), 0);
+  }
+  /* Emitted in the flush where the distinct count reached 4096: the
+   * watcher and 4095 others (2 changes each but the last); no time has
+   * passed. */
+  assert_int_equal(i, 4095);
+  const uint64_t v = 2 + 2 * 4094 + 1;
+  uint64_t base = 1;
+  unsigned entries = 0;
+  for (size_t k = 0; k < f->n_out; k++) {
+    udpc_packet p = out_at(f, k);
+    if (p.type != UDPC_PT_TABLE_DELTA) continue;
+    udpc_addr last = udpc_tsrv_addr_wide(i); /* online too */
+    if (udpc_addr_equal(&f->out[k].to, &last)) continue;
+    assert_true(udpc_addr_equal(&f->out[k].to, &w));
+    assert_int_equal(p.token, tw);
+    assert_int_equal(p.u.table_delta.base_version, base);
+    assert_true(p.u.table_delta.new_version > base);
+    base = p.u.table_delta.new_version;
+    entries += p.u.table_delta.count;
+    for (unsigned e = 0; e < p.u.table_delta.count; e++)
+      if (p.u.table_delta.entries[e].nick.s[0] == 'x' &&
+          p.u.table_delta.new_version < v)
+        assert_int_equal(p.u.table_delta.entries[e].status,
+                         UDPC_STATUS_OFFLINE);
+  }
+  assert_int_equal(entries, 4096);
+  assert_int_equal(base, v); /* the current version */
+  /* The next change opens a new window. */
+  clear(f);
+  udpc_addr b = A(2);
+  reg(f, &b, "b", 3);
+  assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, NULL), 0);
+  close_window(f);
+  udpc_packet p = out_at(f, 0);
+  assert_int_equal(p.u.table_delta.base_version, v);
+  assert_int_equal(p.u.table_delta.count, 1);
+}
+
+/* R52 R55 R56 R22: pages and deltas carry as many entries as fit in 1200
+ * bytes (never more; the next entry would not fit), the delta chunks chain
+ * by versions, every entry changed in the window is in exactly one chunk,
+ * the one of its last change (so a client that took a snapshot during the
+ * window misses nothing by ignoring older chunks), and the copies of a
+ * chunk differ only in the token. */
+static void test_r52_r55_pages_and_deltas_full_to_1200_bytes(void **state) {
+  fx *f = *state;
+  enum { N = 150 };
+  uint64_t tok[N];
+  char names[N][40];
+  for (unsigned i = 0; i < N; i++) {
+    pack_nick(names[i], i);
+    udpc_addr a = pack_addr(i);
+    tok[i] = reg(f, &a, names[i], (uint8_t)i);
+  }
+  /* names[0] changes again last: deregistered, then back at its address */
+  udpc_addr a0 = pack_addr(0);
+  udpc_packet d = pkt(UDPC_PT_DEREG, 1, tok[0]);
+  feed(f, &a0, &d);
+  flush_ok(f);
+  clear(f);
+  /* Pages: walk the table. */
+  uint32_t start = 0, walked = 0;
+  udpc_addr a1 = pack_addr(1);
+  while (start < N) {
+    clear(f);
+    udpc_packet q = pkt(UDPC_PT_TABLE_REQ, 3, tok[1]);
+    q.u.table_req.start = start;
+    feed(f, &a1, &q);
+    udpc_packet p = only_out(f, &a1);
+    unsigned n = p.u.table_page.count;
+    size_t len = f->out[0].len;
+    assert_true(n > 0 && len <= UDPC_MAX_PACKET);
+    assert_int_equal(len, UDPC_TABLE_PAGE_FIXED +
+                              entries_size(p.u.table_page.entries, n));
+    if (start + n < N) { /* the next entry would not fit */
+      clear(f);
+      q.u.table_req.start = start + n;
+      feed(f, &a1, &q);
+      udpc_packet nx = only_out(f, &a1);
+      assert_true(len + udpc_wire_entry_size(&nx.u.table_page.entries[0]) >
+                  UDPC_MAX_PACKET);
+    }
+    start += n;
+    walked++;
+  }
+  assert_true(walked >= 3);
+  /* Deltas: one window of N + 1 changes to N - 1 online sessions. */
+  clear(f);
+  close_window(f);
+  size_t online = N - 1;
+  assert_int_equal(f->n_out % online, 0);
+  size_t chunks = f->n_out / online;
+  assert_true(chunks >= 3);
+  uint64_t base = 1;
+  unsigned seen[N] = {0};
+  for (size_t c = 0; c < chunks; c++) {
+    const udpc_tsrv_out *first = &f->out[c * online];
+    udpc_packet p = out_at(f, c * online);
+    assert_int_equal(p.type, UDPC_PT_TABLE_DELTA);
+    unsigned n = p.u.table_delta.count;
+    assert_true(first->len <= UDPC_MAX_PACKET);
+    assert_int_equal(first->len, UDPC_TABLE_DELTA_FIXED +
+                                     entries_size(p.u.table_delta.entries, n));
+    if (c + 1 < chunks) {
+      udpc_packet nx = out_at(f, (c + 1) * online);
+      assert_true(first->len +
+                      udpc_wire_entry_size(&nx.u.table_delta.entries[0]) >
+                  UDPC_MAX_PACKET);
+    }
+    assert_int_equal(p.u.table_delta.base_version, base);
+    base = p.u.table_delta.new_version;
+    for (unsigned e = 0; e < n; e++) {
+      unsigned k = 0;
+      while (k < N && strcmp(names[k], p.u.table_delta.entries[e].nick.s) != 0)
+        k++;
+      assert_true(k < N);
+      seen[k]++;
+      /* entry k (k >= 1) last changed at version k + 2 */
+      if (k > 0) assert_true(p.u.table_delta.new_version >= k + 2);
+    }
+    if (c + 1 == chunks) { /* names[0] changed last */
+      assert_string_equal(p.u.table_delta.entries[n - 1].nick.s, names[0]);
+      assert_int_equal(p.u.table_delta.entries[n - 1].status,
+                       UDPC_STATUS_OFFLINE);
+    }
+    /* every copy: same bytes but the token, to its session */
+    for (size_t r = 0; r < online; r++) {
+      const udpc_tsrv_out *o = &f->out[c * online + r];
+      assert_int_equal(o->len, first->len);
+      assert_memory_equal(o->data, first->data, UDPC_HEADER_LEN);
+      assert_memory_equal(o->data + UDPC_HEADER_LEN + UDPC_TOKEN_LEN,
+                          first->data + UDPC_HEADER_LEN + UDPC_TOKEN_LEN,
+                          first->len - UDPC_HEADER_LEN - UDPC_TOKEN_LEN);
+      udpc_packet q = out_at(f, c * online + r);
+      unsigned k = 1;
+      while (k < N && q.token != tok[k]) k++;
+      assert_true(k < N);
+      udpc_addr ak = pack_addr(k);
+      assert_true(udpc_addr_equal(&o->to, &ak));
+    }
+  }
+  assert_int_equal(base, 1 + N + 1); /* the current version */
+  for (unsigned k = 0; k < N; k++) assert_int_equal(seen[k], 1);
 }
 
 static void test_new_rejects_bad_config(void **state) {
@@ -1203,9 +1532,9 @@ int main(void) {
       T(test_register_invalid_nick_answer_not_larger_than_request),
       T(test_register_server_full),
       T(test_restart_loads_users_offline_old_tokens_bad_session),
-      T(test_table_paging_45_clients_sorted_20_per_page),
+      T(test_r52_table_paging_45_clients_sorted_packed),
       T(test_delta_sent_only_to_online_clients),
-      T(test_heartbeat_ack_carries_table_version),
+      T(test_r58_heartbeat_ack_carries_published_version),
       T(test_heartbeat_timeout_marks_offline_with_delta),
       T(test_dereg_ok_then_ended_token_session_ended),
       T(test_deregA_by_non_operator_not_permitted),
@@ -1231,6 +1560,10 @@ int main(void) {
       T(test_save_to_self_probes_self_recipient_online),
       T(test_probes_capped_at_1024_excess_save_dropped),
       T(test_probe_timeout_commit_failure_no_saved_then_stored_once),
+      T(test_r55_delta_only_after_window_and_flush),
+      T(test_r55_failed_commit_never_emits_uncommitted),
+      T(test_r55_early_emission_at_4096_distinct_entries),
+      T(test_r52_r55_pages_and_deltas_full_to_1200_bytes),
       cmocka_unit_test(test_new_rejects_bad_config),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

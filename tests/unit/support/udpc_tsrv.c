@@ -167,6 +167,11 @@ void udpc_tsrv_advance(udpc_tsrv *f, uint64_t ms) {
   udpc_server_handle_expiry(f->s, f->now);
 }
 
+void udpc_tsrv_close_window(udpc_tsrv *f) {
+  udpc_tsrv_advance(f, UDPC_T_DELTA_WINDOW);
+  udpc_tsrv_flush_ok(f);
+}
+
 udpc_packet udpc_tsrv_out_at(const udpc_tsrv *f, size_t i) {
   udpc_packet p;
   assert_true(i < f->n_out && i < f->cfg.max_out);

@@ -84,6 +84,10 @@ size_t udpc_tsrv_feed(udpc_tsrv *f, const udpc_addr *from,
 void udpc_tsrv_flush_ok(udpc_tsrv *f);
 /* f->now += ms, then the expiry handler (no flush). */
 void udpc_tsrv_advance(udpc_tsrv *f, uint64_t ms);
+/* Close the table-change coalescing window (P6.3): f->now +=
+ * UDPC_T_DELTA_WINDOW, the expiry handler, then a flush that must succeed
+ * (it emits the window's TABLE_DELTAs). Outputs are kept. */
+void udpc_tsrv_close_window(udpc_tsrv *f);
 
 udpc_packet udpc_tsrv_out_at(const udpc_tsrv *f, size_t i);
 /* The only output; asserts there is exactly one and where it went. */
@@ -133,6 +137,7 @@ static inline size_t feed(fx *f, const udpc_addr *from, const udpc_packet *p) {
   return udpc_tsrv_feed(f, from, p);
 }
 static inline void flush_ok(fx *f) { udpc_tsrv_flush_ok(f); }
+static inline void close_window(fx *f) { udpc_tsrv_close_window(f); }
 static inline udpc_packet out_at(const fx *f, size_t i) {
   return udpc_tsrv_out_at(f, i);
 }
