@@ -26,8 +26,15 @@
  * - Every successful registration resets the table version to 0 (versions
  *   are not comparable across sessions, P6.1) and takes a snapshot; the
  *   stale rows stay visible to `list` until it completes.
- * - A walk also completes when UDPC_CLIENT_TABLE_MAX entries are held;
- *   pages are sorted and de-duplicated by nick on completion.
+ * - Snapshot walk (P6.2): page and delta entries are merged by nick into
+ *   a hashed buffer with a version stamp each; it becomes the table
+ *   (sorted) on completion. The pages stop when UDPC_CLIENT_TABLE_MAX
+ *   entries are held. While the pages have reached the end and the
+ *   deltas have not yet reached the latest page's version (at most
+ *   500 ms), the request queue goes on.
+ * - A page with the walk's request id but another start than asked, or
+ *   empty while start < total, restarts the walk at 0.
+ * - Deltas are applied to the sorted table by one merge pass.
  * - `exit` while ONLINE waits for chats awaiting their ACK before sending
  *   its DEREG (P8.6 SHOULD). DEREG_RESULT STORE_ERROR for exit's DEREG:
  *   "[Server storage error, try again later.]", `[Exiting]`, status 1.
@@ -88,6 +95,26 @@ typedef struct {
   size_t cap;
 } ctable;
 
+/* The walk buffer: entries (t.v) with a stamp each (the version their
+ * state is from), and an open-addressing hash index by nick (slot = entry
+ * index + 1, 0 empty; linear probing; at most half full). A REMOVED entry
+ * stays as a tombstone with its stamp, so an older page cannot bring it
+ * back. */
+typedef struct {
+  ctable t;
+  uint64_t *stamp; /* scap of them */
+  size_t scap;
+  uint32_t *slot;
+  size_t nslots; /* 0 or a power of two */
+} cbuf;
+
+/* Walk phases. */
+enum {
+  WALK_NONE = 0, /* no snapshot queued or running */
+  WALK_REQ = 1,  /* TABLE_REQ queued or in flight */
+  WALK_WAIT = 2, /* pages reached the end; waiting for deltas up to pmax */
+};
+
 struct udpc_client {
   udpc_client_config cfg;
   int state;
@@ -119,11 +146,17 @@ struct udpc_client {
 
   /* table */
   ctable table;
-  uint64_t table_version; /* 0: none since the last registration */
-  ctable stage;           /* snapshot walk in progress */
-  uint64_t walk_version;
-  int snap_pending;
+  uint64_t table_version;    /* 0: none since the last registration */
   uint64_t max_seen_version; /* highest version seen in a delta / ACK */
+
+  /* snapshot walk (P6.2 R53 R54); snap_pending: walk != WALK_NONE */
+  int snap_pending;
+  int walk;               /* WALK_* */
+  cbuf buf;               /* entries of the walk, keyed by nick, with stamps */
+  int have_v0;            /* the page with start 0 has arrived */
+  uint64_t chain;         /* highest version seen contiguously (from v0) */
+  uint64_t pmax;          /* version of the latest accepted page */
+  uint64_t wait_deadline; /* WALK_WAIT: restart when chain < pmax then */
 
   /* mail delivery */
   int mail_active;
@@ -306,39 +339,220 @@ static int table_reserve(ctable *t, size_t want) {
   return UDPC_OK;
 }
 
-static void table_upsert(udpc_client *c, const udpc_entry *e) {
-  ctable *t = &c->table;
-  long i = table_search(t, &e->nick);
-  size_t at;
-  if (i >= 0) {
-    t->v[i] = *e;
-    return;
-  }
-  if (table_reserve(t, t->n + 1) != UDPC_OK) {
-    client_log(c, 1, "client: table full, entry %s not kept", e->nick.s);
-    return;
-  }
-  at = (size_t)(-(i + 1));
-  memmove(&t->v[at + 1], &t->v[at], (t->n - at) * sizeof t->v[0]);
-  t->v[at] = *e;
-  t->n++;
-}
-
-static void table_remove(udpc_client *c, const udpc_nick *nick) {
-  ctable *t = &c->table;
-  long i = table_search(t, nick);
-  size_t at;
-  if (i < 0) {
-    return;
-  }
-  at = (size_t)i;
-  memmove(&t->v[at], &t->v[at + 1], (t->n - at - 1) * sizeof t->v[0]);
-  t->n--;
-}
-
 static int entry_cmp(const void *a, const void *b) {
   return nick_cmp(&((const udpc_entry *)a)->nick,
                   &((const udpc_entry *)b)->nick);
+}
+
+/* One entry of a delta and its position in the delta (stable sort). */
+typedef struct {
+  const udpc_entry *e;
+  size_t pos;
+} cdent;
+
+static int dent_cmp(const void *a, const void *b) {
+  const cdent *x = a, *y = b;
+  int r = nick_cmp(&x->e->nick, &y->e->nick);
+  if (r != 0) {
+    return r;
+  }
+  return x->pos < y->pos ? -1 : (x->pos > y->pos ? 1 : 0);
+}
+
+/* P6.3 R57: apply a delta's entries in order (insert or replace by nick;
+ * REMOVED deletes) to the sorted table. The entries are sorted (the last
+ * one of a nick wins, as if applied in order), replacements and removals
+ * are found by binary search, and the new entries are merged in from the
+ * back in one pass: O(n + k log n) for k entries, not k shifts of the
+ * whole table. */
+static void table_apply(udpc_client *c, const udpc_entry *v, size_t k) {
+  cdent d[UDPC_TABLE_PAGE_MAX];
+  const udpc_entry *ins[UDPC_TABLE_PAGE_MAX];
+  size_t nins = 0;
+  ctable *t = &c->table;
+  if (k > UDPC_TABLE_PAGE_MAX) {
+    k = UDPC_TABLE_PAGE_MAX;
+  }
+  for (size_t i = 0; i < k; i++) {
+    d[i].e = &v[i];
+    d[i].pos = i;
+  }
+  if (k > 1) {
+    qsort(d, k, sizeof d[0], dent_cmp);
+  }
+  for (size_t i = 0; i < k; i++) {
+    const udpc_entry *e = d[i].e;
+    long at;
+    if (i + 1 < k && nick_eq(&e->nick, &d[i + 1].e->nick)) {
+      continue; /* a later entry of the same nick wins */
+    }
+    at = table_search(t, &e->nick);
+    if (e->status == UDPC_STATUS_REMOVED) {
+      if (at >= 0) {
+        size_t x = (size_t)at;
+        memmove(&t->v[x], &t->v[x + 1], (t->n - x - 1) * sizeof t->v[0]);
+        t->n--;
+      }
+      continue;
+    }
+    if (at >= 0) {
+      t->v[at] = *e;
+      continue;
+    }
+    ins[nins++] = e; /* sorted by nick, like the table */
+  }
+  if (nins == 0) {
+    return;
+  }
+  if (t->n + nins > UDPC_CLIENT_TABLE_MAX) {
+    client_log(c, 1, "client: table full, %zu new entries not kept",
+               t->n + nins - UDPC_CLIENT_TABLE_MAX);
+    nins = UDPC_CLIENT_TABLE_MAX - t->n;
+  }
+  if (nins == 0 || table_reserve(t, t->n + nins) != UDPC_OK) {
+    client_log(c, 1, "client: no memory, %zu new entries not kept", nins);
+    return;
+  }
+  {
+    size_t i = t->n, j = nins, w = t->n + nins;
+    while (j > 0) {
+      if (i > 0 && nick_cmp(&t->v[i - 1].nick, &ins[j - 1]->nick) > 0) {
+        t->v[--w] = t->v[--i];
+      } else {
+        t->v[--w] = *ins[--j];
+      }
+    }
+    t->n += nins;
+  }
+}
+
+/* ---- Walk buffer (P6.2) --------------------------------------------------- */
+
+#define CBUF_SLOTS_MIN 256u
+
+static size_t nick_hash(const udpc_nick *n) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (size_t i = 0; i < n->len; i++) {
+    h ^= (uint8_t)n->s[i];
+    h *= 16777619u;
+  }
+  return h;
+}
+
+/* Index of nick in b, or -1 and (if slot_out) the empty slot it would
+ * take. */
+static long buf_find(const cbuf *b, const udpc_nick *nick, size_t *slot_out) {
+  size_t mask, h;
+  if (b->nslots == 0) {
+    return -1;
+  }
+  mask = b->nslots - 1;
+  for (h = nick_hash(nick) & mask;; h = (h + 1) & mask) {
+    uint32_t s = b->slot[h];
+    if (s == 0) {
+      if (slot_out != NULL) {
+        *slot_out = h;
+      }
+      return -1;
+    }
+    if (nick_eq(&b->t.v[s - 1].nick, nick)) {
+      return (long)(s - 1);
+    }
+  }
+}
+
+static void buf_clear(cbuf *b) {
+  b->t.n = 0;
+  if (b->slot != NULL) {
+    memset(b->slot, 0, b->nslots * sizeof b->slot[0]);
+  }
+}
+
+static void buf_free(cbuf *b) {
+  free(b->t.v);
+  free(b->stamp);
+  free(b->slot);
+  memset(b, 0, sizeof *b);
+}
+
+/* Room for one more entry: arrays and a hash index at most half full. */
+static int buf_room(cbuf *b) {
+  size_t want = b->t.n + 1;
+  if (table_reserve(&b->t, want) != UDPC_OK) {
+    return UDPC_ERR_NOMEM;
+  }
+  if (b->t.cap > b->scap) {
+    uint64_t *st = realloc(b->stamp, b->t.cap * sizeof *st);
+    if (st == NULL) {
+      return UDPC_ERR_NOMEM;
+    }
+    b->stamp = st;
+    b->scap = b->t.cap;
+  }
+  if (want * 2 > b->nslots) {
+    size_t ns = b->nslots == 0 ? CBUF_SLOTS_MIN : b->nslots * 2;
+    uint32_t *sl;
+    while (want * 2 > ns) {
+      ns *= 2;
+    }
+    sl = calloc(ns, sizeof *sl);
+    if (sl == NULL) {
+      return UDPC_ERR_NOMEM;
+    }
+    free(b->slot);
+    b->slot = sl;
+    b->nslots = ns;
+    for (size_t i = 0; i < b->t.n; i++) {
+      size_t h = 0;
+      (void)buf_find(b, &b->t.v[i].nick, &h);
+      b->slot[h] = (uint32_t)(i + 1);
+    }
+  }
+  return UDPC_OK;
+}
+
+/* Merge entry e, whose state is from version `stamp`, into the walk
+ * buffer. A page entry (page = 1) does not overwrite a buffered entry with
+ * a newer stamp (one a delta brought); a delta entry always replaces (the
+ * chain of deltas only moves forward). REMOVED stays as a tombstone. */
+static void buf_put(udpc_client *c, const udpc_entry *e, uint64_t stamp,
+                    int page) {
+  cbuf *b = &c->buf;
+  size_t h = 0;
+  long i = buf_find(b, &e->nick, NULL);
+  if (i >= 0) {
+    if (page && b->stamp[i] > stamp) {
+      return;
+    }
+    b->t.v[i] = *e;
+    b->stamp[i] = stamp;
+    return;
+  }
+  if (b->t.n >= UDPC_CLIENT_TABLE_MAX || buf_room(b) != UDPC_OK) {
+    client_log(c, 1, "client: walk buffer full, entry %s not kept", e->nick.s);
+    return;
+  }
+  (void)buf_find(b, &e->nick, &h);
+  b->t.v[b->t.n] = *e;
+  b->stamp[b->t.n] = stamp;
+  b->slot[h] = (uint32_t)(b->t.n + 1);
+  b->t.n++;
+}
+
+/* Empty the walk: no page seen yet. */
+static void walk_reset(udpc_client *c) {
+  buf_clear(&c->buf);
+  c->have_v0 = 0;
+  c->chain = 0;
+  c->pmax = 0;
+}
+
+/* No walk any more (failed, refused, offline): the old table stays. */
+static void walk_abandon(udpc_client *c) {
+  c->walk = WALK_NONE;
+  c->snap_pending = 0;
+  walk_reset(c);
+  buf_free(&c->buf);
 }
 
 /* ---- Dedupe window -------------------------------------------------------- */
@@ -506,6 +720,8 @@ static int inflight_is(const udpc_client *c, int type, uint32_t id) {
   return c->inflight_active && c->inflight.type == type && c->inflight.id == id;
 }
 
+/* P6.2 R54: one walk at a time; a reason for a snapshot while one is
+ * queued or running is left to it (and to the check at its completion). */
 static void request_snapshot(udpc_client *c, uint64_t now) {
   creq r;
   if (c->snap_pending) {
@@ -519,7 +735,35 @@ static void request_snapshot(udpc_client *c, uint64_t now) {
     return;
   }
   c->snap_pending = 1;
+  c->walk = WALK_REQ;
+  walk_reset(c);
   pump(c, now);
+}
+
+/* P6.2 R53: start the walk again at 0 with an empty buffer: at once if its
+ * page request is in flight (new id, fresh sends), at the head of the
+ * queue if it was waiting for deltas; a queued request starts at 0
+ * anyway. */
+static void walk_restart(udpc_client *c, uint64_t now) {
+  walk_reset(c);
+  if (c->inflight_active && c->inflight.type == UDPC_PT_TABLE_REQ) {
+    c->inflight.start = 0;
+    reissue_inflight(c, now);
+    return;
+  }
+  if (c->walk == WALK_WAIT) {
+    creq r;
+    memset(&r, 0, sizeof r);
+    r.type = UDPC_PT_TABLE_REQ;
+    r.start = 0;
+    if (q_push_front(c, &r) != UDPC_OK) {
+      client_log(c, 1, "client: queue full, table walk abandoned");
+      walk_abandon(c);
+      return;
+    }
+    c->walk = WALK_REQ;
+    pump(c, now);
+  }
 }
 
 /* ---- State changes --------------------------------------------------------- */
@@ -547,7 +791,7 @@ static void go_offline(udpc_client *c, int show) {
     c->q_head = (c->q_head + 1) % CQ_CAP;
     c->q_len--;
   }
-  c->snap_pending = 0;
+  walk_abandon(c);
   c->mail_active = 0;
   for (size_t i = 0; i < UDPC_CLIENT_HELD_CHATS; i++) {
     c->held[i].used = 0;
@@ -558,13 +802,32 @@ static void go_offline(udpc_client *c, int show) {
 }
 
 static void begin_register(udpc_client *c, uint64_t now, int silent) {
+  /* re-registration: an interrupted table walk starts again at 0 (the
+   * server may be a new run whose versions mean nothing to the pages and
+   * deltas we hold); one waiting for deltas asks again, behind the
+   * interrupted request, which resumes first */
+  if (c->walk != WALK_NONE) {
+    walk_reset(c);
+  }
+  if (c->walk == WALK_WAIT) {
+    creq r;
+    memset(&r, 0, sizeof r);
+    r.type = UDPC_PT_TABLE_REQ;
+    if (q_push_front(c, &r) != UDPC_OK) {
+      walk_abandon(c);
+    } else {
+      c->walk = WALK_REQ;
+    }
+  }
   if (c->inflight_active && c->inflight.type != UDPC_PT_REGISTER) {
-    /* re-registration: the interrupted request resumes afterwards; an
-     * interrupted table walk starts again at 0 (the server may be a new
-     * run whose versions mean nothing to the pages we hold) */
-    if (c->inflight.type == UDPC_PT_TABLE_REQ) c->inflight.start = 0;
+    if (c->inflight.type == UDPC_PT_TABLE_REQ) {
+      c->inflight.start = 0;
+    }
     if (q_push_front(c, &c->inflight) != UDPC_OK) {
       report_dropped_save(c, &c->inflight);
+      if (c->inflight.type == UDPC_PT_TABLE_REQ) {
+        walk_abandon(c);
+      }
     }
   }
   c->state = UDPC_CS_REGISTERING;
@@ -623,7 +886,7 @@ void udpc_client_free(udpc_client *c) {
     return;
   }
   free(c->table.v);
-  free(c->stage.v);
+  buf_free(&c->buf);
   udpc_rand_wipe(&c->rng);
   memset(c->cfg.credential, 0, sizeof c->cfg.credential);
   free(c);
@@ -688,6 +951,9 @@ uint64_t udpc_client_next_deadline(const udpc_client *c) {
   if (c->state == UDPC_CS_ONLINE && c->hb_deadline < t) {
     t = c->hb_deadline;
   }
+  if (c->walk == WALK_WAIT && c->wait_deadline < t) {
+    t = c->wait_deadline;
+  }
   return t;
 }
 
@@ -727,7 +993,7 @@ static void request_expired(udpc_client *c, uint64_t now) {
     case UDPC_PT_REGISTER:
     case UDPC_PT_DEREG:
     case UDPC_PT_SAVE: exit_now(c, 1); return;
-    case UDPC_PT_TABLE_REQ: c->snap_pending = 0; break;
+    case UDPC_PT_TABLE_REQ: walk_abandon(c); break;
     case UDPC_PT_MAIL_REQ: c->mail_active = 0; break;
     default: break;
   }
@@ -769,6 +1035,13 @@ void udpc_client_handle_expiry(udpc_client *c, uint64_t now) {
     if (c->state == UDPC_CS_DONE) {
       return;
     }
+  }
+  if (c->walk == WALK_WAIT && c->wait_deadline <= now) {
+    /* P6.2 R53: the deltas up to the latest page's version did not come */
+    client_log(c, 3,
+               "client: table walk restarts (deltas reached %llu of %llu)",
+               (unsigned long long)c->chain, (unsigned long long)c->pmax);
+    walk_restart(c, now);
   }
   if (c->state == UDPC_CS_ONLINE && c->hb_deadline <= now) {
     udpc_packet p;
@@ -855,93 +1128,140 @@ static void release_held_chats(udpc_client *c, uint64_t now) {
   }
 }
 
-static void snapshot_complete(udpc_client *c, uint64_t now) {
-  ctable tmp;
+/* P6.2 R53: the walk is complete: its buffer (without tombstones, sorted
+ * by nick) becomes the table at version chain; held CHATs are checked
+ * (R94); a walk that ends below the highest version seen is followed by
+ * one more (R54). The request in flight (if any) is not the walk's. */
+static void walk_complete(udpc_client *c, uint64_t now) {
+  cbuf *b = &c->buf;
   size_t n = 0;
-  /* qsort(NULL, 0, ...) is undefined: an empty snapshot has no array. */
-  if (c->stage.n > 1)
-    qsort(c->stage.v, c->stage.n, sizeof c->stage.v[0], entry_cmp);
-  for (size_t i = 0; i < c->stage.n; i++) {
-    if (n > 0 && nick_eq(&c->stage.v[n - 1].nick, &c->stage.v[i].nick)) {
-      c->stage.v[n - 1] = c->stage.v[i];
-      continue;
+  for (size_t i = 0; i < b->t.n; i++) {
+    if (b->t.v[i].status != UDPC_STATUS_REMOVED) {
+      b->t.v[n++] = b->t.v[i];
     }
-    c->stage.v[n++] = c->stage.v[i];
   }
-  c->stage.n = n;
-  tmp = c->table;
-  c->table = c->stage;
-  c->stage = tmp;
-  c->stage.n = 0;
-  c->table_version = c->walk_version;
-  c->snap_pending = 0;
+  b->t.n = n;
+  /* qsort(NULL, 0, ...) is undefined: an empty snapshot has no array. */
+  if (n > 1) {
+    qsort(b->t.v, n, sizeof b->t.v[0], entry_cmp);
+  }
+  free(c->table.v);
+  c->table = b->t;
+  memset(&b->t, 0, sizeof b->t);
+  c->table_version = c->chain;
+  walk_abandon(c); /* frees the stamps and the index */
   emit_simple(c, UDPC_EV_TABLE_UPDATED, 0, NULL);
   release_held_chats(c, now);
-  c->inflight_active = 0;
   if (c->table_version < c->max_seen_version) {
     request_snapshot(c, now); /* P6.2 R54: the walk was already stale */
   }
   pump(c, now);
 }
 
-static void on_table_page(udpc_client *c, uint64_t now, const udpc_packet *p) {
-  uint32_t next;
-  const uint32_t start = p->u.table_page.start;
-  if (start == 0 && c->inflight.start == 0) {
-    c->walk_version = p->u.table_page.version;
-    c->stage.n = 0;
-  } else if (start != c->inflight.start ||
-             p->u.table_page.version != c->walk_version ||
-             (p->u.table_page.count == 0 && start < p->u.table_page.total)) {
-    /* P6.2 R53: the table changed mid-walk (or the page is not the one we
-     * asked for, or is empty too early): restart at 0 */
-    client_log(c, 3, "client: table walk restarts (page start %u version %llu)",
-               (unsigned)start, (unsigned long long)p->u.table_page.version);
-    c->stage.n = 0;
-    c->inflight.start = 0;
-    reissue_inflight(c, now);
+/* The pages reached the end: complete when the deltas reached the latest
+ * page's version, else wait for them (at most UDPC_T_REQUEST_RETRY); the
+ * page exchange is over either way, so other requests go on meanwhile. */
+static void walk_pages_done(udpc_client *c, uint64_t now) {
+  c->inflight_active = 0;
+  if (c->chain >= c->pmax) {
+    walk_complete(c, now);
     return;
+  }
+  c->walk = WALK_WAIT;
+  c->wait_deadline = now + UDPC_T_REQUEST_RETRY;
+  pump(c, now);
+}
+
+/* A TABLE_PAGE answering the walk's request in flight (P6.2 R53). */
+static void on_table_page(udpc_client *c, uint64_t now, const udpc_packet *p) {
+  const uint32_t start = p->u.table_page.start;
+  const uint32_t total = p->u.table_page.total;
+  const uint64_t version = p->u.table_page.version;
+  uint32_t next;
+  if (start != c->inflight.start ||
+      (p->u.table_page.count == 0 && start < total)) {
+    /* not the page we asked for, or empty too early: start again */
+    client_log(c, 3, "client: table walk restarts (page start %u, asked %u)",
+               (unsigned)start, (unsigned)c->inflight.start);
+    walk_restart(c, now);
+    return;
+  }
+  if (start == 0) {
+    walk_reset(c);
+    c->have_v0 = 1;
+    c->chain = version;
+    c->pmax = version;
+  } else if (version > c->pmax) {
+    c->pmax = version;
   }
   for (size_t i = 0; i < p->u.table_page.count; i++) {
     const udpc_entry *e = &p->u.table_page.entries[i];
-    if (e->status == UDPC_STATUS_REMOVED) {
-      continue;
+    if (e->status != UDPC_STATUS_REMOVED) {
+      buf_put(c, e, version, 1);
     }
-    if (table_reserve(&c->stage, c->stage.n + 1) != UDPC_OK) {
-      break;
-    }
-    c->stage.v[c->stage.n++] = *e;
   }
-  next = p->u.table_page.start + p->u.table_page.count;
-  if (next >= p->u.table_page.total || c->stage.n >= UDPC_CLIENT_TABLE_MAX) {
-    snapshot_complete(c, now);
+  next = start + p->u.table_page.count;
+  if (next < start || c->buf.t.n >= UDPC_CLIENT_TABLE_MAX) {
+    next = total; /* a full buffer ends the walk (the rest is not kept) */
+  }
+  if (next < total) {
+    c->inflight.start = next;
+    reissue_inflight(c, now);
     return;
   }
-  c->inflight.start = next;
-  reissue_inflight(c, now);
+  walk_pages_done(c, now);
 }
 
-static void on_table_delta(udpc_client *c, uint64_t now, const udpc_packet *p) {
-  if (p->u.table_delta.new_version > c->max_seen_version) {
-    c->max_seen_version = p->u.table_delta.new_version;
+/* A delta while the walk runs and its start version is known (P6.2):
+ * older than the chain: nothing; chained: merged (stamp = new_version);
+ * a gap: the walk starts again. */
+static void walk_delta(udpc_client *c, uint64_t now, const udpc_packet *p) {
+  const uint64_t base = p->u.table_delta.base_version;
+  const uint64_t nv = p->u.table_delta.new_version;
+  if (nv <= c->chain) {
+    return;
   }
-  if (c->table_version >= p->u.table_delta.new_version) {
-    return; /* old news */
-  }
-  if (c->table_version == 0 ||
-      c->table_version != p->u.table_delta.base_version) {
-    request_snapshot(c, now); /* gap (or no table yet) */
+  if (base > c->chain) {
+    client_log(c, 3,
+               "client: table walk restarts (delta %llu..%llu after %llu)",
+               (unsigned long long)base, (unsigned long long)nv,
+               (unsigned long long)c->chain);
+    walk_restart(c, now);
     return;
   }
   for (size_t i = 0; i < p->u.table_delta.count; i++) {
-    const udpc_entry *e = &p->u.table_delta.entries[i];
-    if (e->status == UDPC_STATUS_REMOVED) {
-      table_remove(c, &e->nick);
-    } else {
-      table_upsert(c, e);
-    }
+    buf_put(c, &p->u.table_delta.entries[i], nv, 0);
   }
-  c->table_version = p->u.table_delta.new_version;
+  c->chain = nv;
+  if (c->walk == WALK_WAIT && c->chain >= c->pmax) {
+    walk_complete(c, now);
+  }
+}
+
+/* P6.3 R57: apply iff base <= version < new; ignore if version >= new;
+ * else (a gap, or no table yet) a snapshot. While a walk is queued or
+ * runs, deltas feed the walk instead (once its start-0 page is in). */
+static void on_table_delta(udpc_client *c, uint64_t now, const udpc_packet *p) {
+  const uint64_t base = p->u.table_delta.base_version;
+  const uint64_t nv = p->u.table_delta.new_version;
+  if (nv > c->max_seen_version) {
+    c->max_seen_version = nv;
+  }
+  if (c->walk != WALK_NONE) {
+    if (c->have_v0) {
+      walk_delta(c, now, p);
+    }
+    return;
+  }
+  if (c->table_version >= nv) {
+    return; /* old news */
+  }
+  if (c->table_version == 0 || base > c->table_version) {
+    request_snapshot(c, now); /* gap (or no table yet) */
+    return;
+  }
+  table_apply(c, p->u.table_delta.entries, p->u.table_delta.count);
+  c->table_version = nv;
   emit_simple(c, UDPC_EV_TABLE_UPDATED, 0, NULL);
 }
 
@@ -1060,7 +1380,7 @@ static void on_error(udpc_client *c, uint64_t now, const udpc_packet *p) {
     return;
   }
   if (c->inflight.type == UDPC_PT_TABLE_REQ) {
-    c->snap_pending = 0;
+    walk_abandon(c);
   } else if (c->inflight.type == UDPC_PT_MAIL_REQ) {
     c->mail_active = 0;
   }

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -585,8 +586,28 @@ static void make_entries(udpc_entry *v, int n, int online) {
   }
 }
 
-/* P6.2 R53: snapshot paging; a version change mid-walk restarts at 0. */
-static void test_p6_snapshot_paging_restart(void **state) {
+static void feed_delta(uint64_t base, uint64_t nv, const udpc_entry *e,
+                       size_t n) {
+  udpc_packet d = pkt(UDPC_PT_TABLE_DELTA, 99);
+  d.u.table_delta.base_version = base;
+  d.u.table_delta.new_version = nv;
+  d.u.table_delta.count = (uint8_t)n;
+  for (size_t i = 0; i < n; i++) d.u.table_delta.entries[i] = e[i];
+  feed(&SERVER, &d);
+}
+
+static void expect_row(size_t i, const char *nick, int status) {
+  udpc_entry got;
+  assert_int_equal(udpc_client_table_get(H.c, i, &got), UDPC_OK);
+  assert_string_equal(got.nick.s, nick);
+  assert_int_equal(got.status, status);
+}
+
+/* P6.2 R53: snapshot paging; the table changes between the pages (version
+ * 10 on the first, 11 on the second): the delta of that change arrives in
+ * between, so the walk completes without restarting, at version 11, with
+ * the change in. The page requests are follow-ups (new ids). */
+static void test_r53_walk_survives_version_change(void **state) {
   (void)state;
   udpc_entry v[25];
   make_entries(v, 25, 1);
@@ -596,24 +617,417 @@ static void test_p6_snapshot_paging_restart(void **state) {
   udpc_packet tr = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
   assert_int_equal(tr.u.table_req.start, 20);
   assert_true(tr.id != id);
-  /* the table changed: version 11 on the second page */
-  answer_page(tr.id, 11, 25, 20, v + 20, 5);
+  udpc_entry off = v[3];
+  off.status = UDPC_STATUS_OFFLINE;
+  feed_delta(10, 11, &off, 1); /* feeds the walk, shown at completion */
   no_more_ev();
-  udpc_packet tr2 = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
-  assert_int_equal(tr2.u.table_req.start, 0);
-  assert_true(tr2.id != tr.id);
-  answer_page(tr2.id, 11, 25, 0, v, 20);
-  udpc_packet tr3 = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
-  assert_int_equal(tr3.u.table_req.start, 20);
-  answer_page(tr3.id, 11, 25, 20, v + 20, 5);
+  no_more_sent();
+  answer_page(tr.id, 11, 25, 20, v + 20, 5);
+  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
+  no_more_ev();
+  no_more_sent(); /* no restart, no second walk */
+  assert_int_equal(udpc_client_table_count(H.c), 25);
+  expect_row(3, "user03", UDPC_STATUS_OFFLINE);
+  expect_row(24, "user24", UDPC_STATUS_ONLINE);
+  /* the table is at version 11: the next delta chains on it */
+  feed_delta(11, 12, &v[3], 1);
+  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
+  expect_row(3, "user03", UDPC_STATUS_ONLINE);
+  no_more_sent();
+}
+
+/* P6.2 R53: the pages reached the end at version 12 while the deltas have
+ * reached only 10: the walk waits (no request, the queue goes on) and
+ * completes when the deltas (two, chained) reach 12 within 500 ms. */
+static void test_r53_walk_waits_for_deltas_after_last_page(void **state) {
+  (void)state;
+  udpc_entry v[25];
+  make_entries(v, 25, 1);
+  uint32_t id = do_register(0);
+  answer_page(id, 10, 25, 0, v, 20);
+  udpc_packet tr = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+  answer_page(tr.id, 12, 25, 20, v + 20, 5);
+  no_more_ev();
+  no_more_sent();
+  uint64_t t0 = H.now;
+  assert_int_equal(udpc_client_next_deadline(H.c), t0 + UDPC_T_REQUEST_RETRY);
+  /* the queue is not blocked while the walk waits */
+  assert_int_equal(cmd("deregA carol"), UDPC_OK);
+  udpc_packet dro = pop_sent(&SERVER, UDPC_PT_DEREG_OTHER);
+  assert_string_equal(dro.u.dereg_other.target.s, "carol");
+  advance(t0 + 200);
+  no_more_sent();
+  udpc_entry off = v[22];
+  off.status = UDPC_STATUS_OFFLINE;
+  feed_delta(10, 11, &off, 1);
+  no_more_ev(); /* chain 11 < pmax 12: still waiting */
+  advance(t0 + 400);
+  feed_delta(11, 12, &v[0], 1);
   expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
   no_more_ev();
   no_more_sent();
   assert_int_equal(udpc_client_table_count(H.c), 25);
+  expect_row(22, "user22", UDPC_STATUS_OFFLINE);
+  advance(t0 + 1000); /* the wait timer is gone with the walk */
+  udpc_packet again = pop_sent(&SERVER, UDPC_PT_DEREG_OTHER); /* resent */
+  assert_int_equal(again.id, dro.id);
+  no_more_sent();
+  no_more_ev();
+}
+
+/* P6.2 R53: stamps. A delta (10 -> 12) arrives before the page that holds
+ * its entry, which was read at version 11: the page's older entry does not
+ * overwrite the delta's newer one. */
+static void test_r53_page_entry_older_than_delta_kept(void **state) {
+  (void)state;
+  udpc_entry v[25];
+  make_entries(v, 25, 1);
+  uint32_t id = do_register(0);
+  answer_page(id, 10, 25, 0, v, 20);
+  udpc_packet tr = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+  udpc_entry moved = v[22];
+  moved.status = UDPC_STATUS_OFFLINE;
+  moved.addr = addr4(10, 9, 9, 9, 9999);
+  feed_delta(10, 12, &moved, 1);
+  no_more_ev();
+  answer_page(tr.id, 11, 25, 20, v + 20, 5); /* user22 online: older */
+  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
+  no_more_sent();
+  expect_row(22, "user22", UDPC_STATUS_OFFLINE);
   udpc_entry got;
-  assert_int_equal(udpc_client_table_get(H.c, 24, &got), UDPC_OK);
-  assert_string_equal(got.nick.s, "user24");
-  /* the page request is an ordinary request: retransmitted with its id */
+  assert_int_equal(udpc_client_table_get(H.c, 22, &got), UDPC_OK);
+  assert_true(udpc_addr_equal(&got.addr, &moved.addr));
+  /* version = chain (12): a delta 12 -> 13 applies */
+  feed_delta(12, 13, &v[22], 1);
+  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
+  expect_row(22, "user22", UDPC_STATUS_ONLINE);
+}
+
+/* P6.2 R53: a delta gap during the walk (base 11 > chain 10: the change
+ * 10 -> 11 was missed) restarts the walk at 0 with an empty buffer and a
+ * new request id; a late page for the old id is ignored (R28). */
+static void test_r53_delta_gap_restarts_walk(void **state) {
+  (void)state;
+  udpc_entry v[25];
+  make_entries(v, 25, 1);
+  uint32_t id = do_register(0);
+  answer_page(id, 10, 25, 0, v, 20);
+  udpc_packet tr = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+  assert_int_equal(tr.u.table_req.start, 20);
+  feed_delta(11, 12, &v[1], 1);
+  udpc_packet tr2 = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+  assert_int_equal(tr2.u.table_req.start, 0);
+  assert_true(tr2.id != tr.id);
+  no_more_ev();
+  answer_page(tr.id, 12, 25, 20, v + 20, 5); /* old id: ignored */
+  no_more_ev();
+  no_more_sent();
+  /* the restarted walk: one page of 3 entries at version 12 */
+  answer_page(tr2.id, 12, 3, 0, v, 3);
+  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
+  assert_int_equal(udpc_client_table_count(H.c), 3);
+  no_more_sent();
+}
+
+/* P6.2 R53: the pages reached the end (version 12) but the deltas stay at
+ * 10 for 500 ms: the walk restarts at 0 (queued first, as a new request).
+ * Deltas before the new start-0 page are not used by the walk. */
+static void test_r53_no_delta_within_500ms_restarts(void **state) {
+  (void)state;
+  udpc_entry v[25];
+  make_entries(v, 25, 1);
+  uint32_t id = do_register(0);
+  answer_page(id, 10, 25, 0, v, 20);
+  udpc_packet tr = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+  answer_page(tr.id, 12, 25, 20, v + 20, 5);
+  uint64_t t0 = H.now;
+  advance(t0 + UDPC_T_REQUEST_RETRY - 1);
+  no_more_sent();
+  feed_delta(10, 11, &v[1], 1); /* 11 < 12: still not enough */
+  advance(t0 + UDPC_T_REQUEST_RETRY);
+  udpc_packet tr2 = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+  assert_int_equal(tr2.u.table_req.start, 0);
+  no_more_ev();
+  assert_int_equal(udpc_client_ready(H.c), 0); /* still no first table */
+  feed_delta(11, 12, &v[1], 1);                /* before page 0: not used */
+  answer_page(tr2.id, 12, 25, 0, v, 20);
+  udpc_packet tr3 = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+  assert_int_equal(tr3.u.table_req.start, 20);
+  answer_page(tr3.id, 12, 25, 20, v + 20, 5);
+  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
+  no_more_ev();
+  no_more_sent();
+  assert_int_equal(udpc_client_table_count(H.c), 25);
+  assert_int_equal(udpc_client_ready(H.c), 1);
+}
+
+/* P6.2 R53: an entry inserted between two pages (aaron, sorted first)
+ * shifts the later entries right, so the second page starts with the last
+ * entry of the first again: it appears once; the insert comes through the
+ * delta. */
+static void test_r53_shifted_duplicate_appears_once(void **state) {
+  (void)state;
+  udpc_entry v[26];
+  udpc_addr aa = addr4(10, 2, 0, 1, 30000);
+  v[0] = entry("aaron", 1, &aa);
+  make_entries(v + 1, 25, 1);
+  uint32_t id = do_register(0);
+  answer_page(id, 10, 25, 0, v + 1, 20); /* user00..user19 */
+  udpc_packet tr = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+  feed_delta(10, 11, &v[0], 1);              /* aaron joins */
+  answer_page(tr.id, 11, 26, 20, v + 20, 6); /* user19..user24 */
+  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
+  no_more_sent();
+  assert_int_equal(udpc_client_table_count(H.c), 26);
+  expect_row(0, "aaron", UDPC_STATUS_ONLINE);
+  expect_row(20, "user19", UDPC_STATUS_ONLINE);
+  expect_row(21, "user20", UDPC_STATUS_ONLINE);
+  expect_row(25, "user24", UDPC_STATUS_ONLINE);
+}
+
+/* P6.2 R53 P4.3: a page request that fails (5 sends unanswered) abandons
+ * the walk: the old table and its version stay, deltas chain on them. */
+static void test_r53_failed_page_request_keeps_old_table(void **state) {
+  (void)state;
+  online_with_table();
+  udpc_entry v[25];
+  make_entries(v, 25, 1);
+  feed_delta(5, 6, &v[0], 1); /* gap -> walk */
+  udpc_packet tr = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+  answer_page(tr.id, 6, 25, 0, v, 20);
+  udpc_packet tr2 = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+  uint64_t t0 = H.now;
+  for (int i = 1; i < UDPC_N_REQUEST_SENDS; i++) {
+    advance(t0 + (uint64_t)i * UDPC_T_REQUEST_RETRY);
+    udpc_packet again = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+    assert_int_equal(again.id, tr2.id);
+  }
+  advance(t0 + UDPC_N_REQUEST_SENDS * UDPC_T_REQUEST_RETRY);
+  expect_ev(UDPC_EV_SERVER_DOWN, "[Server not responding]");
+  no_more_ev();
+  no_more_sent();
+  assert_int_equal(udpc_client_table_count(H.c), 3);
+  udpc_addr dave_a = addr4(10, 0, 0, 5, 5000);
+  udpc_entry dave = entry("dave", 1, &dave_a);
+  feed_delta(3, 4, &dave, 1); /* version 3 is still ours */
+  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
+  assert_int_equal(udpc_client_table_count(H.c), 4);
+  no_more_sent();
+}
+
+/* P6.2 R54: a reason for a snapshot that arises during the walk (a
+ * HEARTBEAT_ACK with published version 11 > our 0) is satisfied by the walk
+ * when it completes at 11; no second walk. */
+static void test_r54_heartbeat_during_walk_satisfied_by_it(void **state) {
+  (void)state;
+  udpc_entry v[25];
+  make_entries(v, 25, 1);
+  uint64_t t0 = H.now;
+  uint32_t id = do_register(0);
+  answer_page(id, 10, 25, 0, v, 20);
+  udpc_packet tr = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+  feed_delta(10, 11, &v[2], 1);
+  advance(t0 + UDPC_T_HEARTBEAT);
+  udpc_packet again = pop_sent(&SERVER, UDPC_PT_TABLE_REQ); /* retransmit */
+  assert_int_equal(again.id, tr.id);
+  udpc_packet hb = pop_sent(&SERVER, UDPC_PT_HEARTBEAT);
+  udpc_packet ack = pkt(UDPC_PT_HEARTBEAT_ACK, hb.id);
+  ack.u.heartbeat_ack.table_version = 11;
+  feed(&SERVER, &ack);
+  no_more_sent(); /* R54: never two walks */
+  answer_page(tr.id, 11, 25, 20, v + 20, 5);
+  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
+  no_more_sent(); /* 11 >= 11: satisfied */
+  no_more_ev();
+}
+
+/* P6.3 R57: v = 3. A delta with base < v < new applies (it carries every
+ * entry changed in (base, new]); v >= new is ignored; base > v requests a
+ * snapshot. */
+static void test_r57_delta_base_below_version_applies(void **state) {
+  (void)state;
+  online_with_table();
+  udpc_addr dave_a = addr4(10, 0, 0, 5, 5000);
+  udpc_entry e[2] = {entry("bob", 1, &BOB), entry("dave", 1, &dave_a)};
+  feed_delta(2, 5, e, 2);
+  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
+  assert_int_equal(udpc_client_table_count(H.c), 4);
+  expect_row(3, "dave", UDPC_STATUS_ONLINE);
+  e[1].status = UDPC_STATUS_OFFLINE;
+  feed_delta(4, 5, &e[1], 1); /* v 5 >= new 5 */
+  feed_delta(1, 4, &e[1], 1); /* v 5 >= new 4 */
+  no_more_ev();
+  no_more_sent();
+  expect_row(3, "dave", UDPC_STATUS_ONLINE);
+  feed_delta(4, 6, &e[1], 1); /* 4 <= 5 < 6 */
+  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
+  expect_row(3, "dave", UDPC_STATUS_OFFLINE);
+  feed_delta(7, 8, &e[0], 1); /* base 7 > 6: a gap */
+  no_more_ev();
+  udpc_packet tr = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+  assert_int_equal(tr.u.table_req.start, 0);
+  no_more_sent();
+}
+
+/* P6.3 R57: a delta is applied in order: the same nick twice, the last
+ * wins; REMOVED deletes; inserts land sorted among the existing rows. */
+static void test_r57_delta_entries_in_order(void **state) {
+  (void)state;
+  online_with_table();
+  udpc_addr a1 = addr4(10, 0, 0, 7, 7001), a2 = addr4(10, 0, 0, 8, 7002);
+  udpc_entry e[5] = {entry("zed", 1, &a1), entry("bob", 0, &BOB),
+                     entry("ben", 1, &a1), entry("ben", 0, &a2),
+                     entry("carol", 1, &CAROL)};
+  e[1].status = UDPC_STATUS_REMOVED;
+  feed_delta(3, 4, e, 5);
+  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
+  assert_int_equal(udpc_client_table_count(H.c), 4);
+  expect_row(0, "alice", UDPC_STATUS_ONLINE);
+  expect_row(1, "ben", UDPC_STATUS_OFFLINE);
+  expect_row(2, "carol", UDPC_STATUS_ONLINE);
+  expect_row(3, "zed", UDPC_STATUS_ONLINE);
+  udpc_entry got;
+  assert_int_equal(udpc_client_table_get(H.c, 1, &got), UDPC_OK);
+  assert_true(udpc_addr_equal(&got.addr, &a2));
+}
+
+/* ---- Join storm: a model server whose table grows between pages ----- */
+
+#define STORM_MAX 20000
+#define STORM_CHUNK 64 /* entries per page / delta (they fit 1200 bytes) */
+
+static struct {
+  udpc_entry t[STORM_MAX]; /* sorted by nick */
+  size_t n;
+  uint64_t version;           /* live */
+  uint64_t published;         /* new_version of the last delta sent */
+  udpc_entry pend[STORM_MAX]; /* changes since the last delta, in order */
+  size_t npend;
+  uint64_t rng;
+} S;
+
+static uint32_t storm_rand(void) {
+  S.rng = S.rng * 6364136223846793005ULL + 1442695040888963407ULL;
+  return (uint32_t)(S.rng >> 33);
+}
+
+static int storm_cmp(const void *a, const void *b) {
+  const udpc_entry *x = a, *y = b;
+  size_t m = x->nick.len < y->nick.len ? x->nick.len : y->nick.len;
+  int r = memcmp(x->nick.s, y->nick.s, m);
+  return r != 0 ? r : (int)x->nick.len - (int)y->nick.len;
+}
+
+/* One join (a fresh random nick) or a status change, version + 1. */
+static void storm_change(void) {
+  udpc_entry e;
+  if (S.n > 0 && storm_rand() % 8 == 0) {
+    size_t i = storm_rand() % S.n;
+    S.t[i].status = (uint8_t)(S.t[i].status ^ 1u);
+    e = S.t[i];
+  } else {
+    char nick[16];
+    snprintf(nick, sizeof nick, "j%08x", storm_rand());
+    udpc_addr a =
+        addr4(10, 3, (uint8_t)(S.n >> 8), (uint8_t)S.n, (uint16_t)(1024 + S.n));
+    e = entry(nick, 1, &a);
+    udpc_entry *hit = bsearch(&e, S.t, S.n, sizeof S.t[0], storm_cmp);
+    if (hit != NULL) return; /* (a clash: not a change) */
+    assert_true(S.n < STORM_MAX);
+    size_t at = 0;
+    while (at < S.n && storm_cmp(&S.t[at], &e) < 0) at++;
+    memmove(&S.t[at + 1], &S.t[at], (S.n - at) * sizeof S.t[0]);
+    S.t[at] = e;
+    S.n++;
+  }
+  S.pend[S.npend++] = e;
+  S.version++;
+}
+
+/* The coalescing window ends: deltas chained from `published`, one
+ * version per change (a chunk covers its changes' versions). */
+static void storm_emit(void) {
+  size_t i = 0;
+  while (i < S.npend) {
+    size_t k = S.npend - i < STORM_CHUNK ? S.npend - i : STORM_CHUNK;
+    feed_delta(S.published, S.published + k, &S.pend[i], k);
+    S.published += k;
+    i += k;
+  }
+  S.npend = 0;
+}
+
+static void storm_page(uint32_t id, uint32_t start) {
+  uint32_t total = (uint32_t)S.n;
+  size_t k = start < total ? total - start : 0;
+  if (k > STORM_CHUNK) k = STORM_CHUNK;
+  answer_page(id, S.version, total, start, S.t + start, (uint8_t)k);
+}
+
+/* P6.2 R53 R54 (issue 8): a join storm. The client walks a table of 5,000
+ * entries that grows to ~9,000 while it walks: before every page 20-50
+ * changes (joins at random places, shifting later entries, and status
+ * changes), whose deltas come in a window later (sometimes after the next
+ * page). The walk completes exactly once, without restarting, with the
+ * server's table, and takes one page request per page. */
+static void test_r53_join_storm_converges(void **state) {
+  (void)state;
+  memset(&S, 0, sizeof S);
+  S.rng = 8;
+  S.version = 1;
+  while (S.n < 5000) storm_change();
+  S.npend = 0;
+  S.published = S.version;
+  uint32_t id = do_register(0);
+  uint32_t start = 0;
+  size_t pages = 0;
+  for (;;) {
+    storm_page(id, start);
+    pages++;
+    if (start + STORM_CHUNK >= S.n && start < S.n) {
+      /* that was the last page: the window closes, the rest comes */
+      break;
+    }
+    udpc_packet tr = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+    assert_int_equal(tr.u.table_req.start, start + STORM_CHUNK);
+    start = tr.u.table_req.start;
+    id = tr.id;
+    no_more_ev();
+    int joins = 20 + (int)(storm_rand() % 31);
+    for (int j = 0; j < joins; j++) storm_change();
+    /* the window closes before the next page, or after it (always after
+     * the last page, so the walk has to wait for those deltas) */
+    if (start + STORM_CHUNK < S.n && storm_rand() % 3 != 0) storm_emit();
+    H.sent_pos = H.n_sent; /* nothing else was sent */
+  }
+  no_more_ev();
+  storm_emit();
+  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
+  no_more_ev();
+  no_more_sent(); /* no restart, no second walk */
+  assert_true(S.n > 8000);
+  assert_true(pages < 400);
+  assert_int_equal(udpc_client_table_count(H.c), S.n);
+  for (size_t i = 0; i < S.n; i++) {
+    udpc_entry got;
+    assert_int_equal(udpc_client_table_get(H.c, i, &got), UDPC_OK);
+    assert_string_equal(got.nick.s, S.t[i].nick.s);
+    assert_int_equal(got.status, S.t[i].status);
+    assert_true(udpc_addr_equal(&got.addr, &S.t[i].addr));
+  }
+  /* more joins: applied to the sorted table by deltas */
+  for (int j = 0; j < 500; j++) storm_change();
+  storm_emit();
+  for (size_t i = 0; i < 8; i++)
+    expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
+  assert_int_equal(udpc_client_table_count(H.c), S.n);
+  for (size_t i = 0; i < S.n; i++) {
+    udpc_entry got;
+    assert_int_equal(udpc_client_table_get(H.c, i, &got), UDPC_OK);
+    assert_string_equal(got.nick.s, S.t[i].nick.s);
+    assert_int_equal(got.status, S.t[i].status);
+  }
+  no_more_sent();
 }
 
 /* P6.4 R58: HEARTBEAT every 10 s with a new id; an ACK with a higher
@@ -1713,7 +2127,17 @@ int main(void) {
       T(test_p9_forged_delta_dropped),
       T(test_p6_delta_gap_requests_snapshot),
       T(test_p6_stale_walk_walks_again),
-      T(test_p6_snapshot_paging_restart),
+      T(test_r53_walk_survives_version_change),
+      T(test_r53_walk_waits_for_deltas_after_last_page),
+      T(test_r53_page_entry_older_than_delta_kept),
+      T(test_r53_delta_gap_restarts_walk),
+      T(test_r53_no_delta_within_500ms_restarts),
+      T(test_r53_shifted_duplicate_appears_once),
+      T(test_r53_failed_page_request_keeps_old_table),
+      T(test_r54_heartbeat_during_walk_satisfied_by_it),
+      T(test_r57_delta_base_below_version_applies),
+      T(test_r57_delta_entries_in_order),
+      T(test_r53_join_storm_converges),
       T(test_p6_heartbeat_version_check),
       T(test_p6_list),
       T(test_p7_mail_two_pages),
