@@ -9,9 +9,14 @@
  *             transaction back (disk full, I/O error): the earlier mutations
  *             of the batch are gone, so commit() must fail too, and no
  *             further mutation may run in autocommit mode meanwhile.
- * mail_total() is answered from a cached count (kept exact across appends
- * and deletes, recomputed after a rollback), so the quota check of every
- * SAVE does not scan the mail table.
+ * The mailbox table (per-recipient next_seq and n_mail) is cached in memory
+ * (loaded at open; see "Mailbox cache" below): mail_count(), mail_total()
+ * and the seq of mail_append() cost no query, and a batch writes each
+ * mailbox it changed once, at commit, instead of once per mail. The cache
+ * follows the transaction: committed values after a successful COMMIT, the
+ * previous committed values after a rollback, so it always equals what the
+ * database holds (plus the open batch). Per SAVE the server thus costs one
+ * indexed lookup (mail_find) and one INSERT (mail_append).
  */
 #include "udpc_store_sqlite.h"
 
@@ -31,16 +36,13 @@ enum {
   Q_USER_PUT,
   Q_USER_GET,
   Q_USER_ALL,
-  Q_SEQ_NEXT,
+  Q_BOX_PUT,
+  Q_BOX_ALL,
   Q_MAIL_INS,
-  Q_MAIL_COUNT,
-  Q_MAIL_TOTAL,
   Q_MAIL_FIND,
   Q_MAIL_PAGE,
   Q_MAIL_DEL,
-  Q_BOX_SUB,
   Q_EXPIRE,
-  Q_BOX_RECOUNT,
   Q_N
 };
 
@@ -56,25 +58,18 @@ static const char *const q_sql[Q_N] = {
                    "WHERE nick = ?1",
     [Q_USER_ALL] = "SELECT nick, salt, cred_hash, addr_family, addr_ip, "
                    "addr_port, status, registered_ms, last_seen_ms FROM users",
-    [Q_SEQ_NEXT] = "INSERT INTO mailbox(recipient, next_seq, n_mail) VALUES "
-                   "(?1, 2, 1) ON CONFLICT(recipient) DO UPDATE SET next_seq "
-                   "= next_seq + 1, n_mail = n_mail + 1 RETURNING next_seq - "
-                   "1",
+    [Q_BOX_PUT] = "INSERT INTO mailbox(recipient, next_seq, n_mail) VALUES "
+                  "(?1, ?2, ?3) ON CONFLICT(recipient) DO UPDATE SET "
+                  "next_seq = excluded.next_seq, n_mail = excluded.n_mail",
+    [Q_BOX_ALL] = "SELECT recipient, next_seq, n_mail FROM mailbox",
     [Q_MAIL_INS] = "INSERT INTO mail(recipient, seq, sender, msg_id, ts_ms, "
                    "body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    [Q_MAIL_COUNT] = "SELECT n_mail FROM mailbox WHERE recipient = ?1",
-    [Q_MAIL_TOTAL] = "SELECT coalesce(sum(n_mail), 0) FROM mailbox",
     [Q_MAIL_FIND] = "SELECT seq, body FROM mail INDEXED BY mail_dedupe WHERE "
                     "recipient = ?1 AND sender = ?2 AND msg_id = ?3",
     [Q_MAIL_PAGE] = "SELECT seq, msg_id, ts_ms, sender, body FROM mail WHERE "
                     "recipient = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
     [Q_MAIL_DEL] = "DELETE FROM mail WHERE recipient = ?1 AND seq <= ?2",
-    [Q_BOX_SUB] = "UPDATE mailbox SET n_mail = n_mail - ?2 WHERE recipient "
-                  "= ?1",
-    [Q_EXPIRE] = "DELETE FROM mail WHERE ts_ms < ?1",
-    [Q_BOX_RECOUNT] = "UPDATE mailbox SET n_mail = (SELECT count(*) FROM mail "
-                      "WHERE mail.recipient = mailbox.recipient) WHERE n_mail "
-                      "> 0",
+    [Q_EXPIRE] = "DELETE FROM mail WHERE ts_ms < ?1 RETURNING recipient",
 };
 
 /* Schema migrations: step[v] takes a database from version v to v + 1. */
@@ -111,13 +106,28 @@ static const char *const migrations[UDPC_STORE_SQLITE_VERSION] = {
     "mail.recipient = mailbox.recipient);",
 };
 
+/* One mailbox row, cached: the values the open transaction sees (next_seq,
+ * n_mail) and the committed ones (c_*), to which a rollback returns. */
+typedef struct {
+  uint64_t next_seq, n_mail;
+  uint64_t c_next_seq, c_n_mail;
+  int dirty; /* changed in the open transaction (listed in dirty[]) */
+  udpc_nick nick;
+} sq_box;
+
 typedef struct {
   struct udpc_store base; /* must be first */
   sqlite3 *db;
   sqlite3_stmt *q[Q_N];
   int in_txn, poisoned;
-  int total_valid;
-  uint64_t total;
+  sq_box *box;    /* every mailbox row, loaded at open */
+  uint32_t n_box; /* used entries of box[] */
+  uint32_t box_cap;
+  uint32_t *slot;          /* hash index: box index + 1, 0 = empty */
+  uint32_t slot_cap;       /* power of 2, > 2 * n_box */
+  uint32_t *dirty;         /* boxes changed in the open transaction */
+  uint32_t n_dirty;        /* (capacity box_cap: never needs to grow) */
+  uint64_t total, c_total; /* sum of n_mail: tentative, committed */
   uint64_t commits;
   uint8_t *page_buf; /* bodies returned by mail_page */
   size_t page_cap;
@@ -132,6 +142,114 @@ static sq_store *sq_cast(udpc_store *st) { return (sq_store *)(void *)st; }
 
 static int nick_ok(const udpc_nick *n) {
   return n != NULL && n->len >= 1 && n->len <= UDPC_NICK_MAX;
+}
+
+/* ---- Mailbox cache -------------------------------------------------------- */
+/* Per-recipient next_seq and n_mail and the total live in memory (loaded
+ * from the mailbox table at open), so the quota checks and the seq of an
+ * append cost no query. A mailbox changed in a transaction is written to
+ * the mailbox table once, by commit(), in the same transaction as its
+ * mail; commit success makes the cached values the committed ones, a
+ * rollback (or a failure that made SQLite roll back) restores them. */
+static uint32_t box_hash(const char *p, size_t n) {
+  uint32_t h = 2166136261u;
+  for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)p[i]) * 16777619u;
+  return h;
+}
+
+static uint32_t box_find_n(const sq_store *s, const char *p, size_t n) {
+  if (s->slot_cap == 0) return UINT32_MAX;
+  uint32_t m = s->slot_cap - 1;
+  for (uint32_t i = box_hash(p, n) & m;; i = (i + 1) & m) {
+    uint32_t v = s->slot[i];
+    if (v == 0) return UINT32_MAX;
+    const sq_box *b = &s->box[v - 1];
+    if (b->nick.len == n && memcmp(b->nick.s, p, n) == 0) return v - 1;
+  }
+}
+
+static uint32_t box_find(const sq_store *s, const udpc_nick *n) {
+  return box_find_n(s, n->s, n->len);
+}
+
+/* The box of nick p[0..n), created (next_seq 1, no mail) if missing.
+ * UINT32_MAX if out of memory. */
+static uint32_t box_get(sq_store *s, const char *p, size_t n) {
+  uint32_t i = box_find_n(s, p, n);
+  if (i != UINT32_MAX) return i;
+  if (n < 1 || n > UDPC_NICK_MAX) return UINT32_MAX;
+  if (s->n_box == s->box_cap) {
+    uint32_t cap = s->box_cap ? s->box_cap * 2 : 64;
+    sq_box *b = realloc(s->box, (size_t)cap * sizeof *b);
+    if (b == NULL) return UINT32_MAX;
+    s->box = b;
+    uint32_t *d = realloc(s->dirty, (size_t)cap * sizeof *d);
+    if (d == NULL) return UINT32_MAX;
+    s->dirty = d;
+    s->box_cap = cap;
+  }
+  if ((uint64_t)(s->n_box + 1) * 2 >= s->slot_cap) {
+    uint32_t cap = s->slot_cap ? s->slot_cap * 2 : 128;
+    uint32_t *sl = calloc(cap, sizeof *sl);
+    if (sl == NULL) return UINT32_MAX;
+    for (uint32_t k = 0; k < s->n_box; k++) {
+      const sq_box *b = &s->box[k];
+      uint32_t j = box_hash(b->nick.s, b->nick.len) & (cap - 1);
+      while (sl[j] != 0) j = (j + 1) & (cap - 1);
+      sl[j] = k + 1;
+    }
+    free(s->slot);
+    s->slot = sl;
+    s->slot_cap = cap;
+  }
+  i = s->n_box++;
+  sq_box *b = &s->box[i];
+  memset(b, 0, sizeof *b);
+  b->next_seq = b->c_next_seq = 1;
+  b->nick.len = (uint8_t)n;
+  memcpy(b->nick.s, p, n);
+  uint32_t j = box_hash(p, n) & (s->slot_cap - 1);
+  while (s->slot[j] != 0) j = (j + 1) & (s->slot_cap - 1);
+  s->slot[j] = i + 1;
+  return i;
+}
+
+static void box_touch(sq_store *s, uint32_t i) {
+  if (!s->box[i].dirty) {
+    s->box[i].dirty = 1;
+    s->dirty[s->n_dirty++] = i;
+  }
+}
+
+/* Subtract `by` mails from box i (never below 0) and from the total. */
+static void box_sub(sq_store *s, uint32_t i, uint64_t by) {
+  sq_box *b = &s->box[i];
+  if (by > b->n_mail) by = b->n_mail;
+  b->n_mail -= by;
+  s->total -= by;
+  box_touch(s, i);
+}
+
+static void boxes_committed(sq_store *s) {
+  for (uint32_t k = 0; k < s->n_dirty; k++) {
+    sq_box *b = &s->box[s->dirty[k]];
+    b->c_next_seq = b->next_seq;
+    b->c_n_mail = b->n_mail;
+    b->dirty = 0;
+  }
+  s->n_dirty = 0;
+  s->c_total = s->total;
+}
+
+static void boxes_rolled_back(sq_store *s) {
+  for (uint32_t k = 0; k < s->n_dirty; k++) {
+    sq_box *b = &s->box[s->dirty[k]];
+    b->next_seq = b->c_next_seq;
+    b->n_mail = b->c_n_mail;
+    b->dirty = 0;
+  }
+  s->n_dirty = 0;
+  s->total = s->c_total;
 }
 
 static void sq_note(sq_store *s, const char *fmt, ...)
@@ -152,7 +270,7 @@ static int sq_fail(sq_store *s, const char *what, int rc) {
           sqlite3_errmsg(s->db), sqlite3_errstr(rc), rc);
   if (s->in_txn && sqlite3_get_autocommit(s->db)) {
     s->poisoned = 1;
-    s->total_valid = 0;
+    boxes_rolled_back(s); /* SQLite rolled the batch back */
   }
   return UDPC_ERR_STORE;
 }
@@ -164,8 +282,10 @@ static sqlite3_stmt *sq_q(sq_store *s, int id) {
   return q;
 }
 
+/* Borrowed (SQLITE_STATIC): every statement is reset before its op
+ * returns, and sq_q() clears the bindings before the next use. */
 static void bind_nick(sqlite3_stmt *q, int i, const udpc_nick *n) {
-  sqlite3_bind_text(q, i, n->s, (int)n->len, SQLITE_TRANSIENT);
+  sqlite3_bind_text(q, i, n->s, (int)n->len, SQLITE_STATIC);
 }
 
 static void bind_u64(sqlite3_stmt *q, int i, uint64_t v) {
@@ -208,7 +328,7 @@ static void sq_rollback(sq_store *s) {
   }
   s->in_txn = 0;
   s->poisoned = 0;
-  s->total_valid = 0;
+  boxes_rolled_back(s);
 }
 
 /* ---- Users ---------------------------------------------------------------- */
@@ -316,19 +436,7 @@ static int sq_user_foreach(udpc_store *st, udpc_store_user_cb cb, void *ctx) {
 /* ---- Mail ----------------------------------------------------------------- */
 static int sq_mail_total(udpc_store *st, uint64_t *out) {
   if (st == NULL || out == NULL) return UDPC_ERR_ARG;
-  sq_store *s = sq_cast(st);
-  if (!s->total_valid) {
-    sqlite3_stmt *q = sq_q(s, Q_MAIL_TOTAL);
-    int rc = sqlite3_step(q);
-    if (rc != SQLITE_ROW) {
-      sqlite3_reset(q);
-      return sq_fail(s, "mail_total", rc);
-    }
-    s->total = col_u64(q, 0);
-    sqlite3_reset(q);
-    s->total_valid = 1;
-  }
-  *out = s->total;
+  *out = sq_cast(st)->total;
   return UDPC_OK;
 }
 
@@ -340,23 +448,12 @@ static int sq_mail_append(udpc_store *st, const udpc_nick *to,
       text_len < 1 || text_len > UDPC_TEXT_MAX)
     return UDPC_ERR_ARG;
   sq_store *s = sq_cast(st);
-  uint64_t total;
-  int rc = sq_mail_total(st, &total); /* keeps the cache exact below */
+  uint32_t bi = box_get(s, to->s, to->len);
+  if (bi == UINT32_MAX) return UDPC_ERR_NOMEM;
+  int rc = sq_begin(s);
   if (rc != UDPC_OK) return rc;
-  rc = sq_begin(s);
-  if (rc != UDPC_OK) return rc;
-  sqlite3_stmt *q = sq_q(s, Q_SEQ_NEXT);
-  bind_nick(q, 1, to);
-  int r = sqlite3_step(q);
-  if (r != SQLITE_ROW) {
-    sqlite3_reset(q);
-    return sq_fail(s, "mail_append (seq)", r);
-  }
-  uint64_t seq = col_u64(q, 0);
-  r = sqlite3_step(q); /* finish the statement: RETURNING writes at DONE */
-  sqlite3_reset(q);
-  if (r != SQLITE_DONE) return sq_fail(s, "mail_append (seq)", r);
-  q = sq_q(s, Q_MAIL_INS);
+  uint64_t seq = s->box[bi].next_seq;
+  sqlite3_stmt *q = sq_q(s, Q_MAIL_INS);
   bind_nick(q, 1, to);
   bind_u64(q, 2, seq);
   bind_nick(q, 3, from);
@@ -365,7 +462,11 @@ static int sq_mail_append(udpc_store *st, const udpc_nick *to,
   sqlite3_bind_blob(q, 6, text, (int)text_len, SQLITE_STATIC);
   rc = sq_run(s, q, "mail_append");
   if (rc != UDPC_OK) return rc;
-  if (s->total_valid) s->total++;
+  sq_box *b = &s->box[bi];
+  b->next_seq = seq + 1;
+  b->n_mail++;
+  s->total++;
+  box_touch(s, bi);
   if (seq_out) *seq_out = seq;
   return UDPC_OK;
 }
@@ -373,17 +474,8 @@ static int sq_mail_append(udpc_store *st, const udpc_nick *to,
 static int sq_mail_count(udpc_store *st, const udpc_nick *to, uint32_t *out) {
   if (st == NULL || out == NULL || !nick_ok(to)) return UDPC_ERR_ARG;
   sq_store *s = sq_cast(st);
-  sqlite3_stmt *q = sq_q(s, Q_MAIL_COUNT);
-  bind_nick(q, 1, to);
-  int rc = sqlite3_step(q);
-  uint64_t n = 0;
-  if (rc == SQLITE_ROW) {
-    n = col_u64(q, 0);
-  } else if (rc != SQLITE_DONE) { /* DONE: no mailbox, no mail */
-    sqlite3_reset(q);
-    return sq_fail(s, "mail_count", rc);
-  }
-  sqlite3_reset(q);
+  uint32_t bi = box_find(s, to);
+  uint64_t n = bi == UINT32_MAX ? 0 : s->box[bi].n_mail;
   *out = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
   return UDPC_OK;
 }
@@ -480,6 +572,8 @@ static int sq_mail_delete_upto(udpc_store *st, const udpc_nick *to,
   sq_store *s = sq_cast(st);
   if (deleted) *deleted = 0;
   if (seq == 0) return UDPC_OK; /* nothing can match: no transaction */
+  uint32_t bi = box_find(s, to);
+  if (bi == UINT32_MAX || s->box[bi].n_mail == 0) return UDPC_OK; /* empty */
   int rc = sq_begin(s);
   if (rc != UDPC_OK) return rc;
   sqlite3_stmt *q = sq_q(s, Q_MAIL_DEL);
@@ -488,14 +582,7 @@ static int sq_mail_delete_upto(udpc_store *st, const udpc_nick *to,
   rc = sq_run(s, q, "mail_delete_upto");
   if (rc != UDPC_OK) return rc;
   int ch = sqlite3_changes(s->db);
-  if (ch > 0) {
-    q = sq_q(s, Q_BOX_SUB);
-    bind_nick(q, 1, to);
-    sqlite3_bind_int(q, 2, ch);
-    rc = sq_run(s, q, "mail_delete_upto (count)");
-    if (rc != UDPC_OK) return rc;
-  }
-  if (s->total_valid) s->total -= (uint64_t)ch;
+  if (ch > 0) box_sub(s, bi, (uint64_t)ch);
   if (deleted) *deleted = (uint32_t)ch;
   return UDPC_OK;
 }
@@ -509,6 +596,21 @@ static int sq_commit(udpc_store *st) {
     sq_rollback(s);
     return UDPC_ERR_STORE;
   }
+  /* The mailboxes this batch changed, one row each, same transaction. */
+  for (uint32_t k = 0; k < s->n_dirty; k++) {
+    const sq_box *b = &s->box[s->dirty[k]];
+    if (b->next_seq == b->c_next_seq && b->n_mail == b->c_n_mail) continue;
+    sqlite3_stmt *q = sq_q(s, Q_BOX_PUT);
+    bind_nick(q, 1, &b->nick);
+    bind_u64(q, 2, b->next_seq);
+    bind_u64(q, 3, b->n_mail);
+    if (sq_run(s, q, "commit (mailbox)") != UDPC_OK) {
+      sq_note(s, "sqlite store: COMMIT failed: %s; batch rolled back",
+              sqlite3_errmsg(s->db));
+      sq_rollback(s);
+      return UDPC_ERR_STORE;
+    }
+  }
   int rc = sqlite3_step(sq_q(s, Q_COMMIT));
   sqlite3_reset(s->q[Q_COMMIT]);
   if (rc != SQLITE_DONE) {
@@ -521,6 +623,7 @@ static int sq_commit(udpc_store *st) {
   }
   s->in_txn = 0;
   s->commits++;
+  boxes_committed(s);
   return UDPC_OK;
 }
 
@@ -533,6 +636,9 @@ static void sq_free(udpc_store *st) {
     sqlite3_close(s->db);
   }
   free(s->page_buf);
+  free(s->box);
+  free(s->slot);
+  free(s->dirty);
   free(s);
 }
 
@@ -598,6 +704,39 @@ static int get_int(sqlite3 *db, const char *sql, sqlite3_int64 *out) {
 
 static int exec(sqlite3 *db, const char *sql) {
   return sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
+/* Fill the mailbox cache from the mailbox table. */
+static int sq_load_boxes(sq_store *s, const char *path, char *err,
+                         size_t errlen) {
+  sqlite3_stmt *q = sq_q(s, Q_BOX_ALL);
+  int rc;
+  while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+    const char *to = (const char *)sqlite3_column_text(q, 0);
+    int n = sqlite3_column_bytes(q, 0);
+    sqlite3_int64 next = sqlite3_column_int64(q, 1);
+    sqlite3_int64 nm = sqlite3_column_int64(q, 2);
+    if (to == NULL || n < 1 || n > UDPC_NICK_MAX || next < 1 || nm < 0) {
+      sqlite3_reset(q);
+      return open_err(err, errlen,
+                      "%s: malformed mailbox row; refusing to start", path);
+    }
+    uint32_t bi = box_get(s, to, (size_t)n);
+    if (bi == UINT32_MAX) {
+      sqlite3_reset(q);
+      return open_err(err, errlen, "%s: out of memory", path);
+    }
+    sq_box *b = &s->box[bi];
+    b->next_seq = b->c_next_seq = (uint64_t)next;
+    b->n_mail = b->c_n_mail = (uint64_t)nm;
+    s->total += (uint64_t)nm;
+  }
+  sqlite3_reset(q);
+  if (rc != SQLITE_DONE)
+    return open_err(err, errlen, "%s: %s: %s", path, why(rc),
+                    sqlite3_errmsg(s->db));
+  s->c_total = s->total;
+  return 0;
 }
 
 /* The checks and migrations of udpc_store_sqlite_open. */
@@ -695,7 +834,7 @@ static int sq_setup(sq_store *s, const char *path, char *err, size_t errlen) {
       return open_err(err, errlen, "%s: cannot prepare a statement: %s", path,
                       sqlite3_errmsg(db));
   }
-  return 0;
+  return sq_load_boxes(s, path, err, errlen);
 }
 
 udpc_store *udpc_store_sqlite_open(const char *path, char *err, size_t errlen) {
@@ -760,20 +899,30 @@ int udpc_store_sqlite_expire(udpc_store *st, uint64_t cutoff_ms,
   if (rc != UDPC_OK) return rc;
   sqlite3_stmt *q = sq_q(s, Q_EXPIRE);
   bind_u64(q, 1, cutoff_ms);
-  rc = sq_run(s, q, "expire");
-  if (rc != UDPC_OK) {
-    sq_rollback(s);
-    return rc;
-  }
-  uint64_t ch = (uint64_t)sqlite3_changes(s->db);
-  if (ch > 0) {
-    rc = sq_run(s, sq_q(s, Q_BOX_RECOUNT), "expire (count)");
-    if (rc != UDPC_OK) {
-      sq_rollback(s);
-      return rc;
+  uint64_t ch = 0;
+  for (;;) { /* one row (the recipient) per deleted mail */
+    int r = sqlite3_step(q);
+    if (r == SQLITE_DONE) break;
+    uint32_t bi = UINT32_MAX;
+    if (r == SQLITE_ROW) {
+      const char *to = (const char *)sqlite3_column_text(q, 0);
+      int n = sqlite3_column_bytes(q, 0);
+      if (to != NULL && n >= 1 && n <= UDPC_NICK_MAX)
+        bi = box_get(s, to, (size_t)n);
     }
+    if (bi == UINT32_MAX) {
+      if (r == SQLITE_ROW)
+        sq_note(s, "sqlite store: expire: bad mail row or out of memory");
+      else
+        sq_fail(s, "expire", r);
+      sqlite3_reset(q);
+      sq_rollback(s);
+      return UDPC_ERR_STORE;
+    }
+    box_sub(s, bi, 1);
+    ch++;
   }
-  if (s->total_valid) s->total -= ch;
+  sqlite3_reset(q);
   if (sq_commit(st) != UDPC_OK) return UDPC_ERR_STORE;
   if (deleted) *deleted = ch;
   return UDPC_OK;

@@ -19,7 +19,11 @@
  *                                          seq is never reused, even after
  *                                          the mailbox was emptied) and
  *                                          mail count (version 3: quota
- *                                          checks without counting rows)
+ *                                          checks without counting rows);
+ *                                          cached in memory (loaded at
+ *                                          open), written once per changed
+ *                                          mailbox by commit(), in the
+ *                                          batch's transaction
  *   mail(recipient, seq, sender, msg_id, ts_ms, body; PK (recipient, seq))
  *   index mail_dedupe(recipient, sender, msg_id)   mail_find (SAVE
  *                                                  idempotency)

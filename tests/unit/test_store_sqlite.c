@@ -779,6 +779,241 @@ static void test_sqlite_expire_deletes_old_mail_only(void **state) {
   tmp_remove(&t);
 }
 
+/* Mails of `to` really in the database (paged), for cache checks. */
+static uint32_t rows_of(udpc_store *st, const char *to) {
+  udpc_nick t = nk(to);
+  udpc_mail page[64];
+  uint64_t after = 0;
+  uint32_t rows = 0;
+  for (;;) {
+    size_t n = 0;
+    assert_int_equal(udpc_store_mail_page(st, &t, after, page, 64, &n),
+                     UDPC_OK);
+    if (n == 0) break;
+    rows += (uint32_t)n;
+    after = page[n - 1].seq;
+  }
+  return rows;
+}
+
+/* The cached counts equal the rows, for each name and in total. */
+static void assert_counts_exact(udpc_store *st, const char *const *names,
+                                size_t n) {
+  uint64_t sum = 0;
+  for (size_t i = 0; i < n; i++) {
+    assert_int_equal(count_of(st, names[i]), rows_of(st, names[i]));
+    sum += rows_of(st, names[i]);
+  }
+  assert_true(total_of(st) == sum);
+}
+
+static void test_sqlite_mailbox_cache_exact_across_rollback_and_reopen(
+    void **state) {
+  (void)state;
+  static const char *const names[] = {"bob", "dan", "eve"};
+  tmpdb t;
+  tmp_make(&t);
+  udpc_store *st = open_ok(&t);
+  uint64_t seq;
+  append(st, "bob", "ann", 1, "b1", &seq);
+  append(st, "bob", "ann", 2, "b2", &seq);
+  append(st, "bob", "ann", 3, "b3", &seq);
+  append(st, "dan", "ann", 1, "d1", &seq);
+  append(st, "dan", "ann", 2, "d2", &seq);
+  assert_int_equal(udpc_store_commit(st), UDPC_OK);
+  assert_counts_exact(st, names, 3);
+
+  /* A batch lost to a full disk at COMMIT: appends to a known and a new
+   * mailbox, a delete. Reads see it until the commit fails... */
+  udpc_nick dan = nk("dan");
+  uint32_t del;
+  append(st, "bob", "ann", 4, "b4", &seq);
+  assert_true(seq == 4);
+  append(st, "eve", "ann", 1, "e1", &seq);
+  assert_true(seq == 1);
+  assert_int_equal(udpc_store_mail_delete_upto(st, &dan, 1, &del), UDPC_OK);
+  assert_int_equal(del, 1);
+  assert_int_equal(count_of(st, "bob"), 4);
+  assert_int_equal(count_of(st, "eve"), 1);
+  assert_int_equal(count_of(st, "dan"), 1);
+  assert_true(total_of(st) == 6);
+  fail_writes = 1;
+  int rc = udpc_store_commit(st);
+  fail_writes = 0;
+  assert_int_equal(rc, UDPC_ERR_STORE);
+  /* ...and afterwards the committed state, counts and seqs alike. */
+  assert_int_equal(count_of(st, "bob"), 3);
+  assert_int_equal(count_of(st, "eve"), 0);
+  assert_int_equal(count_of(st, "dan"), 2);
+  assert_true(total_of(st) == 5);
+  assert_counts_exact(st, names, 3);
+  append(st, "eve", "ann", 1, "e1", &seq);
+  assert_true(seq == 1);
+  append(st, "bob", "ann", 4, "b4", &seq);
+  assert_true(seq == 4);
+
+  /* A batch whose fsync fails: the cache follows what SQLite kept. */
+  fail_syncs = 1;
+  rc = udpc_store_commit(st);
+  fail_syncs = 0;
+  assert_int_equal(rc, UDPC_ERR_STORE);
+  assert_counts_exact(st, names, 3);
+
+  /* A batch poisoned by a failing mutation (SQLite rolled it back). */
+  char big[UDPC_TEXT_MAX + 1];
+  memset(big, 'x', UDPC_TEXT_MAX);
+  big[UDPC_TEXT_MAX] = '\0';
+  uint64_t before = total_of(st);
+  append(st, "dan", "ann", 50, "tentative", &seq);
+  fail_writes = 1;
+  int failed = 0;
+  for (uint32_t i = 100; i < 10000 && !failed; i++) {
+    udpc_nick to = nk("eve"), from = nk("ann");
+    failed = udpc_store_mail_append(st, &to, &from, i, 1, (const uint8_t *)big,
+                                    UDPC_TEXT_MAX, &seq) != UDPC_OK;
+  }
+  assert_true(failed);
+  assert_true(total_of(st) == before); /* restored when SQLite rolled back */
+  rc = udpc_store_commit(st);
+  fail_writes = 0;
+  assert_int_equal(rc, UDPC_ERR_STORE);
+  assert_true(total_of(st) == before);
+  assert_counts_exact(st, names, 3);
+
+  /* Committed: the mailbox rows in the file hold the same numbers. */
+  append(st, "eve", "ann", 1, "e1", &seq);
+  append(st, "dan", "ann", 3, "d3", &seq);
+  assert_int_equal(udpc_store_commit(st), UDPC_OK);
+  uint32_t cb = count_of(st, "bob"), cd = count_of(st, "dan"),
+           ce = count_of(st, "eve");
+  uint64_t tot = total_of(st);
+  assert_counts_exact(st, names, 3);
+  udpc_store_free(st);
+  assert_int_equal(raw_int(t.path, "SELECT count(*) FROM mailbox WHERE "
+                                   "n_mail != (SELECT count(*) FROM mail "
+                                   "WHERE mail.recipient = "
+                                   "mailbox.recipient)"),
+                   0);
+  assert_int_equal(raw_int(t.path, "SELECT count(*) FROM mailbox WHERE "
+                                   "next_seq <= (SELECT max(seq) FROM mail "
+                                   "WHERE mail.recipient = "
+                                   "mailbox.recipient)"),
+                   0);
+  st = open_ok(&t);
+  assert_int_equal(count_of(st, "bob"), cb);
+  assert_int_equal(count_of(st, "dan"), cd);
+  assert_int_equal(count_of(st, "eve"), ce);
+  assert_true(total_of(st) == tot);
+  assert_counts_exact(st, names, 3);
+  append(st, "dan", "ann", 4, "d4", &seq);
+  assert_true(seq == 4);
+  udpc_store_free(st);
+  tmp_remove(&t);
+}
+
+static void test_sqlite_expire_failure_keeps_counts(void **state) {
+  (void)state;
+  static const char *const names[] = {"bob", "dan"};
+  tmpdb t;
+  tmp_make(&t);
+  udpc_store *st = open_ok(&t);
+  uint64_t seq;
+  for (uint32_t i = 1; i <= 6; i++)
+    append(st, i % 2 ? "bob" : "dan", "ann", i, "m", &seq);
+  assert_int_equal(udpc_store_commit(st), UDPC_OK);
+  uint64_t del = 99;
+  fail_writes = 1; /* the expiry's COMMIT fails: nothing deleted */
+  int rc = udpc_store_sqlite_expire(st, 1004, &del);
+  fail_writes = 0;
+  assert_int_equal(rc, UDPC_ERR_STORE);
+  assert_true(del == 0);
+  assert_true(total_of(st) == 6);
+  assert_counts_exact(st, names, 2);
+  /* ts = 1000 + id: ids 1..3 (bob 1, 3; dan 2) */
+  assert_int_equal(udpc_store_sqlite_expire(st, 1004, &del), UDPC_OK);
+  assert_true(del == 3);
+  assert_int_equal(count_of(st, "bob"), 1);
+  assert_int_equal(count_of(st, "dan"), 2);
+  assert_counts_exact(st, names, 2);
+  udpc_store_free(st);
+  st = open_ok(&t);
+  assert_int_equal(count_of(st, "bob"), 1);
+  assert_int_equal(count_of(st, "dan"), 2);
+  assert_true(total_of(st) == 3);
+  udpc_store_free(st);
+  tmp_remove(&t);
+}
+
+/* A version-3 file written by the previous release (mailbox rows updated
+ * per mail) opens as it is: counts and seqs come from its mailbox rows. */
+static void test_sqlite_opens_version_3_file_counts_and_seqs(void **state) {
+  (void)state;
+  tmpdb t;
+  tmp_make(&t);
+  raw_exec(t.path,
+           "CREATE TABLE users (nick TEXT PRIMARY KEY NOT NULL, salt BLOB "
+           "NOT NULL, cred_hash BLOB NOT NULL, addr_family INTEGER NOT NULL, "
+           "addr_ip BLOB NOT NULL, addr_port INTEGER NOT NULL, status INTEGER "
+           "NOT NULL, registered_ms INTEGER NOT NULL, last_seen_ms INTEGER "
+           "NOT NULL) WITHOUT ROWID;"
+           "CREATE TABLE mailbox (recipient TEXT PRIMARY KEY NOT NULL, "
+           "next_seq INTEGER NOT NULL, n_mail INTEGER NOT NULL DEFAULT 0) "
+           "WITHOUT ROWID;"
+           "CREATE TABLE mail (recipient TEXT NOT NULL, seq INTEGER NOT NULL, "
+           "sender TEXT NOT NULL, msg_id INTEGER NOT NULL, ts_ms INTEGER NOT "
+           "NULL, body BLOB NOT NULL, PRIMARY KEY (recipient, seq)) WITHOUT "
+           "ROWID;"
+           "CREATE INDEX mail_dedupe ON mail(recipient, sender, msg_id);"
+           "CREATE INDEX mail_ts ON mail(ts_ms);"
+           "INSERT INTO mailbox VALUES ('bob', 12, 2), ('cat', 40, 0);"
+           "INSERT INTO mail VALUES ('bob', 9, 'ann', 5, 1234, "
+           "CAST('old one' AS BLOB)), ('bob', 11, 'ann', 6, 1235, "
+           "CAST('old two' AS BLOB));"
+           "PRAGMA application_id = 1430540355; PRAGMA user_version = 3;");
+  udpc_store *st = open_ok(&t);
+  assert_int_equal(count_of(st, "bob"), 2);
+  assert_int_equal(count_of(st, "cat"), 0);
+  assert_true(total_of(st) == 2);
+  udpc_nick bob = nk("bob"), ann = nk("ann");
+  uint64_t seq = 0;
+  assert_int_equal(udpc_store_mail_find(st, &bob, &ann, 6,
+                                        (const uint8_t *)"old two", 7, &seq),
+                   UDPC_OK);
+  assert_true(seq == 11);
+  append(st, "bob", "ann", 7, "new", &seq);
+  assert_true(seq == 12);
+  append(st, "cat", "ann", 1, "new", &seq);
+  assert_true(seq == 40); /* emptied mailbox: seqs never reused */
+  assert_int_equal(udpc_store_commit(st), UDPC_OK);
+  udpc_store_free(st);
+  assert_int_equal(raw_int(t.path, "PRAGMA user_version"), 3);
+  assert_int_equal(raw_int(t.path,
+                           "SELECT next_seq * 100 + n_mail FROM mailbox WHERE "
+                           "recipient = 'bob'"),
+                   1303);
+  assert_int_equal(raw_int(t.path,
+                           "SELECT next_seq * 100 + n_mail FROM mailbox WHERE "
+                           "recipient = 'cat'"),
+                   4101);
+  tmp_remove(&t);
+}
+
+static void test_sqlite_malformed_mailbox_row_refused(void **state) {
+  (void)state;
+  tmpdb t;
+  tmp_make(&t);
+  udpc_store *st = open_ok(&t);
+  uint64_t seq;
+  append(st, "bob", "ann", 1, "m", &seq);
+  assert_int_equal(udpc_store_commit(st), UDPC_OK);
+  udpc_store_free(st);
+  raw_exec(t.path, "UPDATE mailbox SET n_mail = -1");
+  char err[512];
+  assert_null(udpc_store_sqlite_open(t.path, err, sizeof err));
+  assert_non_null(strstr(err, "malformed mailbox"));
+  tmp_remove(&t);
+}
+
 static void test_sqlite_rejects_bad_arguments_and_bad_paths(void **state) {
   (void)state;
   char err[512];
@@ -831,6 +1066,11 @@ int main(void) {
       cmocka_unit_test(test_sqlite_foreign_database_refused),
       cmocka_unit_test(test_sqlite_migrates_empty_file_and_version_1),
       cmocka_unit_test(test_sqlite_expire_deletes_old_mail_only),
+      cmocka_unit_test(
+          test_sqlite_mailbox_cache_exact_across_rollback_and_reopen),
+      cmocka_unit_test(test_sqlite_expire_failure_keeps_counts),
+      cmocka_unit_test(test_sqlite_opens_version_3_file_counts_and_seqs),
+      cmocka_unit_test(test_sqlite_malformed_mailbox_row_refused),
       cmocka_unit_test(test_sqlite_rejects_bad_arguments_and_bad_paths),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
