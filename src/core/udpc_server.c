@@ -56,6 +56,7 @@
 #define SRV_DEFAULT_MAIL_PER_RECIPIENT 1000u
 #define SRV_DEFAULT_MAIL_TOTAL 1000000u
 #define SRV_HELD_MAX 1024u    /* acknowledgements waiting for a commit */
+#define SRV_DIRTY_MAX 4096u   /* dirty records listed; beyond: flag scan */
 #define SRV_CHANGES_MAX 4096u /* distinct changed entries: emit early */
 #define SRV_WLOG_MAX (4u * SRV_CHANGES_MAX) /* changes: emit early */
 #define SRV_PROBES_MAX 1024u                /* pending probes; power of two */
@@ -111,25 +112,33 @@ typedef struct {
   srv_tbucket b;
 } srv_source;
 
+/* One registered nick: 176 bytes (one per registered client, so it is
+ * kept small: the session's rate-limit bucket in 8 bytes, the ended
+ * session's address as a keyed 32-bit hash, flags as bits). */
 typedef struct {
-  udpc_nick nick;
-  uint8_t salt[SRV_SALT_LEN];
-  uint8_t cred_hash[SRV_HASH_LEN];
-  udpc_addr addr;       /* live session address; last address if offline */
   uint64_t token;       /* live session token; 0 while offline */
   uint64_t ended_token; /* token of the last ended session; 0 if none */
-  udpc_addr ended_addr; /* that session's address */
   uint64_t last_heard;  /* ms; meaningful while online */
   uint64_t registered_ms;
   uint64_t last_seen_ms;
-  uint32_t prev, next; /* online list links (SRV_NONE at the ends) */
-  uint8_t online;
-  uint8_t dirty;   /* record must be user_put before the next commit */
-  uint8_t inwin;   /* changed in the open window (counted in n_wdistinct) */
-  uint8_t seen;    /* scratch of srv_emit_window */
-  srv_window *win; /* owned; NULL until the client first SAVEs */
-  srv_tbucket rl;  /* rate limit of the live session (reset per session) */
+  srv_window *win;      /* owned; NULL until the live session first SAVEs */
+  uint32_t prev, next;  /* online list links (SRV_NONE at the ends) */
+  uint32_t rl_milli;    /* live session's bucket: tokens x SRV_MILLI */
+  uint32_t rl_last;     /* low 32 bits of the ms of its last refill */
+  uint32_t ended_ahash; /* srv_addr_hash32 of the ended session's address;
+                           used only while a newer session is live (while
+                           offline, addr is that address) */
+  udpc_addr addr;       /* live session address; last address if offline */
+  udpc_nick nick;
+  uint8_t salt[SRV_SALT_LEN];
+  uint8_t cred_hash[SRV_HASH_LEN];
+  uint8_t online : 1;
+  uint8_t dirty : 1;      /* record must be user_put before the next commit */
+  uint8_t inwin : 1;      /* changed in the open window (n_wdistinct) */
+  uint8_t seen : 1;       /* scratch of srv_emit_window */
+  uint8_t rl_limited : 1; /* session datagrams dropped since one passed */
 } srv_client;
+_Static_assert(sizeof(srv_client) <= 176, "srv_client grew (memory budget)");
 
 typedef struct {
   udpc_addr to;
@@ -154,10 +163,11 @@ typedef struct {
   uint8_t text[UDPC_TEXT_MAX];
 } srv_probe;
 
-typedef struct {
-  uint64_t token; /* 0: empty */
-  uint32_t idx;
-} srv_tok_slot;
+/* Token map slot: 0 empty, else 1 + (client index << 1 | e) where e = 1
+ * names the client's ended_token and e = 0 its live token (the token
+ * itself is read from the client record: 4 bytes a slot). */
+typedef uint32_t srv_tok_slot;
+#define SRV_IDX_MAX 0x7ffffffdu /* largest client index a slot can name */
 
 struct udpc_server {
   udpc_io io;
@@ -183,8 +193,9 @@ struct udpc_server {
   srv_client *clients; /* owned; n_clients used of cap_clients */
   uint32_t n_clients, cap_clients;
   uint32_t *order; /* owned; cap_clients */
-  uint32_t *dirty; /* owned; cap_clients; n_dirty used */
+  uint32_t *dirty; /* owned; SRV_DIRTY_MAX; n_dirty used */
   uint32_t n_dirty;
+  int dirty_overflow; /* more dirty records than the list: scan the flags */
   uint32_t *nick_map; /* owned; idx + 1, 0 = empty */
   size_t nick_cap;
   srv_tok_slot *tok_map; /* owned */
@@ -274,7 +285,7 @@ static void ln_addr(srv_line *l, const udpc_addr *a) {
   ln_u64(l, a->port);
 }
 
-static void ln_pkt(srv_line *l, const udpc_packet *p) {
+static void ln_pkt_full(srv_line *l, const udpc_packet *p) {
   int n = udpc_wire_format(p, l->b + l->n, sizeof l->b - l->n);
   if (n > 0 && (size_t)n < sizeof l->b - l->n) {
     l->n += (size_t)n;
@@ -283,6 +294,41 @@ static void ln_pkt(srv_line *l, const udpc_packet *p) {
     ln_str(l, udpc_ptype_name(p->type));
     ln_str(l, " ...");
   }
+}
+
+/* Entries of a page or delta written into a per-datagram trace line. */
+#define SRV_TRACE_ENTRIES 3u
+
+/* The packet's text form; a TABLE_PAGE or TABLE_DELTA with more than
+ * SRV_TRACE_ENTRIES entries shows the first ones and how many more (the
+ * trace is built for every datagram, even when the driver's log level
+ * drops it: formatting up to 116 entries each time cost a third of the
+ * server's CPU in a join storm). */
+static void ln_pkt(srv_line *l, const udpc_packet *p) {
+  size_t cut = 0, fixed = 0;
+  uint8_t count = 0;
+  if (p->type == UDPC_PT_TABLE_PAGE) {
+    count = p->u.table_page.count;
+    fixed = offsetof(udpc_packet, u.table_page.entries);
+  } else if (p->type == UDPC_PT_TABLE_DELTA) {
+    count = p->u.table_delta.count;
+    fixed = offsetof(udpc_packet, u.table_delta.entries);
+  }
+  if (count <= SRV_TRACE_ENTRIES) {
+    ln_pkt_full(l, p);
+    return;
+  }
+  cut = count - SRV_TRACE_ENTRIES;
+  udpc_packet q;
+  memcpy(&q, p, fixed + SRV_TRACE_ENTRIES * sizeof(udpc_entry));
+  if (p->type == UDPC_PT_TABLE_PAGE)
+    q.u.table_page.count = SRV_TRACE_ENTRIES;
+  else
+    q.u.table_delta.count = SRV_TRACE_ENTRIES;
+  ln_pkt_full(l, &q);
+  ln_str(l, " +");
+  ln_u64(l, cut);
+  ln_str(l, " entries");
 }
 
 /* Log limiter: a new window starts SRV_LOG_WINDOW ms after the last one
@@ -473,7 +519,7 @@ static void nick_place(udpc_server *s, uint32_t *map, size_t cap,
 }
 
 static int nick_insert(udpc_server *s, uint32_t idx) {
-  if (((size_t)s->n_clients + 1) * 2 > s->nick_cap) {
+  if (((size_t)s->n_clients + 1) * 4 > s->nick_cap * 3) { /* load <= 3/4 */
     size_t cap = s->nick_cap ? s->nick_cap * 2 : 256;
     uint32_t *m = calloc(cap, sizeof *m);
     UDPC_ENSURE(m != NULL, UDPC_ERR_NOMEM);
@@ -487,6 +533,24 @@ static int nick_insert(udpc_server *s, uint32_t idx) {
   return UDPC_OK;
 }
 
+/* Keyed SipHash of an address (family, 16 address bytes, port). */
+static uint64_t srv_addr_hash(const udpc_server *s, const udpc_addr *a) {
+  uint8_t in[1 + 16 + 2] = {0};
+  in[0] = a->family;
+  memcpy(in + 1, a->ip, a->family == 4 ? 4 : 16);
+  in[17] = (uint8_t)(a->port >> 8);
+  in[18] = (uint8_t)a->port;
+  uint8_t h[crypto_shorthash_BYTES];
+  crypto_shorthash(h, in, sizeof in, s->src_key);
+  uint64_t v = 0;
+  for (size_t i = 0; i < sizeof h; i++) v = v << 8 | h[i];
+  return v;
+}
+
+static uint32_t srv_addr_hash32(const udpc_server *s, const udpc_addr *a) {
+  return (uint32_t)srv_addr_hash(s, a);
+}
+
 /* ---- Token map ------------------------------------------------------------ */
 static size_t tok_home(uint64_t t, size_t mask) {
   t ^= t >> 33;
@@ -495,33 +559,47 @@ static size_t tok_home(uint64_t t, size_t mask) {
   return (size_t)t & mask;
 }
 
-static uint32_t tok_lookup(const udpc_server *s, uint64_t token) {
-  if (token == 0 || s->tok_cap == 0) return SRV_NONE;
+static uint32_t tok_idx(srv_tok_slot v) { return (v - 1) >> 1; }
+
+/* The token a (nonempty) slot names, read from its client record. */
+static uint64_t tok_of(const udpc_server *s, srv_tok_slot v) {
+  const srv_client *c = &s->clients[tok_idx(v)];
+  return ((v - 1) & 1) ? c->ended_token : c->token;
+}
+
+/* Slot index of token, or SIZE_MAX. */
+static size_t tok_find(const udpc_server *s, uint64_t token) {
+  if (token == 0 || s->tok_cap == 0) return SIZE_MAX;
   size_t mask = s->tok_cap - 1;
   for (size_t i = tok_home(token, mask);; i = (i + 1) & mask) {
-    if (s->tok_map[i].token == 0) return SRV_NONE;
-    if (s->tok_map[i].token == token) return s->tok_map[i].idx;
+    if (s->tok_map[i] == 0) return SIZE_MAX;
+    if (tok_of(s, s->tok_map[i]) == token) return i;
   }
 }
 
-static void tok_place(srv_tok_slot *map, size_t cap, uint64_t token,
-                      uint32_t idx) {
-  size_t mask = cap - 1;
-  size_t i = tok_home(token, mask);
-  while (map[i].token != 0) i = (i + 1) & mask;
-  map[i].token = token;
-  map[i].idx = idx;
+static uint32_t tok_lookup(const udpc_server *s, uint64_t token) {
+  size_t i = tok_find(s, token);
+  return i == SIZE_MAX ? SRV_NONE : tok_idx(s->tok_map[i]);
 }
 
-/* Make room for one more token (so the insert after it cannot fail). */
+static void tok_place(srv_tok_slot *map, size_t cap, uint64_t token,
+                      srv_tok_slot v) {
+  size_t mask = cap - 1;
+  size_t i = tok_home(token, mask);
+  while (map[i] != 0) i = (i + 1) & mask;
+  map[i] = v;
+}
+
+/* Make room for one more token (so the insert after it cannot fail);
+ * load factor at most 3/4. */
 static int tok_reserve(udpc_server *s) {
-  if ((s->tok_count + 1) * 2 > s->tok_cap) {
+  if ((s->tok_count + 1) * 4 > s->tok_cap * 3) {
     size_t cap = s->tok_cap ? s->tok_cap * 2 : 256;
     srv_tok_slot *m = calloc(cap, sizeof *m);
     UDPC_ENSURE(m != NULL, UDPC_ERR_NOMEM);
     for (size_t i = 0; i < s->tok_cap; i++)
-      if (s->tok_map[i].token)
-        tok_place(m, cap, s->tok_map[i].token, s->tok_map[i].idx);
+      if (s->tok_map[i])
+        tok_place(m, cap, tok_of(s, s->tok_map[i]), s->tok_map[i]);
     free(s->tok_map);
     s->tok_map = m;
     s->tok_cap = cap;
@@ -529,27 +607,25 @@ static int tok_reserve(udpc_server *s) {
   return UDPC_OK;
 }
 
-static int tok_insert(udpc_server *s, uint64_t token, uint32_t idx) {
+/* Index the live token of idx (already in clients[idx].token). */
+static int tok_insert_live(udpc_server *s, uint32_t idx) {
   UDPC_GUARD(tok_reserve(s));
-  tok_place(s->tok_map, s->tok_cap, token, idx);
+  tok_place(s->tok_map, s->tok_cap, s->clients[idx].token,
+            (srv_tok_slot)(1u + (idx << 1)));
   s->tok_count++;
   return UDPC_OK;
 }
 
 /* Backward-shift deletion (linear probing, no tombstones). */
 static void tok_remove(udpc_server *s, uint64_t token) {
-  if (token == 0 || s->tok_cap == 0) return;
+  size_t i = tok_find(s, token);
+  if (i == SIZE_MAX) return;
   size_t mask = s->tok_cap - 1;
-  size_t i = tok_home(token, mask);
-  while (s->tok_map[i].token != token) {
-    if (s->tok_map[i].token == 0) return;
-    i = (i + 1) & mask;
-  }
   size_t j = i;
   for (;;) {
     j = (j + 1) & mask;
-    if (s->tok_map[j].token == 0) break;
-    size_t k = tok_home(s->tok_map[j].token, mask);
+    if (s->tok_map[j] == 0) break;
+    size_t k = tok_home(tok_of(s, s->tok_map[j]), mask);
     /* Move j's entry into the hole at i unless its home lies in (i, j]. */
     int home_between = (i <= j) ? (k > i && k <= j) : (k > i || k <= j);
     if (!home_between) {
@@ -557,9 +633,16 @@ static void tok_remove(udpc_server *s, uint64_t token) {
       i = j;
     }
   }
-  s->tok_map[i].token = 0;
-  s->tok_map[i].idx = 0;
+  s->tok_map[i] = 0;
   s->tok_count--;
+}
+
+/* The live token of idx becomes its ended token (same slot, retagged). */
+static void tok_retag_ended(udpc_server *s, uint32_t idx) {
+  size_t i = tok_find(s, s->clients[idx].token);
+  if (i != SIZE_MAX) s->tok_map[i]++; /* 1 + (idx << 1) -> 1 + (.. | 1) */
+  s->clients[idx].ended_token = s->clients[idx].token;
+  s->clients[idx].token = 0;
 }
 
 /* A fresh nonzero token not in use. */
@@ -615,14 +698,24 @@ static void srv_entry(const udpc_server *s, uint32_t idx, udpc_entry *e) {
   e->addr = c->addr;
 }
 
-static void srv_mark_dirty(udpc_server *s, uint32_t idx, uint64_t now) {
+/* The record of idx must be written before the next commit. The list
+ * holds SRV_DIRTY_MAX; beyond, the flush scans the flags (O(N), only for
+ * batches that touch more records than that). */
+static void srv_dirty_add(udpc_server *s, uint32_t idx) {
   srv_client *c = &s->clients[idx];
-  c->last_seen_ms = now;
   if (!c->dirty) {
     c->dirty = 1;
-    s->dirty[s->n_dirty++] = idx;
+    if (s->n_dirty < SRV_DIRTY_MAX)
+      s->dirty[s->n_dirty++] = idx;
+    else
+      s->dirty_overflow = 1;
   }
   s->store_touched = 1;
+}
+
+static void srv_mark_dirty(udpc_server *s, uint32_t idx, uint64_t now) {
+  s->clients[idx].last_seen_ms = now;
+  srv_dirty_add(s, idx);
 }
 
 /* The entry of idx changed: bump the version, log the change in the
@@ -680,9 +773,8 @@ static void srv_end_session(udpc_server *s, uint32_t idx) {
   c->win = NULL;
   if (c->token == 0) return;
   if (c->ended_token != 0) tok_remove(s, c->ended_token);
-  c->ended_token = c->token;
-  c->ended_addr = c->addr;
-  c->token = 0;
+  c->ended_ahash = srv_addr_hash32(s, &c->addr);
+  tok_retag_ended(s, idx);
 }
 
 /* Session ends (dereg, deregA, heartbeat or probe timeout): OFFLINE. */
@@ -698,20 +790,19 @@ static void srv_set_offline(udpc_server *s, uint32_t idx, uint64_t now) {
 
 static int srv_reserve_clients(udpc_server *s, uint32_t need) {
   if (need <= s->cap_clients) return UDPC_OK;
+  /* Growth by 1.5 (at most 1/3 of the capacity unused), never beyond
+   * what max_clients needs. */
+  UDPC_ENSURE(need <= SRV_IDX_MAX, UDPC_ERR_NOMEM);
   uint32_t cap = s->cap_clients ? s->cap_clients : 64;
-  while (cap < need) {
-    UDPC_ENSURE(cap <= UINT32_MAX / 2, UDPC_ERR_NOMEM);
-    cap *= 2;
-  }
+  while (cap < need) cap = cap + cap / 2;
+  if (cap > s->max_clients && need <= s->max_clients) cap = s->max_clients;
+  if (cap > SRV_IDX_MAX) cap = SRV_IDX_MAX;
   srv_client *c = realloc(s->clients, (size_t)cap * sizeof *c);
   UDPC_ENSURE(c != NULL, UDPC_ERR_NOMEM);
   s->clients = c;
   uint32_t *o = realloc(s->order, (size_t)cap * sizeof *o);
   UDPC_ENSURE(o != NULL, UDPC_ERR_NOMEM);
   s->order = o;
-  uint32_t *d = realloc(s->dirty, (size_t)cap * sizeof *d);
-  UDPC_ENSURE(d != NULL, UDPC_ERR_NOMEM);
-  s->dirty = d;
   s->cap_clients = cap;
   return UDPC_OK;
 }
@@ -806,7 +897,7 @@ static int srv_cookie_valid(const udpc_server *s, uint64_t now,
   return sodium_memcmp(tag, p->u.reg.cookie + 4, SRV_COOKIE_TAG) == 0;
 }
 
-static void rl_fill(srv_tbucket *b, uint32_t burst, uint64_t now);
+static void rl_sess_fill(srv_client *c, uint32_t burst, uint64_t now);
 
 /* ---- REGISTER (P5) ---------------------------------------------------------- */
 static void srv_reg_result(udpc_server *s, const udpc_addr *to, uint32_t id,
@@ -872,9 +963,9 @@ static void srv_register(udpc_server *s, uint64_t now, const udpc_addr *from,
     }
     srv_end_session(s, idx);
     uint64_t t = srv_new_token(s);
-    (void)tok_insert(s, t, idx); /* cannot fail: reserved */
     c->token = t;
-    rl_fill(&c->rl, s->session_burst, now);
+    (void)tok_insert_live(s, idx); /* cannot fail: reserved */
+    rl_sess_fill(c, s->session_burst, now);
     c->addr = *from;
     srv_set_online(s, idx, now);
     srv_heard(s, idx, now);
@@ -918,9 +1009,9 @@ static void srv_register(udpc_server *s, uint64_t now, const udpc_addr *from,
   c->addr = *from;
   c->registered_ms = now;
   uint64_t t = srv_new_token(s);
-  (void)tok_insert(s, t, idx); /* cannot fail: reserved above */
   c->token = t;
-  rl_fill(&c->rl, s->session_burst, now);
+  (void)tok_insert_live(s, idx); /* cannot fail: reserved above */
+  rl_sess_fill(c, s->session_burst, now);
   srv_set_online(s, idx, now);
   srv_table_changed(s, idx, now);
   srv_hold_reg_ok(s, idx, p->id);
@@ -1022,7 +1113,8 @@ static void srv_dereg_other(udpc_server *s, uint64_t now, uint32_t idx,
     udpc_packet k;
     pkt_init(&k, UDPC_PT_KICKED, s->next_id++, tc->ended_token);
     k.u.kicked.by = by;
-    (void)srv_hold(s, &tc->ended_addr, &k, SRV_NONE, 0, 0);
+    (void)srv_hold(s, &tc->addr, &k, SRV_NONE, 0, 0); /* offline: its
+                                                          ended address */
   }
   /* Decision: deregA of an already offline target is OK (idempotent, no
    * version change, P6.1). */
@@ -1384,18 +1476,37 @@ static int rl_take(srv_tbucket *b, uint32_t rate, uint32_t burst,
   return 1;
 }
 
+/* A live session's bucket lives in its client record in 8 bytes: tokens
+ * saturate at UINT32_MAX milli (a burst above 4,294,967 datagrams counts as
+ * that), and only the low 32 bits of the last refill's time are kept (a
+ * live session is never silent for 2^31 ms). */
+static void rl_sess_fill(srv_client *c, uint32_t burst, uint64_t now) {
+  uint64_t m = (uint64_t)burst * SRV_MILLI;
+  c->rl_milli = m > UINT32_MAX ? UINT32_MAX : (uint32_t)m;
+  c->rl_last = (uint32_t)now;
+  c->rl_limited = 0;
+}
+
+static int rl_sess_take(srv_client *c, uint32_t rate, uint32_t burst,
+                        uint64_t now) {
+  srv_tbucket b;
+  uint32_t ahead = (uint32_t)now - c->rl_last; /* mod 2^32 */
+  if (ahead <= INT32_MAX)
+    b.last = ahead <= now ? now - ahead : 0;
+  else /* the clock stepped back */
+    b.last = now + (uint32_t)(c->rl_last - (uint32_t)now);
+  b.milli = c->rl_milli;
+  b.limited = 0;
+  int ok = rl_take(&b, rate, burst, now);
+  c->rl_milli = b.milli > UINT32_MAX ? UINT32_MAX : (uint32_t)b.milli;
+  c->rl_last = (uint32_t)b.last;
+  return ok;
+}
+
 /* The bucket of a source address: found, or a fresh full one in the least
  * recently used way of its set. */
 static srv_source *src_get(udpc_server *s, const udpc_addr *a, uint64_t now) {
-  uint8_t in[1 + 16 + 2] = {0};
-  in[0] = a->family;
-  memcpy(in + 1, a->ip, a->family == 4 ? 4 : 16);
-  in[17] = (uint8_t)(a->port >> 8);
-  in[18] = (uint8_t)a->port;
-  uint8_t h[crypto_shorthash_BYTES];
-  crypto_shorthash(h, in, sizeof in, s->src_key);
-  uint32_t v =
-      (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+  uint32_t v = (uint32_t)(srv_addr_hash(s, a) >> 32);
   srv_source *set =
       &s->sources[(v % (SRV_SOURCES / SRV_SOURCE_WAYS)) * SRV_SOURCE_WAYS];
   srv_source *victim = NULL;
@@ -1428,13 +1539,13 @@ static int srv_rate_ok(udpc_server *s, uint64_t now, const udpc_addr *from,
       srv_client *c = &s->clients[idx];
       if (c->online && c->token == p->token &&
           udpc_addr_equal(&c->addr, from)) {
-        if (rl_take(&c->rl, s->session_rate, s->session_burst, now)) {
-          c->rl.limited = 0;
+        if (rl_sess_take(c, s->session_rate, s->session_burst, now)) {
+          c->rl_limited = 0;
           return 1;
         }
         s->st.dropped_session_rate_limited++;
-        if (!c->rl.limited) {
-          c->rl.limited = 1;
+        if (!c->rl_limited) {
+          c->rl_limited = 1;
           srv_line l = {.n = 0};
           ln_str(&l, "limit: session of ");
           ln_str(&l, c->nick.s);
@@ -1541,8 +1652,12 @@ static void srv_tokened(udpc_server *s, uint64_t now, const udpc_addr *from,
   }
   srv_client *c = &s->clients[idx];
   int live = c->online && c->token == p->token;
-  /* P8.3: a live or ended token from another address: drop and count. */
-  if (!udpc_addr_equal(live ? &c->addr : &c->ended_addr, from)) {
+  /* P8.3: a live or ended token from another address: drop and count.
+   * The ended session's address is addr while the nick is offline; while
+   * a newer session is live only its keyed hash is kept. */
+  int same = (live || !c->online) ? udpc_addr_equal(&c->addr, from)
+                                  : srv_addr_hash32(s, from) == c->ended_ahash;
+  if (!same) {
     s->st.dropped_bad_session++;
     srv_log_drop(s, from, "token from another address");
     return;
@@ -1735,9 +1850,12 @@ int udpc_server_flush(udpc_server *s, uint64_t now) {
     return UDPC_OK;
   }
   int rc = UDPC_OK;
-  for (uint32_t i = 0; i < s->n_dirty && rc == UDPC_OK; i++) {
+  uint32_t nd = s->dirty_overflow ? s->n_clients : s->n_dirty;
+  for (uint32_t i = 0; i < nd && rc == UDPC_OK; i++) {
+    uint32_t idx = s->dirty_overflow ? i : s->dirty[i];
+    if (!s->clients[idx].dirty) continue;
     udpc_store_user u;
-    srv_user_record(s, s->dirty[i], &u);
+    srv_user_record(s, idx, &u);
     rc = udpc_store_user_put(s->store, &u);
   }
   if (rc == UDPC_OK) rc = udpc_store_commit(s->store);
@@ -1762,8 +1880,10 @@ int udpc_server_flush(udpc_server *s, uint64_t now) {
     }
     return UDPC_ERR_STORE;
   }
-  for (uint32_t i = 0; i < s->n_dirty; i++) s->clients[s->dirty[i]].dirty = 0;
+  for (uint32_t i = 0; i < nd; i++)
+    s->clients[s->dirty_overflow ? i : s->dirty[i]].dirty = 0;
   s->n_dirty = 0;
+  s->dirty_overflow = 0;
   s->store_touched = 0;
   for (uint32_t i = 0; i < s->n_held; i++) {
     const srv_held *h = &s->held[i];
@@ -1843,9 +1963,7 @@ static int srv_load_user(void *ctx, const udpc_store_user *u) {
   c->last_seen_ms = u->last_seen_ms;
   /* Everyone starts offline; a record saved as online is rewritten. */
   if (u->status != UDPC_STATUS_OFFLINE) {
-    c->dirty = 1;
-    s->dirty[s->n_dirty++] = idx;
-    s->store_touched = 1;
+    srv_dirty_add(s, idx);
   }
   return 0;
 }
@@ -1886,6 +2004,7 @@ udpc_server *udpc_server_new(const udpc_server_config *cfg, uint64_t now) {
   s->store = cfg->store;
   s->max_clients =
       cfg->max_clients ? cfg->max_clients : SRV_DEFAULT_MAX_CLIENTS;
+  if (s->max_clients > SRV_IDX_MAX + 1) s->max_clients = SRV_IDX_MAX + 1;
   s->mail_per_recipient = cfg->mail_per_recipient
                               ? cfg->mail_per_recipient
                               : SRV_DEFAULT_MAIL_PER_RECIPIENT;
@@ -1931,12 +2050,13 @@ udpc_server *udpc_server_new(const udpc_server_config *cfg, uint64_t now) {
     s->n_operators = cfg->n_operators;
   }
   s->held = malloc(SRV_HELD_MAX * sizeof *s->held);
+  s->dirty = malloc(SRV_DIRTY_MAX * sizeof *s->dirty);
   s->wlog = malloc(SRV_CHANGES_MAX * sizeof *s->wlog);
   s->wlog_cap = SRV_CHANGES_MAX;
   s->probes = calloc(SRV_PROBES_MAX, sizeof *s->probes);
   s->sources = calloc(SRV_SOURCES, sizeof *s->sources);
-  if (s->held == NULL || s->wlog == NULL || s->probes == NULL ||
-      s->sources == NULL)
+  if (s->held == NULL || s->dirty == NULL || s->wlog == NULL ||
+      s->probes == NULL || s->sources == NULL)
     goto fail;
   if (srv_reserve_clients(s, 64) != UDPC_OK) goto fail;
 

@@ -1495,6 +1495,104 @@ static void test_r52_r55_pages_and_deltas_full_to_1200_bytes(void **state) {
   for (unsigned k = 0; k < N; k++) assert_int_equal(seen[k], 1);
 }
 
+/* ---- Compact records (memory per registered client) ---------------------- */
+
+/* R72 R45 (P8.3): the token map keeps live and ended tokens through many
+ * growths and deletions: per nick, a taken-over session's token gets
+ * SESSION_ENDED from its own address only (dropped from another, also while
+ * a newer session is live), and is forgotten (BAD_SESSION) once another
+ * session of the nick ends. */
+static void test_r72_token_map_live_and_ended_tokens_at_scale(void **state) {
+  fx *f = *state;
+  enum { N = 700 };
+  static uint64_t t1[N], t2[N];
+  for (unsigned i = 0; i < N; i++) {
+    char name[8] = "n000";
+    name[1] = (char)('0' + i / 100);
+    name[2] = (char)('0' + i / 10 % 10);
+    name[3] = (char)('0' + i % 10);
+    udpc_addr a1 = udpc_tsrv_addr_wide(i), a2 = udpc_tsrv_addr_wide(i + N);
+    t1[i] = reg(f, &a1, name, 1);
+    t2[i] = reg(f, &a2, name, 1); /* takes over: t1 ended (at a1) */
+  }
+  udpc_server_stats st0 = stats(f);
+  for (unsigned i = 0; i < N; i++) {
+    udpc_addr a1 = udpc_tsrv_addr_wide(i), a2 = udpc_tsrv_addr_wide(i + N);
+    udpc_packet hb = pkt(UDPC_PT_HEARTBEAT, i, t1[i]);
+    clear(f);
+    feed(f, &a1, &hb);
+    assert_int_equal(only_out(f, &a1).u.error.code, UDPC_ERROR_SESSION_ENDED);
+    clear(f);
+    feed(f, &a2, &hb); /* the ended token from another address */
+    assert_int_equal(f->n_out, 0);
+    hb.token = t2[i];
+    feed(f, &a2, &hb);
+    assert_int_equal(only_out(f, &a2).type, UDPC_PT_HEARTBEAT_ACK);
+  }
+  assert_int_equal(stats(f).dropped_bad_session - st0.dropped_bad_session,
+                   2 * N);
+  /* Every other nick deregisters: t2 ended, t1 forgotten. */
+  for (unsigned i = 0; i < N; i += 2) {
+    udpc_addr a2 = udpc_tsrv_addr_wide(i + N);
+    udpc_packet d = pkt(UDPC_PT_DEREG, i, t2[i]);
+    clear(f);
+    feed(f, &a2, &d);
+    flush_ok(f);
+    assert_int_equal(count_out(f, UDPC_PT_DEREG_RESULT, &a2), 1);
+  }
+  for (unsigned i = 0; i < N; i++) {
+    udpc_addr a1 = udpc_tsrv_addr_wide(i), a2 = udpc_tsrv_addr_wide(i + N);
+    udpc_packet hb = pkt(UDPC_PT_HEARTBEAT, i, t1[i]);
+    clear(f);
+    feed(f, &a1, &hb);
+    assert_int_equal(only_out(f, &a1).u.error.code,
+                     i % 2 ? UDPC_ERROR_SESSION_ENDED : UDPC_ERROR_BAD_SESSION);
+    hb.token = t2[i];
+    clear(f);
+    feed(f, &a2, &hb);
+    if (i % 2)
+      assert_int_equal(only_out(f, &a2).type, UDPC_PT_HEARTBEAT_ACK);
+    else
+      assert_int_equal(only_out(f, &a2).u.error.code, UDPC_ERROR_SESSION_ENDED);
+  }
+}
+
+/* R51 P7 (store): more records change in one batch than the dirty list
+ * holds (4096 sessions time out at once): every record is still written
+ * before the commit, and all leave the table as OFFLINE. */
+static void test_more_dirty_records_than_the_list_all_written(void **state) {
+  fx *f = *state;
+  enum { N = 4200 };
+  f->cfg.count_past_max = 1; /* the early window emission is large */
+  for (unsigned i = 0; i < N; i++) {
+    udpc_addr a = udpc_tsrv_addr_wide(i);
+    char name[8] = "d0000";
+    name[1] = (char)('0' + i / 1000);
+    name[2] = (char)('0' + i / 100 % 10);
+    name[3] = (char)('0' + i / 10 % 10);
+    name[4] = (char)('0' + i % 10);
+    reg(f, &a, name, 1);
+  }
+  close_window(f);
+  clear(f);
+  advance(f, 30000); /* all silent for 30 s: one batch of N changes */
+  assert_int_equal(stats(f).online, 0);
+  flush_ok(f);
+  unsigned offline = 0;
+  for (unsigned i = 0; i < N; i++) {
+    char name[8] = "d0000";
+    name[1] = (char)('0' + i / 1000);
+    name[2] = (char)('0' + i / 100 % 10);
+    name[3] = (char)('0' + i / 10 % 10);
+    name[4] = (char)('0' + i % 10);
+    udpc_nick n = nk(name);
+    udpc_store_user u;
+    assert_int_equal(udpc_store_user_get(f->st, &n, &u), UDPC_OK);
+    offline += u.status == UDPC_STATUS_OFFLINE;
+  }
+  assert_int_equal(offline, N);
+}
+
 static void test_new_rejects_bad_config(void **state) {
   (void)state;
   udpc_server_config cfg;
@@ -1564,6 +1662,8 @@ int main(void) {
       T(test_r55_failed_commit_never_emits_uncommitted),
       T(test_r55_early_emission_at_4096_distinct_entries),
       T(test_r52_r55_pages_and_deltas_full_to_1200_bytes),
+      T(test_r72_token_map_live_and_ended_tokens_at_scale),
+      T(test_more_dirty_records_than_the_list_all_written),
       cmocka_unit_test(test_new_rejects_bad_config),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
