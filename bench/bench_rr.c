@@ -437,7 +437,54 @@ typedef struct {
   uint16_t port;
   struct sockaddr_in addr;
   char dir[4096]; /* data dir, "" for --store memory */
+  char logdir[4096], logfile[4200];
 } server_proc;
+
+/* The statistics a server logs when it stops ("stats: key=value ..." lines
+ * at level info), kept per server run for the JSON. */
+#define STATS_MAX 64
+typedef struct {
+  char label[32];
+  size_t n;
+  char key[STATS_MAX][40];
+  unsigned long long val[STATS_MAX];
+} server_stats;
+static server_stats g_stats[8];
+static size_t g_n_stats;
+
+static void collect_stats(const char *logfile, const char *label) {
+  if (g_n_stats >= sizeof g_stats / sizeof g_stats[0]) return;
+  FILE *f = fopen(logfile, "r");
+  if (f == NULL) return;
+  server_stats *st = &g_stats[g_n_stats++];
+  memset(st, 0, sizeof *st);
+  snprintf(st->label, sizeof st->label, "%s", label);
+  char line[2048];
+  while (fgets(line, sizeof line, f) != NULL) {
+    const char *p = strstr(line, "stats: ");
+    if (p == NULL) continue;
+    p += 7;
+    for (;;) {
+      while (*p == ' ') p++;
+      const char *eq = strchr(p, '=');
+      const char *sp = strchr(p, ' ');
+      if (eq == NULL || (sp != NULL && sp < eq)) break;
+      char *end;
+      unsigned long long v = strtoull(eq + 1, &end, 10);
+      size_t kl = (size_t)(eq - p);
+      if (end != eq + 1 && kl > 0 && kl < sizeof st->key[0] &&
+          st->n < STATS_MAX) {
+        memcpy(st->key[st->n], p, kl);
+        st->key[st->n][kl] = '\0';
+        st->val[st->n++] = v;
+      }
+      p = end;
+      while (*p != '\0' && *p != ' ' && *p != '\n') p++;
+      if (*p != ' ') break;
+    }
+  }
+  fclose(f);
+}
 
 static char g_rate_opts[128]; /* extra server options, "" if none */
 static int g_rate_checked;
@@ -482,8 +529,13 @@ static void server_start(server_proc *sp, const opts *o, int store,
   argv[n++] = (char *)"0";
   argv[n++] = (char *)"--bind";
   argv[n++] = (char *)"127.0.0.1";
+  /* info: the statistics it logs at exit; to a file */
+  make_tmpdir(o, "log", sp->logdir, sizeof sp->logdir);
+  snprintf(sp->logfile, sizeof sp->logfile, "%s/server.log", sp->logdir);
   argv[n++] = (char *)"--log-level";
-  argv[n++] = (char *)"error";
+  argv[n++] = (char *)"info";
+  argv[n++] = (char *)"--log-file";
+  argv[n++] = sp->logfile;
   sp->dir[0] = '\0';
   if (store == 2) {
     argv[n++] = (char *)"--store";
@@ -512,12 +564,20 @@ static void server_start(server_proc *sp, const opts *o, int store,
   sp->addr = loopback(sp->port);
 }
 
-static void server_stop(server_proc *sp) {
+static void server_stop(server_proc *sp, const char *label) {
   int st = stop_child(sp->pid, SIGTERM);
-  if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
-    fprintf(stderr, "bench_rr: warning: server exit status %d\n", st);
+  if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+    fprintf(stderr, "bench_rr: warning: server exit status %d; its log:\n", st);
+    FILE *f = fopen(sp->logfile, "r");
+    char line[1024];
+    while (f != NULL && fgets(line, sizeof line, f) != NULL)
+      fputs(line, stderr);
+    if (f != NULL) fclose(f);
+  }
+  collect_stats(sp->logfile, label);
   close(sp->out_fd);
   if (sp->dir[0] != '\0') rm_tree(sp->dir);
+  rm_tree(sp->logdir);
   sp->pid = 0;
 }
 
@@ -946,7 +1006,7 @@ static void run_cheap(const opts *o, cheap_result *cr) {
     rate_add(&cr->echo, &b);
   }
   echo_stop(&ep);
-  server_stop(&sp);
+  server_stop(&sp, "cheap");
   for (size_t i = 0; i < k; i++) {
     sess_close(&ss[i]);
     sess_close(&es[i]);
@@ -1176,7 +1236,7 @@ static void run_saves(const opts *o, saves_result *res) {
     for (size_t fi = 0; fi < o->n_inflight && res->n_runs < 16; fi++)
       saves_phase(o, ss, n_send, to, n_to, store, o->inflight[fi],
                   &res->runs[res->n_runs++]);
-    server_stop(&sp);
+    server_stop(&sp, store == 2 ? "saves_memory" : "saves_sqlite");
     for (size_t i = 0; i < n_send; i++) sess_close(&ss[i]);
   }
   free(ss);
@@ -1437,7 +1497,7 @@ static void run_p2p(const opts *o, p2p_result *res) {
   pthread_join(th, NULL);
   close(cout);
   sess_close(&a);
-  server_stop(&sp);
+  server_stop(&sp, "p2p");
   rm_tree(state);
 
   res->ran = 1;
@@ -1578,6 +1638,15 @@ static void write_json(const opts *o, const cheap_result *cr,
     }
     fprintf(f, "]}, ");
   }
+  fprintf(f, "\"server_stats\": {");
+  for (size_t i = 0; i < g_n_stats; i++) {
+    fprintf(f, "\"%s\": {", g_stats[i].label);
+    for (size_t k = 0; k < g_stats[i].n; k++)
+      fprintf(f, "\"%s\": %llu%s", g_stats[i].key[k], g_stats[i].val[k],
+              k + 1 < g_stats[i].n ? ", " : "");
+    fprintf(f, "}%s", i + 1 < g_n_stats ? ", " : "");
+  }
+  fprintf(f, "}, ");
   fprintf(f, "\"p2p\": ");
   if (!pr->ran) {
     fprintf(f, "null");

@@ -265,6 +265,28 @@ def verdict(ok):
     return "-" if ok is None else ("**pass**" if ok else "**miss**")
 
 
+def io_note(rr, label):
+    """One sentence on the server's I/O batching, from the statistics it
+    logged at exit (only what that server binary reports)."""
+    st = (rr.get("server_stats") or {}).get(label) or {}
+    parts = []
+    if st.get("recvmmsg"):
+        parts.append(f"{fmt(st.get('rx_datagrams', st.get('rx')))} datagrams "
+                     f"in {fmt(st['recvmmsg'])} recvmmsg calls "
+                     f"({fmt(st.get('rx_datagrams', st.get('rx', 0)) / st['recvmmsg'], 1)} per call)")
+    if st.get("sendmmsg"):
+        parts.append(f"{fmt(st.get('tx_datagrams', st.get('tx')))} sent in "
+                     f"{fmt(st['sendmmsg'])} sendmmsg calls "
+                     f"({fmt(st.get('tx_datagrams', st.get('tx', 0)) / st['sendmmsg'], 1)} per call)")
+    for k in ("dropped_rate_limited", "dropped_session_rate_limited",
+              "dropped_held_full", "send_dropped", "send_errors"):
+        if st.get(k):
+            parts.append(f"{k} {fmt(st[k])}")
+    if not parts:
+        return ""
+    return f"Server `{label}` (its exit statistics): " + "; ".join(parts) + "."
+
+
 def markdown(res, plot_files):
     m = res.get("machine", {})
     d = res.get("durations_s", {})
@@ -391,6 +413,10 @@ def markdown(res, plot_files):
         L.append(table(["store", "in flight", "SAVEs/s", "p50 ms", "p99 ms",
                         "SAVED", "retransmissions", "not SAVED"], rows,
                        ["---"] + ["---:"] * 7) + "\n")
+        for lab in ("saves_sqlite", "saves_memory"):
+            n = io_note(rr, lab)
+            if n:
+                L.append(n + "\n")
         if "saves.svg" in plot_files:
             L.append("![durable save rate vs in flight and batch size]"
                      "(bench/plots/saves.svg)\n")
@@ -435,6 +461,9 @@ def markdown(res, plot_files):
         L.append(f"Ratio of the rates, server / echo: **{fmt(ch['ratio'], 3)}"
                  "** (goal >= 0.60). Ratio of the CPU time per reply, echo / "
                  f"server: {fmt(ch.get('cpu_ratio_echo_over_server'), 3)}.\n")
+        n = io_note(rr, "cheap")
+        if n:
+            L.append(n + "\n")
     else:
         L.append("Not measured in this run.\n")
 
