@@ -35,6 +35,15 @@ static int parse_count(const char *s, uint32_t *out) {
   return 0;
 }
 
+/* A rate-limit option: a count, or "unlimited" (UINT32_MAX: no limit). */
+static int parse_limit(const char *s, uint32_t *out) {
+  if (strcmp(s, "unlimited") == 0) {
+    *out = UINT32_MAX;
+    return 0;
+  }
+  return parse_count(s, out);
+}
+
 typedef struct {
   const char *name;
   int takes_value;
@@ -42,12 +51,17 @@ typedef struct {
 } long_opt;
 
 static const long_opt long_opts[] = {
-    {"help", 0, 3},       {"version", 0, 3},     {"bind", 1, 3},
-    {"operator", 1, 1},   {"max-clients", 1, 1}, {"mail-per-recipient", 1, 1},
-    {"mail-total", 1, 1}, {"log-level", 1, 3},   {"log-file", 1, 3},
-    {"state-dir", 1, 2},  {"no-color", 0, 2},    {"timestamps", 1, 2},
-    {"notify-cmd", 1, 2}, {"no-history", 0, 2},  {"mail-quota", 1, 1},
-    {"store", 1, 1},      {"data-dir", 1, 1},    {"mail-expiry-days", 1, 1},
+    {"help", 0, 3},         {"version", 0, 3},
+    {"bind", 1, 3},         {"operator", 1, 1},
+    {"max-clients", 1, 1},  {"mail-per-recipient", 1, 1},
+    {"mail-total", 1, 1},   {"log-level", 1, 3},
+    {"log-file", 1, 3},     {"state-dir", 1, 2},
+    {"no-color", 0, 2},     {"timestamps", 1, 2},
+    {"notify-cmd", 1, 2},   {"no-history", 0, 2},
+    {"mail-quota", 1, 1},   {"store", 1, 1},
+    {"data-dir", 1, 1},     {"mail-expiry-days", 1, 1},
+    {"source-rate", 1, 1},  {"source-burst", 1, 1},
+    {"session-rate", 1, 1}, {"session-burst", 1, 1},
 };
 
 static const long_opt *find_long(const char *name, size_t len) {
@@ -68,6 +82,8 @@ int udpc_args_parse(udpc_args *out, int argc, char **argv, char *err,
   const char *bind = NULL, *log_file = NULL, *state_dir = NULL;
   uint32_t max_clients = 0, mail_per_recipient = 0, mail_total = 0;
   uint32_t mail_expiry_days = 0;
+  uint32_t source_rate = 0, source_burst = 0;
+  uint32_t session_rate = 0, session_burst = 0;
   const char *data_dir = NULL;
   int store_kind = 0;
   const char *log_level_name = NULL;
@@ -144,6 +160,23 @@ int udpc_args_parse(udpc_args *out, int argc, char **argv, char *err,
         if (parse_count(val, dst) != 0)
           return args_error(err, err_cap,
                             "invalid count '%s': must be 1-4294967295", val);
+      } else if (strcmp(lo->name, "source-rate") == 0 ||
+                 strcmp(lo->name, "source-burst") == 0 ||
+                 strcmp(lo->name, "session-rate") == 0 ||
+                 strcmp(lo->name, "session-burst") == 0) {
+        uint32_t *dst = &session_burst;
+        if (strcmp(lo->name, "source-rate") == 0)
+          dst = &source_rate;
+        else if (strcmp(lo->name, "source-burst") == 0)
+          dst = &source_burst;
+        else if (strcmp(lo->name, "session-rate") == 0)
+          dst = &session_rate;
+        if (parse_limit(val, dst) != 0) {
+          udpc_fs_err(err, err_cap,
+                      "invalid --%s '%s': must be 1-4294967295 or unlimited",
+                      lo->name, val);
+          return UDPC_ARGS_ERROR;
+        }
       } else if (strcmp(lo->name, "log-level") == 0) {
         if (udpc_log_level_parse(val) < 0)
           return args_error(err, err_cap,
@@ -235,6 +268,10 @@ int udpc_args_parse(udpc_args *out, int argc, char **argv, char *err,
     so.store = store_kind;
     so.data_dir = data_dir;
     so.mail_expiry_days = mail_expiry_days;
+    so.source_rate = source_rate;
+    so.source_burst = source_burst;
+    so.session_rate = session_rate;
+    so.session_burst = session_burst;
     so.log_level = log_level_name != NULL ? udpc_log_level_parse(log_level_name)
                                           : UDPC_LOG_INFO;
     so.log_file = log_file;

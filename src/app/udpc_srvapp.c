@@ -216,6 +216,10 @@ int udpc_srvapp_run(const udpc_srvapp_opts *o) {
   cfg.max_clients = o->max_clients;
   cfg.mail_per_recipient = o->mail_per_recipient;
   cfg.mail_total = o->mail_total;
+  cfg.source_rate = o->source_rate;
+  cfg.source_burst = o->source_burst;
+  cfg.session_rate = o->session_rate;
+  cfg.session_burst = o->session_burst;
   int kind = 0;
   char db_path[4200];
   store = udpc_srvstore_open(o->store, o->data_dir, &kind, db_path,

@@ -21,6 +21,10 @@ typedef struct {
   int store;                 /* UDPC_SRVSTORE_* (udpc_srvstore.h); 0: default */
   const char *data_dir;      /* NULL: the default data directory */
   uint32_t mail_expiry_days; /* 0: stored mail never expires */
+  /* Rate limits (udpc_server_config): datagrams per second and bucket
+   * sizes; 0: the core's default, UINT32_MAX: no limit. */
+  uint32_t source_rate, source_burst;
+  uint32_t session_rate, session_burst;
 } udpc_srvapp_opts;
 
 /* Runs until SIGINT/SIGTERM. Returns the process exit status. */

@@ -186,3 +186,18 @@ def test_cli_client_bind_family_mismatch_exit_1(server, bind, tmp_path):
 def test_cli_bad_count_exit_2(opt, val):
     assert_usage_error(run_cli("-s", "0", opt, val),
                        re.escape(f"invalid count '{val}'"))
+
+
+@pytest.mark.parametrize("opt", ["--source-rate", "--source-burst",
+                                 "--session-rate", "--session-burst"])
+@pytest.mark.parametrize("val", ["0", "-1", "x", "4294967296", "",
+                                 "Unlimited"])
+def test_cli_bad_rate_limit_exit_2(opt, val):
+    assert_usage_error(run_cli("-s", "0", opt, val),
+                       re.escape(f"invalid {opt} '{val}': must be "
+                                 "1-4294967295 or unlimited"))
+
+
+def test_cli_rate_limits_are_server_options():
+    assert_usage_error(run_cli("-c", "x", "127.0.0.1", "5000", "0",
+                               "--session-rate", "5"), r"server \(-s\) only")
