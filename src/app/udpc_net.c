@@ -8,10 +8,14 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 int udpc_net_parse_port(const char *s, uint16_t *out, char *err,
@@ -58,32 +62,47 @@ static int from_sockaddr(const struct sockaddr_storage *ss, udpc_addr *out) {
   return -1;
 }
 
+/* An IPv4 or IPv6 socket address, small enough to keep one per queued
+ * datagram. */
+typedef union {
+  struct sockaddr sa;
+  struct sockaddr_in sin;
+  struct sockaddr_in6 sin6;
+} net_sa;
+
 /* udpc_addr -> sockaddr suitable for a socket of family sock_family. */
-static int to_sockaddr(const udpc_addr *a, int sock_family,
-                       struct sockaddr_storage *ss, socklen_t *len) {
-  memset(ss, 0, sizeof *ss);
+static int to_net_sa(const udpc_addr *a, int sock_family, net_sa *u,
+                     socklen_t *len) {
+  memset(u, 0, sizeof *u);
   if (sock_family == AF_INET) {
     if (a->family != 4) return -1;
-    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-    sin->sin_family = AF_INET;
-    memcpy(&sin->sin_addr, a->ip, 4);
-    sin->sin_port = htons(a->port);
-    *len = sizeof *sin;
+    u->sin.sin_family = AF_INET;
+    memcpy(&u->sin.sin_addr, a->ip, 4);
+    u->sin.sin_port = htons(a->port);
+    *len = sizeof u->sin;
     return 0;
   }
-  struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-  sin6->sin6_family = AF_INET6;
+  u->sin6.sin6_family = AF_INET6;
   if (a->family == 4) {
-    sin6->sin6_addr.s6_addr[10] = 0xff;
-    sin6->sin6_addr.s6_addr[11] = 0xff;
-    memcpy(&sin6->sin6_addr.s6_addr[12], a->ip, 4);
+    u->sin6.sin6_addr.s6_addr[10] = 0xff;
+    u->sin6.sin6_addr.s6_addr[11] = 0xff;
+    memcpy(&u->sin6.sin6_addr.s6_addr[12], a->ip, 4);
   } else if (a->family == 6) {
-    memcpy(&sin6->sin6_addr, a->ip, 16);
+    memcpy(&u->sin6.sin6_addr, a->ip, 16);
   } else {
     return -1;
   }
-  sin6->sin6_port = htons(a->port);
-  *len = sizeof *sin6;
+  u->sin6.sin6_port = htons(a->port);
+  *len = sizeof u->sin6;
+  return 0;
+}
+
+static int to_sockaddr(const udpc_addr *a, int sock_family,
+                       struct sockaddr_storage *ss, socklen_t *len) {
+  net_sa u;
+  memset(ss, 0, sizeof *ss);
+  if (to_net_sa(a, sock_family, &u, len) != 0) return -1;
+  memcpy(ss, &u, *len);
   return 0;
 }
 
@@ -322,4 +341,231 @@ void udpc_net_format_addr(const udpc_addr *a, char *buf, size_t cap) {
     snprintf(buf, cap, "[%s]:%u", ip, (unsigned)a->port);
   else
     snprintf(buf, cap, "%s:%u", ip, (unsigned)a->port);
+}
+
+/* ---- Socket buffers ------------------------------------------------------ */
+static int set_buf(int fd, int force_opt, int opt, int want) {
+  /* The FORCE variants (CAP_NET_ADMIN) go beyond net.core.[rw]mem_max; the
+   * plain ones are capped there. Failure is harmless. */
+  if (setsockopt(fd, SOL_SOCKET, force_opt, &want, sizeof want) != 0) {
+    if (setsockopt(fd, SOL_SOCKET, opt, &want, sizeof want) != 0) {
+      /* best effort */
+    }
+  }
+  int got = -1;
+  socklen_t gl = sizeof got;
+  if (getsockopt(fd, SOL_SOCKET, opt, &got, &gl) != 0) got = -1;
+  return got;
+}
+
+void udpc_net_set_buffers(const udpc_net_sock *s, int want, int *rcv,
+                          int *snd) {
+  *rcv = set_buf(s->fd, SO_RCVBUFFORCE, SO_RCVBUF, want);
+  *snd = set_buf(s->fd, SO_SNDBUFFORCE, SO_SNDBUF, want);
+}
+
+/* ---- Batched receive ------------------------------------------------------ */
+#define NET_RX_DGRAM (UDPC_MAX_PACKET + 1)
+
+struct udpc_net_rx {
+  struct mmsghdr msgs[UDPC_NET_BATCH];
+  struct iovec iov[UDPC_NET_BATCH];
+  struct sockaddr_storage addrs[UDPC_NET_BATCH];
+  int n; /* datagrams of the last recv */
+  uint8_t buf[UDPC_NET_BATCH][NET_RX_DGRAM];
+};
+
+udpc_net_rx *udpc_net_rx_new(void) {
+  udpc_net_rx *rx = calloc(1, sizeof *rx);
+  if (rx == NULL) return NULL;
+  for (int i = 0; i < UDPC_NET_BATCH; i++) {
+    rx->iov[i].iov_base = rx->buf[i];
+    rx->iov[i].iov_len = NET_RX_DGRAM;
+    rx->msgs[i].msg_hdr.msg_iov = &rx->iov[i];
+    rx->msgs[i].msg_hdr.msg_iovlen = 1;
+    rx->msgs[i].msg_hdr.msg_name = &rx->addrs[i];
+  }
+  return rx;
+}
+
+void udpc_net_rx_free(udpc_net_rx *rx) { free(rx); }
+
+int udpc_net_rx_recv(udpc_net_rx *rx, const udpc_net_sock *s, char *err,
+                     size_t err_cap) {
+  rx->n = 0;
+  for (int i = 0; i < UDPC_NET_BATCH; i++) {
+    /* The kernel overwrites these per message: reset what it changed. */
+    rx->msgs[i].msg_hdr.msg_namelen = sizeof rx->addrs[i];
+    rx->msgs[i].msg_hdr.msg_flags = 0;
+    rx->msgs[i].msg_len = 0;
+  }
+  for (;;) {
+    int n = recvmmsg(s->fd, rx->msgs, UDPC_NET_BATCH, MSG_DONTWAIT, NULL);
+    if (n >= 0) {
+      rx->n = n;
+      return n;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+    /* ICMP errors surfacing on the socket (ECONNREFUSED and friends) say
+     * nothing about the next datagram: report and let the caller go on. */
+    udpc_fs_err(err, err_cap, "recvmmsg: %s", strerror(errno));
+    return -1;
+  }
+}
+
+int udpc_net_rx_get(const udpc_net_rx *rx, int i, const uint8_t **data,
+                    size_t *len, udpc_addr *from) {
+  if (i < 0 || i >= rx->n) return -1;
+  const struct mmsghdr *m = &rx->msgs[i];
+  if (from_sockaddr(&rx->addrs[i], from) != 0) return -1; /* not IP: drop */
+  size_t n = m->msg_len;
+  /* Truncated: report one byte more than the core accepts, so it is
+   * dropped as too long rather than decoded from a prefix. */
+  if ((m->msg_hdr.msg_flags & MSG_TRUNC) != 0 || n > NET_RX_DGRAM)
+    n = NET_RX_DGRAM;
+  *data = rx->buf[i];
+  *len = n;
+  return 0;
+}
+
+/* ---- Batched send ----------------------------------------------------------- */
+typedef struct {
+  net_sa to;
+  uint8_t data[UDPC_MAX_PACKET];
+} net_tx_slot;
+
+struct udpc_net_tx {
+  int fd, family, wait_ms;
+  size_t cap, n;
+  udpc_net_tx_stats st;
+  net_tx_slot *slots;
+  struct mmsghdr *msgs;
+  struct iovec *iov;
+};
+
+udpc_net_tx *udpc_net_tx_new(const udpc_net_sock *s, size_t cap, int wait_ms) {
+  if (cap == 0 || cap > 1024) return NULL;
+  udpc_net_tx *q = calloc(1, sizeof *q);
+  if (q == NULL) return NULL;
+  q->slots = calloc(cap, sizeof *q->slots);
+  q->msgs = calloc(cap, sizeof *q->msgs);
+  q->iov = calloc(cap, sizeof *q->iov);
+  if (q->slots == NULL || q->msgs == NULL || q->iov == NULL) {
+    udpc_net_tx_free(q);
+    return NULL;
+  }
+  q->fd = s->fd;
+  q->family = s->family;
+  q->wait_ms = wait_ms < 0 ? 0 : wait_ms;
+  q->cap = cap;
+  for (size_t i = 0; i < cap; i++) {
+    q->iov[i].iov_base = q->slots[i].data;
+    q->msgs[i].msg_hdr.msg_iov = &q->iov[i];
+    q->msgs[i].msg_hdr.msg_iovlen = 1;
+    q->msgs[i].msg_hdr.msg_name = &q->slots[i].to;
+  }
+  return q;
+}
+
+void udpc_net_tx_free(udpc_net_tx *q) {
+  if (q == NULL) return;
+  free(q->slots);
+  free(q->msgs);
+  free(q->iov);
+  free(q);
+}
+
+size_t udpc_net_tx_pending(const udpc_net_tx *q) { return q->n; }
+
+void udpc_net_tx_get_stats(const udpc_net_tx *q, udpc_net_tx_stats *out) {
+  *out = q->st;
+}
+
+static int64_t net_mono_ms(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return 0;
+  return (int64_t)ts.tv_sec * 1000 + (int64_t)(ts.tv_nsec / 1000000);
+}
+
+size_t udpc_net_tx_flush(udpc_net_tx *q, char *err, size_t err_cap) {
+  size_t i = 0, lost = 0, n = q->n;
+  int64_t deadline = -1; /* set at the first EAGAIN / ENOBUFS */
+  if (n > q->st.max_queue) q->st.max_queue = n;
+  while (i < n) {
+    q->st.calls++;
+    int r = sendmmsg(q->fd, &q->msgs[i], (unsigned)(n - i),
+                     MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (r > 0) {
+      i += (size_t)r;
+      q->st.sent += (uint64_t)r;
+      continue;
+    }
+    int e = r < 0 ? errno : EIO;
+    if (e == EINTR) continue;
+    if (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS) {
+      int64_t t = net_mono_ms();
+      if (deadline < 0) deadline = t + q->wait_ms;
+      if (t >= deadline) {
+        udpc_fs_err(err, err_cap,
+                    "sendmmsg: %s for %d ms: dropped %zu datagram%s",
+                    strerror(e), q->wait_ms, n - i, n - i == 1 ? "" : "s");
+        q->st.dropped += n - i;
+        lost += n - i;
+        break;
+      }
+      q->st.waits++;
+      /* ENOBUFS does not wake POLLOUT: give it a millisecond instead. A
+       * failing poll just leads to the next try (and the deadline). */
+      struct pollfd p = {.fd = q->fd, .events = POLLOUT, .revents = 0};
+      int left = (int)(deadline - t);
+      int pr = e == ENOBUFS ? poll(NULL, 0, 1) : poll(&p, 1, left);
+      (void)pr;
+      continue;
+    }
+    /* This datagram is refused (e.g. EMSGSIZE, EINVAL, an ICMP error
+     * reported on the socket): count it, keep the order of the rest. */
+    char a[UDPC_NET_ADDRSTR_MAX];
+    udpc_addr to;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    memcpy(&ss, &q->slots[i].to, sizeof q->slots[i].to);
+    if (from_sockaddr(&ss, &to) == 0)
+      udpc_net_format_addr(&to, a, sizeof a);
+    else
+      snprintf(a, sizeof a, "?");
+    udpc_fs_err(err, err_cap, "sendmmsg %s: %s", a, strerror(e));
+    q->st.errors++;
+    lost++;
+    i++;
+  }
+  q->n = 0;
+  return lost;
+}
+
+int udpc_net_tx_add(udpc_net_tx *q, const udpc_addr *to, const uint8_t *data,
+                    size_t len, char *err, size_t err_cap) {
+  if (len > UDPC_MAX_PACKET) {
+    q->st.errors++;
+    udpc_fs_err(err, err_cap, "send: datagram of %zu bytes is too long", len);
+    return -1;
+  }
+  /* Full: send what is queued first (losses show in the counters). */
+  if (q->n == q->cap) (void)udpc_net_tx_flush(q, NULL, 0);
+  net_tx_slot *sl = &q->slots[q->n];
+  socklen_t sl_len = 0;
+  if (to_net_sa(to, q->family, &sl->to, &sl_len) != 0) {
+    char a[UDPC_NET_ADDRSTR_MAX];
+    udpc_net_format_addr(to, a, sizeof a);
+    udpc_fs_err(err, err_cap,
+                "send %s: address family not usable on this socket", a);
+    q->st.errors++;
+    return -1;
+  }
+  if (len > 0) memcpy(sl->data, data, len);
+  q->iov[q->n].iov_len = len;
+  q->msgs[q->n].msg_hdr.msg_namelen = sl_len;
+  q->msgs[q->n].msg_len = 0;
+  q->n++;
+  return 0;
 }

@@ -19,6 +19,8 @@
 
 #define UDPC_NET_ADDRSTR_MAX 64 /* "[" + INET6_ADDRSTRLEN + "]:" + port */
 #define UDPC_NET_RCVBUF (4 * 1024 * 1024)
+/* Datagrams per recvmmsg/sendmmsg call at most (batched I/O below). */
+#define UDPC_NET_BATCH 64
 
 typedef struct {
   int fd;
@@ -55,6 +57,71 @@ int udpc_net_sendto(const udpc_net_sock *s, const udpc_addr *to,
  * empty datagram, -2 when nothing is waiting, -1 on error. */
 ssize_t udpc_net_recvfrom(const udpc_net_sock *s, uint8_t *buf, size_t cap,
                           udpc_addr *from, char *err, size_t err_cap);
+
+/* Ask for socket buffers of `want` bytes each (SO_RCVBUFFORCE and
+ * SO_SNDBUFFORCE when permitted, else SO_RCVBUF / SO_SNDBUF, capped by the
+ * kernel). *rcv and *snd get the sizes getsockopt reports afterwards (Linux
+ * reports twice the value it was given: the bookkeeping overhead), or -1
+ * when unknown. Best effort: never fails. */
+void udpc_net_set_buffers(const udpc_net_sock *s, int want, int *rcv, int *snd);
+
+/* ---- Batched I/O (recvmmsg / sendmmsg), for the server ----------------
+ * Both objects are allocated once, at start; nothing on the per-datagram
+ * path allocates. */
+
+/* Receive side: UDPC_NET_BATCH buffers of UDPC_MAX_PACKET + 1 bytes. */
+typedef struct udpc_net_rx udpc_net_rx;
+udpc_net_rx *udpc_net_rx_new(void);
+void udpc_net_rx_free(udpc_net_rx *rx);
+
+/* One recvmmsg without blocking: returns the number of datagrams received
+ * (0 when nothing is waiting), or -1 with err (e.g. an ICMP error surfacing
+ * on the socket: the caller goes on). */
+int udpc_net_rx_recv(udpc_net_rx *rx, const udpc_net_sock *s, char *err,
+                     size_t err_cap);
+
+/* The i-th datagram of the last udpc_net_rx_recv. *len is at most
+ * UDPC_MAX_PACKET + 1: a longer datagram was truncated to that (the core
+ * drops anything longer than UDPC_MAX_PACKET). IPv4-mapped IPv6 sources are
+ * unmapped as in udpc_net_recvfrom. Returns 0, or -1 for a source that is
+ * not IP (skip it). */
+int udpc_net_rx_get(const udpc_net_rx *rx, int i, const uint8_t **data,
+                    size_t *len, udpc_addr *from);
+
+/* Send side: a FIFO of preallocated slots sent with sendmmsg. Datagrams
+ * leave in the order they were queued. When the socket buffer is full
+ * (EAGAIN, ENOBUFS) a flush waits for POLLOUT at most wait_ms in all, then
+ * drops what is left (counted; UDP is lossy and the protocol retransmits);
+ * a datagram the kernel refuses for another reason is counted and skipped. */
+typedef struct udpc_net_tx udpc_net_tx;
+
+typedef struct {
+  uint64_t calls;     /* sendmmsg calls */
+  uint64_t sent;      /* datagrams the kernel took */
+  uint64_t waits;     /* polls for POLLOUT after EAGAIN / ENOBUFS */
+  uint64_t dropped;   /* datagrams dropped after the wait ran out */
+  uint64_t errors;    /* datagrams refused (address unusable, EMSGSIZE...) */
+  uint64_t max_queue; /* largest number of datagrams sent by one flush */
+} udpc_net_tx_stats;
+
+/* cap: slots (1..1024); wait_ms: the POLLOUT budget of one flush. The
+ * socket is borrowed and must outlive the queue. */
+udpc_net_tx *udpc_net_tx_new(const udpc_net_sock *s, size_t cap, int wait_ms);
+void udpc_net_tx_free(udpc_net_tx *q);
+
+/* Copy one datagram into the queue (flushing first when it is full).
+ * Returns 0, or -1 with err when the address is not usable on the socket
+ * or the datagram is longer than UDPC_MAX_PACKET (counted in errors). */
+int udpc_net_tx_add(udpc_net_tx *q, const udpc_addr *to, const uint8_t *data,
+                    size_t len, char *err, size_t err_cap);
+
+/* Send everything queued. Returns the number of datagrams dropped or
+ * refused by this flush (the last reason in err), 0 when all went out. */
+size_t udpc_net_tx_flush(udpc_net_tx *q, char *err, size_t err_cap);
+
+/* Queued, not yet sent. */
+size_t udpc_net_tx_pending(const udpc_net_tx *q);
+void udpc_net_tx_get_stats(const udpc_net_tx *q, udpc_net_tx_stats *out);
 
 /* "127.0.0.1:40123" or "[::1]:40123". */
 void udpc_net_format_addr(const udpc_addr *a, char *buf, size_t cap);

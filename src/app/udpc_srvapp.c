@@ -1,15 +1,23 @@
 /*
  * udpc_srvapp.c - the server driver (see udpc_srvapp.h).
  *
- * Per readable socket: drain up to SRV_BATCH datagrams with MSG_DONTWAIT,
- * feed each to udpc_server_recv, then udpc_server_flush once (commit, then
- * the held acknowledgements go out). Timer: udpc_server_next_deadline /
- * handle_expiry, also followed by a flush. `now` is CLOCK_REALTIME in ms
- * (the core stamps stored mail with it).
+ * Per readable socket (the hot path): recvmmsg batches of up to
+ * UDPC_NET_BATCH datagrams, at most SRV_RX_CAP per wake-up so that timers
+ * and commits are not starved; each datagram goes to udpc_server_recv with
+ * one `now` per batch. What the core sends (io.send) is copied into a
+ * preallocated queue (udpc_net_tx) and leaves with sendmmsg after each
+ * receive batch, so the replies that need no commit (HEARTBEAT_ACK,
+ * TABLE_PAGE ...) are not held back by later batches. After the wake-up's
+ * last batch, udpc_server_flush once (commit, then the held
+ * acknowledgements and table deltas), and one more sendmmsg. Nothing on
+ * this path allocates or formats a log line at the default (info) level.
+ * Timer: udpc_server_next_deadline / handle_expiry, also followed by a
+ * flush. `now` is CLOCK_REALTIME in ms (the core stamps stored mail with
+ * it).
  *
- * The flush is the group-commit point: every request of one batch goes into
- * one store transaction, and the batch's acknowledgements leave only after
- * it committed. A failed commit is logged and the batch's acknowledgements
+ * The flush is the group-commit point: every request of one wake-up goes
+ * into one store transaction, and its acknowledgements leave only after it
+ * committed. A failed commit is logged and the batch's acknowledgements
  * withheld (clients retransmit); when commits keep failing for
  * SRV_STORE_GIVE_UP_MS (and at least SRV_STORE_GIVE_UP_N flushes in a row),
  * the server stops with exit status 1. Mail expiry (--mail-expiry-days, SQLite
@@ -30,8 +38,15 @@
 #include "udpc_store_sqlite.h"
 #include "udpchat.h"
 
-#define SRV_BATCH 256
-#define SRV_RXBUF 65536
+/* Datagrams received per wake-up at most (several recvmmsg batches). */
+#define SRV_RX_CAP 256
+/* Send queue slots; a full queue is sent at once (sendmmsg). */
+#define SRV_TX_SLOTS 256
+/* A full socket send buffer: wait this long for room, per flush, then drop
+ * the rest of the queue (counted). */
+#define SRV_TX_WAIT_MS 10
+/* Socket buffers asked for (SO_RCVBUF / SO_SNDBUF). */
+#define SRV_SOCKBUF (8 * 1024 * 1024)
 #define SRV_STORE_GIVE_UP_MS 60000u
 #define SRV_STORE_GIVE_UP_N 20u
 #define SRV_EXPIRY_PERIOD_MS 3600000u
@@ -41,7 +56,6 @@ typedef struct {
   udpc_net_sock sock;
   udpc_server *server;
   udpc_loop *loop;
-  uint64_t send_errors;
   udpc_store *store;
   uint32_t expiry_days;    /* 0: off */
   uint64_t next_expiry;    /* wall clock ms */
@@ -49,21 +63,41 @@ typedef struct {
   uint32_t fails_in_a_row; /* failed flushes since the last good one */
   uint64_t commit_failures;
   int fatal;
-  uint8_t rx[SRV_RXBUF];
+  udpc_net_rx *rx;
+  udpc_net_tx *tx;
+  uint64_t rx_calls, rx_datagrams, rx_wakeups, rx_errors;
+  int tx_warned; /* the first send loss was logged as a warning */
 } srvapp;
 
+/* io.send: copy into the send queue (sent by srv_tx_flush). */
 static void srv_send(void *ctx, const udpc_addr *to, const uint8_t *data,
                      size_t len) {
   srvapp *a = ctx;
   char err[256];
-  if (udpc_net_sendto(&a->sock, to, data, len, err, sizeof err) != 0) {
-    a->send_errors++;
+  if (udpc_net_tx_add(a->tx, to, data, len, err, sizeof err) != 0)
     udpc_log(UDPC_LOG_DEBUG, "%s", err);
-  }
 }
 
+static void srv_tx_flush(srvapp *a) {
+  if (udpc_net_tx_pending(a->tx) == 0) return;
+  char err[256];
+  err[0] = '\0';
+  if (udpc_net_tx_flush(a->tx, err, sizeof err) == 0) return;
+  if (a->tx_warned) {
+    udpc_log(UDPC_LOG_DEBUG, "%s", err);
+    return;
+  }
+  a->tx_warned = 1; /* once: under overload this would flood the log */
+  udpc_log(UDPC_LOG_WARN,
+           "%s (later losses: send_errors / send_dropped in the "
+           "statistics, details at debug level)",
+           err);
+}
+
+/* Commit (group commit), then send what the core released. */
 static void srv_flush(srvapp *a, uint64_t now) {
   int rc = udpc_server_flush(a->server, now);
+  srv_tx_flush(a);
   if (rc == UDPC_OK) {
     a->fail_since = 0;
     a->fails_in_a_row = 0;
@@ -108,28 +142,42 @@ static void srv_on_socket(udpc_loop *l, int fd, short revents, void *ctx) {
   srvapp *a = ctx;
   (void)fd;
   (void)revents;
-  int got = 0;
-  for (int i = 0; i < SRV_BATCH; i++) {
-    udpc_addr from;
+  int debug = udpc_log_enabled(UDPC_LOG_DEBUG);
+  int total = 0;
+  uint64_t now = 0;
+  a->rx_wakeups++;
+  while (total < SRV_RX_CAP) {
     char err[256];
-    ssize_t n = udpc_net_recvfrom(&a->sock, a->rx, sizeof a->rx, &from, err,
-                                  sizeof err);
-    if (n == -2) break;
-    if (n == -1) {
+    int n = udpc_net_rx_recv(a->rx, &a->sock, err, sizeof err);
+    a->rx_calls++;
+    if (n < 0) {
+      /* An error surfacing on the socket: it is consumed; go on, but
+       * never spin on it. */
+      a->rx_errors++;
       udpc_log(UDPC_LOG_DEBUG, "%s", err);
+      total += UDPC_NET_BATCH;
       continue;
     }
-    size_t len = (size_t)n;
-    if (len > sizeof a->rx) len = sizeof a->rx; /* truncated: core drops */
-    if (udpc_log_enabled(UDPC_LOG_DEBUG)) {
-      char as[UDPC_NET_ADDRSTR_MAX];
-      udpc_net_format_addr(&from, as, sizeof as);
-      udpc_log(UDPC_LOG_DEBUG, "rx %zd bytes from %s", n, as);
+    if (n == 0) break;
+    now = udpc_loop_now(l); /* one clock read per batch */
+    for (int i = 0; i < n; i++) {
+      const uint8_t *data = NULL;
+      size_t len = 0;
+      udpc_addr from;
+      if (udpc_net_rx_get(a->rx, i, &data, &len, &from) != 0) continue;
+      if (debug) {
+        char as[UDPC_NET_ADDRSTR_MAX];
+        udpc_net_format_addr(&from, as, sizeof as);
+        udpc_log(UDPC_LOG_DEBUG, "rx %zu bytes from %s", len, as);
+      }
+      (void)udpc_server_recv(a->server, now, &from, data, len);
     }
-    (void)udpc_server_recv(a->server, udpc_loop_now(l), &from, a->rx, len);
-    got++;
+    a->rx_datagrams += (uint64_t)n;
+    total += n;
+    srv_tx_flush(a);               /* replies that need no commit go out now */
+    if (n < UDPC_NET_BATCH) break; /* drained: poll tells of the next */
   }
-  if (got > 0) srv_flush(a, udpc_loop_now(l));
+  if (now != 0) srv_flush(a, now);
 }
 
 static uint64_t srv_deadline(void *ctx) {
@@ -163,18 +211,29 @@ static void srv_on_signal(udpc_loop *l, int signo, void *ctx) {
   udpc_loop_stop(l);
 }
 
-static void log_stats(const udpc_server *s, uint64_t send_errors) {
+static void log_stats(const srvapp *a) {
+  const udpc_server *s = a->server;
   udpc_server_stats st;
   memset(&st, 0, sizeof st);
   udpc_server_get_stats(s, &st);
+  udpc_net_tx_stats tx;
+  udpc_net_tx_get_stats(a->tx, &tx);
 #define U(x) ((unsigned long long)(x))
   udpc_log(UDPC_LOG_INFO,
            "stats: rx=%llu tx=%llu rx_bytes=%llu tx_bytes=%llu "
            "registered=%llu online=%llu mail_stored=%llu "
-           "mail_delivered=%llu probes_sent=%llu send_errors=%llu",
+           "mail_delivered=%llu probes_sent=%llu send_errors=%llu "
+           "send_dropped=%llu",
            U(st.rx), U(st.tx), U(st.rx_bytes), U(st.tx_bytes), U(st.registered),
            U(st.online), U(st.mail_stored), U(st.mail_delivered),
-           U(st.probes_sent), U(send_errors));
+           U(st.probes_sent), U(tx.errors), U(tx.dropped));
+  udpc_log(UDPC_LOG_INFO,
+           "stats: io wakeups=%llu recvmmsg=%llu rx_datagrams=%llu "
+           "rx_errors=%llu sendmmsg=%llu tx_datagrams=%llu tx_waits=%llu "
+           "tx_max_batch=%llu",
+           U(a->rx_wakeups), U(a->rx_calls), U(a->rx_datagrams),
+           U(a->rx_errors), U(tx.calls), U(tx.sent), U(tx.waits),
+           U(tx.max_queue));
   udpc_log(UDPC_LOG_INFO,
            "stats: dropped_malformed=%llu dropped_bad_session=%llu "
            "dropped_unexpected=%llu dropped_rate_limited=%llu "
@@ -190,7 +249,7 @@ static void log_stats(const udpc_server *s, uint64_t send_errors) {
 }
 
 int udpc_srvapp_run(const udpc_srvapp_opts *o) {
-  static srvapp app; /* large receive buffer: keep it off the stack */
+  static srvapp app;
   srvapp *a = &app;
   char err[512];
   int status = 1;
@@ -206,6 +265,14 @@ int udpc_srvapp_run(const udpc_srvapp_opts *o) {
   if (a->loop == NULL) goto fail;
   if (udpc_net_bind(&a->sock, o->bind, o->port, err, sizeof err) != 0)
     goto fail;
+  a->rx = udpc_net_rx_new();
+  a->tx = udpc_net_tx_new(&a->sock, SRV_TX_SLOTS, SRV_TX_WAIT_MS);
+  if (a->rx == NULL || a->tx == NULL) {
+    snprintf(err, sizeof err, "out of memory");
+    goto fail;
+  }
+  int rcvbuf = -1, sndbuf = -1;
+  udpc_net_set_buffers(&a->sock, SRV_SOCKBUF, &rcvbuf, &sndbuf);
 
   udpc_server_config cfg;
   memset(&cfg, 0, sizeof cfg);
@@ -265,6 +332,10 @@ int udpc_srvapp_run(const udpc_srvapp_opts *o) {
            "operator%s)",
            UDPC_VERSION_STRING, as, o->n_operators,
            o->n_operators == 1 ? "" : "s");
+  udpc_log(UDPC_LOG_INFO,
+           "socket buffers: receive %d, send %d bytes as the kernel reports "
+           "them (asked for %d each)",
+           rcvbuf, sndbuf, SRV_SOCKBUF);
 
   {
     udpc_server_stats st0;
@@ -283,7 +354,8 @@ int udpc_srvapp_run(const udpc_srvapp_opts *o) {
   }
 
   if (udpc_loop_run(a->loop, err, sizeof err) != 0) goto fail;
-  log_stats(a->server, a->send_errors);
+  srv_tx_flush(a);
+  log_stats(a);
   if (a->fatal) {
     snprintf(err, sizeof err, "stopped: the message store keeps failing");
     goto fail;
@@ -297,6 +369,8 @@ fail:
 out:
   udpc_server_free(a->server);
   udpc_store_free(store);
+  udpc_net_tx_free(a->tx);
+  udpc_net_rx_free(a->rx);
   udpc_net_close(&a->sock);
   udpc_loop_free(a->loop);
   udpc_log(UDPC_LOG_INFO, "server stopped");
