@@ -755,6 +755,9 @@ static void test_sqlite_migrates_empty_file_and_version_1(void **state) {
   assert_int_equal(raw_int(t.path, "SELECT count(*) FROM sqlite_master WHERE "
                                    "name = 'mail_ts'"),
                    1);
+  assert_int_equal(raw_int(t.path, "SELECT count(*) FROM sqlite_master WHERE "
+                                   "name = 'mail_dedupe'"),
+                   0);
   tmp_remove(&t);
 }
 
@@ -945,8 +948,9 @@ static void test_sqlite_expire_failure_keeps_counts(void **state) {
 }
 
 /* A version-3 file written by the previous release (mailbox rows updated
- * per mail) opens as it is: counts and seqs come from its mailbox rows. */
-static void test_sqlite_opens_version_3_file_counts_and_seqs(void **state) {
+ * per mail, index mail_dedupe) is migrated to version 4 (index dropped):
+ * counts and seqs come from its mailbox rows, mail_find from its mail. */
+static void test_sqlite_migrates_version_3_counts_seqs_dedupe(void **state) {
   (void)state;
   tmpdb t;
   tmp_make(&t);
@@ -980,13 +984,23 @@ static void test_sqlite_opens_version_3_file_counts_and_seqs(void **state) {
                                         (const uint8_t *)"old two", 7, &seq),
                    UDPC_OK);
   assert_true(seq == 11);
+  assert_int_equal(udpc_store_mail_find(st, &bob, &ann, 6,
+                                        (const uint8_t *)"old one", 7, &seq),
+                   UDPC_ERR_NOT_FOUND);
+  assert_int_equal(udpc_store_mail_find(st, &bob, &ann, 5, NULL, 0, &seq),
+                   UDPC_OK);
+  assert_true(seq == 9);
   append(st, "bob", "ann", 7, "new", &seq);
   assert_true(seq == 12);
   append(st, "cat", "ann", 1, "new", &seq);
   assert_true(seq == 40); /* emptied mailbox: seqs never reused */
   assert_int_equal(udpc_store_commit(st), UDPC_OK);
   udpc_store_free(st);
-  assert_int_equal(raw_int(t.path, "PRAGMA user_version"), 3);
+  assert_int_equal(raw_int(t.path, "PRAGMA user_version"),
+                   UDPC_STORE_SQLITE_VERSION);
+  assert_int_equal(raw_int(t.path, "SELECT count(*) FROM sqlite_master WHERE "
+                                   "name = 'mail_dedupe'"),
+                   0);
   assert_int_equal(raw_int(t.path,
                            "SELECT next_seq * 100 + n_mail FROM mailbox WHERE "
                            "recipient = 'bob'"),
@@ -995,6 +1009,100 @@ static void test_sqlite_opens_version_3_file_counts_and_seqs(void **state) {
                            "SELECT next_seq * 100 + n_mail FROM mailbox WHERE "
                            "recipient = 'cat'"),
                    4101);
+  tmp_remove(&t);
+}
+
+static int found(udpc_store *st, const char *to, const char *from, uint32_t id,
+                 const char *text, uint64_t *seq) {
+  udpc_nick t = nk(to), f = nk(from);
+  int rc = udpc_store_mail_find(st, &t, &f, id, (const uint8_t *)text,
+                                text ? strlen(text) : 0, seq);
+  assert_true(rc == UDPC_OK || rc == UDPC_ERR_NOT_FOUND);
+  return rc == UDPC_OK;
+}
+
+/* The in-memory idempotency table follows appends, deletes, expiry,
+ * rollbacks, and is rebuilt from the file at open. */
+static void test_sqlite_dedupe_exact_across_rollback_and_reopen(void **state) {
+  (void)state;
+  tmpdb t;
+  tmp_make(&t);
+  udpc_store *st = open_ok(&t);
+  uint64_t seq = 0;
+  /* Many mails, several recipients and senders: the table grows. */
+  for (uint32_t i = 1; i <= 3000; i++) {
+    char to[16], from[16], txt[32];
+    snprintf(to, sizeof to, "r%u", i % 7);
+    snprintf(from, sizeof from, "s%u", i % 5);
+    snprintf(txt, sizeof txt, "text %u", i);
+    append(st, to, from, i, txt, &seq);
+    if (i % 500 == 0) assert_int_equal(udpc_store_commit(st), UDPC_OK);
+  }
+  assert_true(found(st, "r1", "s1", 1, "text 1", &seq));
+  assert_true(seq == 1);
+  assert_true(found(st, "r1", "s0", 2990, "text 2990", NULL));
+  assert_false(found(st, "r1", "s0", 2990, "text 2991", NULL));
+  assert_false(found(st, "r4", "s0", 2990, NULL, NULL));
+  assert_false(found(st, "r1", "s1", 2990, NULL, NULL));
+  assert_false(found(st, "r1", "s0", 2991, NULL, NULL));
+  assert_false(found(st, "nobody", "s0", 2990, NULL, NULL));
+  /* A reused msg id with another text: both found, each by its text; the
+   * oldest without text. */
+  append(st, "r1", "s1", 1, "reused id", &seq);
+  uint64_t reused = seq;
+  assert_true(found(st, "r1", "s1", 1, "reused id", &seq) && seq == reused);
+  assert_true(found(st, "r1", "s1", 1, "text 1", &seq) && seq == 1);
+  assert_true(found(st, "r1", "s1", 1, NULL, &seq) && seq == 1);
+  assert_int_equal(udpc_store_commit(st), UDPC_OK);
+
+  /* Deleted mail is not found; a rolled-back delete brings it back, a
+   * rolled-back append takes it away. */
+  udpc_nick r1 = nk("r1");
+  uint32_t del;
+  assert_int_equal(udpc_store_mail_delete_upto(st, &r1, 1, &del), UDPC_OK);
+  assert_int_equal(del, 1);
+  assert_false(found(st, "r1", "s1", 1, "text 1", NULL));
+  append(st, "r2", "s9", 77, "tentative", &seq);
+  assert_true(found(st, "r2", "s9", 77, "tentative", NULL));
+  fail_writes = 1;
+  assert_int_equal(udpc_store_commit(st), UDPC_ERR_STORE);
+  fail_writes = 0;
+  assert_true(found(st, "r1", "s1", 1, "text 1", &seq) && seq == 1);
+  assert_false(found(st, "r2", "s9", 77, "tentative", NULL));
+  /* The next append reuses the rolled-back seq: only the new mail counts. */
+  append(st, "r2", "s9", 5078, "another", &seq);
+  assert_false(found(st, "r2", "s9", 77, NULL, NULL));
+  assert_true(found(st, "r2", "s9", 5078, "another", NULL));
+  assert_int_equal(udpc_store_mail_delete_upto(st, &r1, 8, &del), UDPC_OK);
+  assert_int_equal(udpc_store_commit(st), UDPC_OK);
+  assert_false(found(st, "r1", "s1", 1, "text 1", NULL));
+  assert_true(found(st, "r1", "s1", 1, "reused id", NULL));
+
+  /* Expiry (ts = 1000 + id): ids below 1100 go. */
+  uint64_t n = 0;
+  assert_int_equal(udpc_store_sqlite_expire(st, 1100, &n), UDPC_OK);
+  assert_true(n > 0);
+  assert_false(found(st, "r1", "s1", 1, "reused id", NULL));
+  assert_false(found(st, "r3", "s3", 38, NULL, NULL));
+  assert_true(found(st, "r2", "s0", 100, "text 100", NULL));
+  udpc_store_free(st);
+
+  /* Reopen: rebuilt from the file. */
+  st = open_ok(&t);
+  assert_false(found(st, "r1", "s1", 1, NULL, NULL));
+  assert_false(found(st, "r2", "s9", 77, NULL, NULL));
+  assert_true(found(st, "r2", "s9", 5078, "another", NULL));
+  assert_true(found(st, "r2", "s0", 100, "text 100", NULL));
+  assert_true(found(st, "r1", "s0", 2990, "text 2990", NULL));
+  assert_false(found(st, "r1", "s0", 2990, "text 2991", NULL));
+  for (uint32_t i = 100; i <= 3000; i += 37) {
+    char to[16], from[16], txt[32];
+    snprintf(to, sizeof to, "r%u", i % 7);
+    snprintf(from, sizeof from, "s%u", i % 5);
+    snprintf(txt, sizeof txt, "text %u", i);
+    assert_true(found(st, to, from, i, txt, NULL));
+  }
+  udpc_store_free(st);
   tmp_remove(&t);
 }
 
@@ -1069,7 +1177,8 @@ int main(void) {
       cmocka_unit_test(
           test_sqlite_mailbox_cache_exact_across_rollback_and_reopen),
       cmocka_unit_test(test_sqlite_expire_failure_keeps_counts),
-      cmocka_unit_test(test_sqlite_opens_version_3_file_counts_and_seqs),
+      cmocka_unit_test(test_sqlite_migrates_version_3_counts_seqs_dedupe),
+      cmocka_unit_test(test_sqlite_dedupe_exact_across_rollback_and_reopen),
       cmocka_unit_test(test_sqlite_malformed_mailbox_row_refused),
       cmocka_unit_test(test_sqlite_rejects_bad_arguments_and_bad_paths),
   };
