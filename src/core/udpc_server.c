@@ -475,9 +475,40 @@ static void srv_held_drop(udpc_server *s, const udpc_addr *from,
   srv_log(s, 1, &l);
 }
 
+/* Bytes of a udpc_packet the server zeroes before filling one of `type`:
+ * the header and the type's fields, without the entry arrays of pages and
+ * deltas (filled up to their count; a whole udpc_packet is 6.6 KB). */
+static size_t pkt_fixed(uint8_t type) {
+  const udpc_packet *z = NULL;
+  switch (type) {
+    case UDPC_PT_TABLE_PAGE: return offsetof(udpc_packet, u.table_page.entries);
+    case UDPC_PT_TABLE_DELTA:
+      return offsetof(udpc_packet, u.table_delta.entries);
+    case UDPC_PT_MAIL_PAGE: return offsetof(udpc_packet, u.mail_page.mail);
+    case UDPC_PT_SAVE_RESULT:
+      return offsetof(udpc_packet, u) + sizeof z->u.save_result;
+    case UDPC_PT_COOKIE: return offsetof(udpc_packet, u) + sizeof z->u.cookie;
+    case UDPC_PT_KICKED: return offsetof(udpc_packet, u) + sizeof z->u.kicked;
+    case UDPC_PT_REGISTER_RESULT:
+    case UDPC_PT_HEARTBEAT_ACK:
+    case UDPC_PT_DEREG_RESULT:
+    case UDPC_PT_PROBE:
+    case UDPC_PT_ERROR:
+      return offsetof(udpc_packet, u) + sizeof z->u.reg_result; /* largest */
+    default: return sizeof *z; /* not sent by the server: all of it */
+  }
+}
+_Static_assert(sizeof(((udpc_packet *)0)->u.reg_result) >=
+                       sizeof(((udpc_packet *)0)->u.heartbeat_ack) &&
+                   sizeof(((udpc_packet *)0)->u.reg_result) >=
+                       sizeof(((udpc_packet *)0)->u.dereg_result) &&
+                   sizeof(((udpc_packet *)0)->u.reg_result) >=
+                       sizeof(((udpc_packet *)0)->u.error),
+               "pkt_fixed: reg_result is the largest of these");
+
 static void pkt_init(udpc_packet *p, uint8_t type, uint32_t id,
                      uint64_t token) {
-  memset(p, 0, sizeof *p);
+  memset(p, 0, pkt_fixed(type));
   p->type = type;
   p->id = id;
   p->token = token;
