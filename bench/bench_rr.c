@@ -1054,7 +1054,42 @@ typedef struct {
   uint32_t inflight;
   uint64_t acked, samples, retrans, not_saved;
   double elapsed_s, rate, p50_ms, p99_ms, mean_ms;
+  /* the disk right before the run (sqlite): 4 KiB write + fdatasync */
+  double fsync_rate, fsync_p50_ms, fsync_p99_ms;
 } save_run;
+
+/* The disk baseline of a durable run, measured in the same run on the same
+ * directory: 4 KiB pwrite + fdatasync in a loop for `secs`. The machine may
+ * be shared; this shows what one durable commit cost at that moment. */
+static void fsync_probe(const char *dir, double secs, double *rate,
+                        double *p50_ms, double *p99_ms) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/fsync-probe", dir);
+  *rate = *p50_ms = *p99_ms = NAN;
+  int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return;
+  static uint8_t page[4096];
+  memset(page, 'f', sizeof page);
+  size_t cap = 1 << 16, n = 0;
+  uint64_t *lat = malloc(cap * sizeof *lat);
+  uint64_t t0 = now_ns(), end = t0 + sec_ns(secs), t = t0;
+  while (lat != NULL && n < cap && (t = now_ns()) < end) {
+    off_t off = (off_t)((n % 256) * sizeof page);
+    if (pwrite(fd, page, sizeof page, off) != (ssize_t)sizeof page) break;
+    if (fdatasync(fd) != 0) break;
+    uint64_t t1 = now_ns();
+    lat[n++] = t1 - t;
+  }
+  close(fd);
+  unlink(path);
+  if (lat != NULL && n > 0) {
+    qsort(lat, n, sizeof *lat, cmp_u64);
+    *rate = (double)n / ((double)(now_ns() - t0) / 1e9);
+    *p50_ms = quant(lat, n, 0.5) / 1e6;
+    *p99_ms = quant(lat, n, 0.99) / 1e6;
+  }
+  free(lat);
+}
 
 typedef struct {
   int ran;
@@ -1233,9 +1268,20 @@ static void run_saves(const opts *o, saves_result *res) {
       sess_open(&ss[i], nick, &sp.addr, 1, 1 << 18);
     }
     register_all(ss, n_send, 60);
-    for (size_t fi = 0; fi < o->n_inflight && res->n_runs < 16; fi++)
-      saves_phase(o, ss, n_send, to, n_to, store, o->inflight[fi],
-                  &res->runs[res->n_runs++]);
+    for (size_t fi = 0; fi < o->n_inflight && res->n_runs < 16; fi++) {
+      double fr = NAN, f50 = NAN, f99 = NAN;
+      if (store == 1 && o->save_count == 0)
+        fsync_probe(sp.dir, 0.3, &fr, &f50, &f99);
+      save_run *r = &res->runs[res->n_runs++];
+      saves_phase(o, ss, n_send, to, n_to, store, o->inflight[fi], r);
+      r->fsync_rate = fr;
+      r->fsync_p50_ms = f50;
+      r->fsync_p99_ms = f99;
+      if (store == 1 && o->save_count == 0)
+        printf("saves:        (the disk just before: %.0f fdatasync/s, p50 "
+               "%.3f ms, p99 %.3f ms)\n",
+               fr, f50, f99);
+    }
     server_stop(&sp, store == 2 ? "saves_memory" : "saves_sqlite");
     for (size_t i = 0; i < n_send; i++) sess_close(&ss[i]);
   }
@@ -1633,7 +1679,10 @@ static void write_json(const opts *o, const cheap_result *cr,
       jnum(f, "latency_samples", (double)r->samples, 0);
       jnum(f, "retransmissions", (double)r->retrans, 0);
       jnum(f, "not_saved", (double)r->not_saved, 0);
-      jnum(f, "elapsed_s", r->elapsed_s, 1);
+      jnum(f, "elapsed_s", r->elapsed_s, 0);
+      jnum(f, "disk_fdatasync_per_s", r->fsync_rate, 0);
+      jnum(f, "disk_fdatasync_p50_ms", r->fsync_p50_ms, 0);
+      jnum(f, "disk_fdatasync_p99_ms", r->fsync_p99_ms, 1);
       fprintf(f, "}%s", i + 1 < sr->n_runs ? ", " : "");
     }
     fprintf(f, "]}, ");
