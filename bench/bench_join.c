@@ -79,7 +79,7 @@
 #define COOKIE_ROUNDS 4  /* UDPC_CLIENT_COOKIE_ROUNDS */
 #define REG_ATTEMPTS 5   /* registrations begun per client at most */
 #define WALK_WAIT_MS 500 /* chain must reach pmax within this */
-#define RCVBUF (64 * 1024 * 1024)
+#define RCVBUF (256 * 1024 * 1024)
 #define SERVER_START_MS 10000
 
 enum { REQ_NONE, REQ_REG, REQ_TABLE, REQ_DEREG };
@@ -124,6 +124,7 @@ typedef struct {
   const char *server_path, *store, *json_path;
   const char *extra[8]; /* --server-arg, passed on to the server */
   int n_extra;
+  int progress; /* --progress 1: a line per second on stderr */
   uint32_t n, window;
   double timeout_s;
 
@@ -333,14 +334,17 @@ static uint64_t server_drops(const bench *b) {
     unsigned la = 0, lp = 0;
     if (sscanf(line, " %*u: %x:%x", &la, &lp) != 2) continue;
     if (lp != want || la != 0x0100007fu) continue;
-    char *last = strrchr(line, ' ');
-    if (last != NULL) drops = strtoull(last + 1, NULL, 10);
+    char *save = NULL, *last = NULL; /* drops: the last field */
+    for (char *t = strtok_r(line, " \t\n", &save); t != NULL;
+         t = strtok_r(NULL, " \t\n", &save))
+      last = t;
+    if (last != NULL) drops = strtoull(last, NULL, 10);
   }
   fclose(f);
   return drops;
 }
 
-static int server_stop(bench *b) {
+static int server_stop_keep(bench *b) {
   int status = -1;
   if (b->pid > 0) {
     kill(b->pid, SIGTERM);
@@ -361,7 +365,17 @@ static int server_stop(bench *b) {
   }
   if (b->out_fd >= 0) close(b->out_fd);
   b->out_fd = -1;
+  return status;
+}
+
+static void server_cleanup(bench *b) {
   if (b->dir[0] != 0) nftw(b->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  b->dir[0] = 0;
+}
+
+static int server_stop(bench *b) {
+  int status = server_stop_keep(b);
+  server_cleanup(b);
   return status;
 }
 
@@ -991,12 +1005,31 @@ static int finished(const bench *b) {
   return b->n_done + b->n_failed >= b->n;
 }
 
+static void progress_line(const bench *b, uint64_t t_ms) {
+  uint32_t walking = 0, inflight = 0, have = 0;
+  for (uint32_t i = 0; i < b->n; i++) {
+    walking += b->c[i].walking;
+    inflight += b->c[i].req != REQ_NONE;
+    have += b->c[i].have_table;
+  }
+  fprintf(stderr,
+          "t=%6.1f s registered %u converged %u done %u failed %u | walking %u "
+          "requests %u tables %u | rx %llu tx %llu retx %llu abandoned %llu "
+          "srv_cpu %.2f\n",
+          (double)t_ms / 1000.0, b->n_registered, b->n_converged, b->n_done,
+          b->n_failed, walking, inflight, have,
+          (unsigned long long)b->st.rx_dgrams,
+          (unsigned long long)b->st.tx_dgrams,
+          (unsigned long long)b->st.retransmits,
+          (unsigned long long)b->st.walks_abandoned, server_cpu(b->pid));
+}
+
 /* The event loop; returns 1 if the run completed before the timeout. */
 static int run_loop(bench *b) {
   uint64_t start = now_ms();
   uint64_t deadline = start + (uint64_t)(b->timeout_s * 1000.0);
   uint32_t scan_ms = b->n / 5000u + 5u;
-  uint64_t next_scan = start;
+  uint64_t next_scan = start, next_progress = start + 1000;
   b->t0_ns = now_ns();
   start_more(b, start);
   tx_flush(b);
@@ -1018,6 +1051,10 @@ static int run_loop(bench *b) {
     }
     start_more(b, now);
     tx_flush(b);
+    if (b->progress && now >= next_progress) {
+      progress_line(b, now - start);
+      next_progress = now + 1000;
+    }
   }
   return 0;
 }
@@ -1028,10 +1065,14 @@ static double secs(uint64_t a_ns, uint64_t b_ns) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: bench_join join   --server PATH --n N [--timeout S] "
-                  "[--store sqlite|memory] [--window W] [--json FILE]\n"
-                  "       bench_join memory --server PATH --n N [--timeout S] "
-                  "[--store sqlite|memory] [--window W] [--json FILE]\n");
+  fprintf(stderr,
+          "usage: bench_join join|memory --server PATH --n N [--timeout S]\n"
+          "         [--store sqlite|memory] [--window W] [--json FILE]\n"
+          "         [--progress 1] [--server-arg ARG]...\n"
+          "  join:   N clients register and keep their tables in sync until\n"
+          "          all converged (default timeout 60 s, window 0 = all)\n"
+          "  memory: N clients register then DEREG (window default 256);\n"
+          "          server VmRSS/RssAnon per registered client\n");
 }
 
 int main(int argc, char **argv) {
@@ -1087,6 +1128,8 @@ int main(int argc, char **argv) {
       }
       b->window = (uint32_t)x;
       have_window = 1;
+    } else if (strcmp(o, "--progress") == 0) {
+      b->progress = atoi(v) != 0;
     } else if (strcmp(o, "--server-arg") == 0) {
       if (b->n_extra == 8) {
         fprintf(stderr, "bench_join: at most 8 --server-arg\n");
@@ -1156,6 +1199,8 @@ int main(int argc, char **argv) {
     server_stop(b);
     return 2;
   }
+  fprintf(stderr, "bench_join: server pid %d port %u data %s\n", (int)b->pid,
+          (unsigned)ntohs(b->srv.sin_port), b->dir);
   usleep(100000); /* let the server settle before the first measurement */
   uint64_t rss0 = 0, anon0 = 0, rss1 = 0, anon1 = 0;
   (void)server_mem(b->pid, &rss0, &anon0);
@@ -1170,17 +1215,20 @@ int main(int argc, char **argv) {
   getrusage(RUSAGE_SELF, &ru1);
   if (b->mode == 'm') usleep(200000); /* let frees and commits settle */
   (void)server_mem(b->pid, &rss1, &anon1);
-  char logtail[2048] = "";
+  /* Stop the server (it logs its counters when it exits), then read the
+   * tail of its log before the temp dir goes. */
+  int wst = server_stop_keep(b);
+  static char logtail[4096];
   {
     FILE *lf = b->logp[0] ? fopen(b->logp, "r") : NULL;
     if (lf != NULL) {
-      if (fseek(lf, -2000, SEEK_END) != 0) rewind(lf);
+      if (fseek(lf, -(long)(sizeof logtail - 1), SEEK_END) != 0) rewind(lf);
       size_t n = fread(logtail, 1, sizeof logtail - 1, lf);
       logtail[n] = 0;
       fclose(lf);
     }
   }
-  int wst = server_stop(b);
+  server_cleanup(b);
   close(b->fd);
 
   const bstats *s = &b->st;
@@ -1252,6 +1300,11 @@ int main(int argc, char **argv) {
          b->n_registered, online);
   if (!WIFEXITED(wst) || WEXITSTATUS(wst) != 0)
     printf("  server exit: status %d\n", wst);
+  for (const char *q = strstr(logtail, "stats: "); q != NULL;
+       q = strstr(q + 1, "stats: ")) {
+    const char *e = strchr(q, '\n');
+    printf("  server %.*s\n", (int)(e != NULL ? e - q : (long)strlen(q)), q);
+  }
   if (!completed && logtail[0] != 0)
     fprintf(stderr, "--- server log (tail) ---\n%s\n", logtail);
 
