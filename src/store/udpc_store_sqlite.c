@@ -116,6 +116,11 @@ static const char *const migrations[UDPC_STORE_SQLITE_VERSION] = {
     /* 3 -> 4: the idempotency lookup uses an in-memory table (built at
      * open); the index cost about 20 of 36 WAL pages per commit of 64 */
     "DROP INDEX mail_dedupe;",
+    /* 4 -> 5: no schema change, but the mailbox rows are written only when
+     * mail is deleted (next_seq must outlive the mail); n_mail and the
+     * next_seq of later appends are derived from the mail at open. A
+     * version-4 reader would trust stale rows, so the version says it. */
+    "",
 };
 
 /* One mailbox row, cached: the values the open transaction sees (next_seq,
@@ -123,7 +128,9 @@ static const char *const migrations[UDPC_STORE_SQLITE_VERSION] = {
 typedef struct {
   uint64_t next_seq, n_mail;
   uint64_t c_next_seq, c_n_mail;
-  int dirty; /* changed in the open transaction (listed in dirty[]) */
+  int dirty;  /* changed in the open transaction (listed in dirty[]) */
+  int shrunk; /* mail deleted in the open transaction: commit() writes the
+                 mailbox row (next_seq must survive the mail) */
   udpc_nick nick;
 } sq_box;
 
@@ -257,6 +264,7 @@ static void box_sub(sq_store *s, uint32_t i, uint64_t by) {
   if (by > b->n_mail) by = b->n_mail;
   b->n_mail -= by;
   s->total -= by;
+  b->shrunk = 1;
   box_touch(s, i);
 }
 
@@ -265,7 +273,7 @@ static void boxes_committed(sq_store *s) {
     sq_box *b = &s->box[s->dirty[k]];
     b->c_next_seq = b->next_seq;
     b->c_n_mail = b->n_mail;
-    b->dirty = 0;
+    b->dirty = b->shrunk = 0;
   }
   s->n_dirty = 0;
   s->c_total = s->total;
@@ -276,7 +284,7 @@ static void boxes_rolled_back(sq_store *s) {
     sq_box *b = &s->box[s->dirty[k]];
     b->next_seq = b->c_next_seq;
     b->n_mail = b->c_n_mail;
-    b->dirty = 0;
+    b->dirty = b->shrunk = 0;
   }
   s->n_dirty = 0;
   s->total = s->c_total;
@@ -449,8 +457,11 @@ static int sq_run(sq_store *s, sqlite3_stmt *q, const char *what) {
 }
 
 /* (Re)build the dedupe table from the mail table (at open, and after a
- * transaction during which it could not be kept exact). */
-static int dd_rebuild(sq_store *s) {
+ * transaction during which it could not be kept exact). At open (`count`)
+ * also each mailbox's n_mail and next_seq (> every seq of its mail, and
+ * >= the next_seq of its row, written when mail was deleted) and the
+ * total: a batch of appends writes no mailbox row. */
+static int dd_rebuild(sq_store *s, int count) {
   free(s->dd);
   s->dd = NULL;
   s->dd_cap = s->dd_used = s->dd_tomb = 0;
@@ -460,6 +471,10 @@ static int dd_rebuild(sq_store *s) {
   if (dd_reserve(s, want > UINT32_MAX / 4 ? UINT32_MAX / 4 : (uint32_t)want) !=
       UDPC_OK)
     return UDPC_ERR_NOMEM;
+  if (count) {
+    for (uint32_t k = 0; k < s->n_box; k++) s->box[k].n_mail = 0;
+    s->total = 0;
+  }
   sqlite3_stmt *q = sq_q(s, Q_DEDUPE_ALL);
   int rc;
   while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
@@ -474,12 +489,26 @@ static int dd_rebuild(sq_store *s) {
       sqlite3_reset(q);
       return UDPC_ERR_NOMEM;
     }
+    uint64_t seq = col_u64(q, 3);
     dd_put(s,
            dd_key(bi, from, (size_t)fl, (uint32_t)sqlite3_column_int64(q, 2)),
-           col_u64(q, 3));
+           seq);
+    if (count) {
+      sq_box *b = &s->box[bi];
+      b->n_mail++;
+      s->total++;
+      if (seq >= b->next_seq) b->next_seq = seq + 1;
+    }
   }
   sqlite3_reset(q);
-  if (rc != SQLITE_DONE) return sq_fail(s, "loading the dedupe table", rc);
+  if (rc != SQLITE_DONE) return sq_fail(s, "loading the mail index", rc);
+  if (count) {
+    for (uint32_t k = 0; k < s->n_box; k++) {
+      s->box[k].c_n_mail = s->box[k].n_mail;
+      s->box[k].c_next_seq = s->box[k].next_seq;
+    }
+    s->c_total = s->total;
+  }
   s->dd_bad = 0;
   return UDPC_OK;
 }
@@ -509,7 +538,7 @@ static void sq_rollback(sq_store *s) {
   s->poisoned = 0;
   boxes_rolled_back(s);
   dd_rolled_back(s);
-  if (s->dd_bad) (void)dd_rebuild(s);
+  if (s->dd_bad) (void)dd_rebuild(s, 0);
 }
 
 /* ---- Users ---------------------------------------------------------------- */
@@ -859,7 +888,7 @@ static int sq_commit(udpc_store *st) {
   /* The mailboxes this batch changed, one row each, same transaction. */
   for (uint32_t k = 0; k < s->n_dirty; k++) {
     const sq_box *b = &s->box[s->dirty[k]];
-    if (b->next_seq == b->c_next_seq && b->n_mail == b->c_n_mail) continue;
+    if (!b->shrunk) continue; /* appends only: derived from the mail */
     sqlite3_stmt *q = sq_q(s, Q_BOX_PUT);
     bind_nick(q, 1, &b->nick);
     bind_u64(q, 2, b->next_seq);
@@ -885,7 +914,7 @@ static int sq_commit(udpc_store *st) {
   s->commits++;
   boxes_committed(s);
   s->n_undo = 0;
-  if (s->dd_bad) (void)dd_rebuild(s);
+  if (s->dd_bad) (void)dd_rebuild(s, 0);
   return UDPC_OK;
 }
 
@@ -970,7 +999,8 @@ static int exec(sqlite3 *db, const char *sql) {
   return sqlite3_exec(db, sql, NULL, NULL, NULL);
 }
 
-/* Fill the mailbox cache from the mailbox table. */
+/* Fill the mailbox cache from the mailbox table (next_seq; the counts come
+ * from the mail, see dd_rebuild). */
 static int sq_load_boxes(sq_store *s, const char *path, char *err,
                          size_t errlen) {
   sqlite3_stmt *q = sq_q(s, Q_BOX_ALL);
@@ -992,15 +1022,12 @@ static int sq_load_boxes(sq_store *s, const char *path, char *err,
     }
     sq_box *b = &s->box[bi];
     b->next_seq = b->c_next_seq = (uint64_t)next;
-    b->n_mail = b->c_n_mail = (uint64_t)nm;
-    s->total += (uint64_t)nm;
   }
   sqlite3_reset(q);
   if (rc != SQLITE_DONE)
     return open_err(err, errlen, "%s: %s: %s", path, why(rc),
                     sqlite3_errmsg(s->db));
-  s->c_total = s->total;
-  return 0;
+  return 0; /* n_mail, total: counted by dd_rebuild */
 }
 
 /* The checks and migrations of udpc_store_sqlite_open. */
@@ -1099,7 +1126,7 @@ static int sq_setup(sq_store *s, const char *path, char *err, size_t errlen) {
                       sqlite3_errmsg(db));
   }
   if (sq_load_boxes(s, path, err, errlen) != 0) return -1;
-  rc = dd_rebuild(s);
+  rc = dd_rebuild(s, 1);
   if (rc != UDPC_OK)
     return open_err(err, errlen, "%s: cannot load the mail index: %s", path,
                     rc == UDPC_ERR_NOMEM ? "out of memory" : s->last_error);

@@ -18,12 +18,14 @@
  *   mailbox(recipient PK, next_seq, n_mail)  per-recipient seq counter (a
  *                                          seq is never reused, even after
  *                                          the mailbox was emptied) and
- *                                          mail count (version 3: quota
- *                                          checks without counting rows);
- *                                          cached in memory (loaded at
- *                                          open), written once per changed
- *                                          mailbox by commit(), in the
- *                                          batch's transaction
+ *                                          mail count (version 3). Since
+ *                                          version 5 a row is written (by
+ *                                          commit(), in the batch) only when
+ *                                          mail of the recipient was
+ *                                          deleted; at open the store counts
+ *                                          the mail and takes next_seq =
+ *                                          max(row, highest seq + 1), so a
+ *                                          SAVE writes the mail row only
  *   mail(recipient, seq, sender, msg_id, ts_ms, body; PK (recipient, seq))
  *   index mail_ts(ts_ms)                           expiry (version 2)
  * Version 4 dropped the index mail_dedupe(recipient, sender, msg_id):
@@ -40,7 +42,7 @@
 
 #include "udpc_store.h"
 
-#define UDPC_STORE_SQLITE_VERSION 4
+#define UDPC_STORE_SQLITE_VERSION 5
 #define UDPC_STORE_SQLITE_APP_ID 0x55445043 /* "UDPC" */
 
 /* Open (creating it with mode 0600 if missing) the database at `path`,
