@@ -1,16 +1,20 @@
 /*
  * udpc_server.c - the sans-IO server core (design.md P1-P9).
  *
- * Data structures (no O(N) scan per packet):
- *  - clients[]: one record per registered nick, never removed; index stable.
+ * Data structures (no O(N) scan per packet; memory per registered nick:
+ * its 176-byte record, 4 bytes of order[], 4-byte slots in the two maps at
+ * load <= 3/4, so about 190-200 bytes):
+ *  - clients[]: one record per registered nick, never removed; index stable;
+ *    grows by 1.5.
  *  - nick map: open addressing (linear probing) nick -> client index, keyed
  *    SipHash (crypto_shorthash, key derived from the seed: no hash flooding).
  *  - token map: open addressing token -> client index, backward-shift
- *    deletion. A client has at most TWO tokens in the map: its live session
- *    token (while online) and the token of its last ended session (P8.3,
- *    R72: kept, with that session's address, also while a newer session is
- *    live, until another session of the nick ends), so ERROR(SESSION_ENDED)
- *    can be told apart from BAD_SESSION.
+ *    deletion; a slot holds only the index and which of the client's two
+ *    tokens it names. A client has at most TWO tokens in the map: its live
+ *    session token (while online) and the token of its last ended session
+ *    (P8.3, R72: kept, with that session's address (while a newer session
+ *    is live: its keyed hash), until another session of the nick ends), so
+ *    ERROR(SESSION_ENDED) can be told apart from BAD_SESSION.
  *  - order[]: client indices sorted by nick bytes (memcmp order, shorter
  *    first on a common prefix): the table snapshot for TABLE_REQ paging.
  *  - online list: doubly linked, ordered by last_heard (move-to-back on each
@@ -26,7 +30,10 @@
  *    the token patched. HEARTBEAT_ACK reports pub_version, the version of
  *    the last emitted delta.
  *  - probes[]: ring of pending SAVE probes (P7); probe id low bits = slot.
- *  - per-sender SAVE window of 64 (msg_id -> result), allocated lazily.
+ *  - per-sender SAVE window of 64 (msg_id -> result), allocated on the
+ *    session's first SAVE, freed when the session ends.
+ *  - dirty[]: records to write before the commit (4096 listed; beyond, the
+ *    flush scans the record flags).
  *  - sources[]: rate-limit buckets of source addresses (SECURITY.md): 4096
  *    slots, 8-way set associative, sets chosen by keyed SipHash of the
  *    address, the least recently used way of a set evicted. Datagrams of a
