@@ -9,8 +9,9 @@
  *                     [--window W] [--json FILE]
  *
  * Each run starts `PATH -s 0 --bind 127.0.0.1 --data-dir <fresh temp dir>
- * [--store KIND]`, reads the port from its "listening on" line, and stops it
- * with SIGTERM at the end (the temp dir is removed).
+ * [--store KIND]` (the temp dir in --tmp DIR, else $TMPDIR, else /tmp), reads
+ * the port from its "listening on" line, and stops it with SIGTERM at the
+ * end (the temp dir is removed).
  *
  * Clients. All N clients share ONE UDP socket bound to 0.0.0.0:P; client i
  * has its own source address 127.1.0.1 + i (the whole 127/8 is local on
@@ -124,7 +125,8 @@ typedef struct {
   const char *server_path, *store, *json_path;
   const char *extra[8]; /* --server-arg, passed on to the server */
   int n_extra;
-  int progress; /* --progress 1: a line per second on stderr */
+  int progress;    /* --progress 1: a line per second on stderr */
+  const char *tmp; /* --tmp DIR: where the data dir goes ($TMPDIR, /tmp) */
   uint32_t n, window;
   double timeout_s;
 
@@ -207,7 +209,13 @@ static int rm_entry(const char *p, const struct stat *sb, int flag,
 }
 
 static int server_start(bench *b) {
-  snprintf(b->dir, sizeof b->dir, "/tmp/bench_join.XXXXXX");
+  const char *tmp = b->tmp != NULL ? b->tmp : getenv("TMPDIR");
+  if (tmp == NULL || tmp[0] == 0) tmp = "/tmp";
+  if (strlen(tmp) > sizeof b->dir - 24) {
+    fprintf(stderr, "bench_join: temp dir path too long\n");
+    return -1;
+  }
+  snprintf(b->dir, sizeof b->dir, "%s/bench_join.XXXXXX", tmp);
   if (mkdtemp(b->dir) == NULL) {
     fprintf(stderr, "bench_join: mkdtemp: %s\n", strerror(errno));
     return -1;
@@ -1068,7 +1076,7 @@ static void usage(void) {
   fprintf(stderr,
           "usage: bench_join join|memory --server PATH --n N [--timeout S]\n"
           "         [--store sqlite|memory] [--window W] [--json FILE]\n"
-          "         [--progress 1] [--server-arg ARG]...\n"
+          "         [--progress 1] [--tmp DIR] [--server-arg ARG]...\n"
           "  join:   N clients register and keep their tables in sync until\n"
           "          all converged (default timeout 60 s, window 0 = all)\n"
           "  memory: N clients register then DEREG (window default 256);\n"
@@ -1128,6 +1136,8 @@ int main(int argc, char **argv) {
       }
       b->window = (uint32_t)x;
       have_window = 1;
+    } else if (strcmp(o, "--tmp") == 0) {
+      b->tmp = v;
     } else if (strcmp(o, "--progress") == 0) {
       b->progress = atoi(v) != 0;
     } else if (strcmp(o, "--server-arg") == 0) {
