@@ -832,7 +832,7 @@ static int srv_reserve_clients(udpc_server *s, uint32_t need) {
    * what max_clients needs. */
   UDPC_ENSURE(need <= SRV_IDX_MAX, UDPC_ERR_NOMEM);
   uint32_t cap = s->cap_clients ? s->cap_clients : 64;
-  while (cap < need) cap = cap + cap / 2;
+  while (cap < need) cap += cap / 2 + 1;
   if (cap > s->max_clients && need <= s->max_clients) cap = s->max_clients;
   if (cap > SRV_IDX_MAX) cap = SRV_IDX_MAX;
   srv_client *c = realloc(s->clients, (size_t)cap * sizeof *c);

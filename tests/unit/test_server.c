@@ -277,6 +277,26 @@ static void test_restart_loads_users_offline_old_tokens_bad_session(
   reg(f, &a, "alice", 1);
 }
 
+/* A restart with a smaller max_clients than the store holds loads every
+ * registration (the record array grows past the limit from a capacity of
+ * 1) and refuses new nicks. */
+static void test_restart_with_fewer_max_clients_loads_all(void **state) {
+  fx *f = *state;
+  for (unsigned i = 0; i < 5; i++) {
+    udpc_addr a = A(i + 1);
+    char name[4] = "u0";
+    name[1] = (char)('0' + i);
+    reg(f, &a, name, 1);
+  }
+  udpc_server_free(f->s);
+  f->s = mk_server(f, 1, 0, 0);
+  assert_int_equal(stats(f).registered, 5);
+  udpc_addr a = A(1), b = A(9);
+  reg(f, &a, "u0", 1);
+  udpc_packet p = reg_result(f, &b, "new", 1);
+  assert_int_equal(p.u.reg_result.status, UDPC_REG_SERVER_FULL);
+}
+
 /* ---- Table (P6) --------------------------------------------------------- */
 
 /* R52 R51 R22: TABLE_PAGE = current version (1 + 45 changes), total, sorted
@@ -1630,6 +1650,7 @@ int main(void) {
       T(test_register_invalid_nick_answer_not_larger_than_request),
       T(test_register_server_full),
       T(test_restart_loads_users_offline_old_tokens_bad_session),
+      T(test_restart_with_fewer_max_clients_loads_all),
       T(test_r52_table_paging_45_clients_sorted_packed),
       T(test_delta_sent_only_to_online_clients),
       T(test_r58_heartbeat_ack_carries_published_version),
