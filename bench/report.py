@@ -350,7 +350,9 @@ def markdown(res, plot_files):
             mo = r.get("memory_online") or {}
             rows.append([fmt(r.get("n")), fmt(r.get("register_s")),
                          fmt(r.get("converge_s")) if r.get("converged")
-                         else "not converged", fmt(r.get("table_datagrams")),
+                         else f"not converged ({fmt(r.get('n_converged'))} "
+                         f"of {fmt(r.get('n'))} in time)",
+                         fmt(r.get("table_datagrams")),
                          fmt((r.get("table_bytes") or 0) / 1e6, 2),
                          fmt(r.get("server_cpu_s"), 2),
                          fmt(r.get("walk_restarts")),
@@ -522,13 +524,14 @@ def markdown(res, plot_files):
                         "p50 ms", "p99 ms", "commits"], rows) + "\n")
         r1 = [r for r in sb["runs"] if r["per_txn"] == 1]
         if r1 and r1[0]["rate_per_s"] > 0:
-            L.append(f"One commit (fsync) costs about "
-                     f"{fmt(1000 / r1[0]['rate_per_s'], 2)} ms here, whatever "
-                     "it holds, so the durable rate grows with the batch "
-                     "until the per-message work dominates: that is the "
-                     "server's group commit (one transaction per receive "
-                     "batch), and why its durable rate grows with the "
-                     "number of SAVEs in flight.\n")
+            L.append(f"With one message per commit, a commit (one fsync) "
+                     f"took {fmt(1000 / r1[0]['rate_per_s'], 2)} ms in this "
+                     "run; larger transactions share that cost, so the "
+                     "durable rate grows with the batch until the "
+                     "per-message work dominates. That is the server's group "
+                     "commit (one transaction per receive batch), and why "
+                     "its durable rate grows with the number of SAVEs in "
+                     "flight.\n")
     else:
         L.append("Not measured in this run.\n")
     L.append("`bench/save_latency.py` (issue 6) measured the same path with "
@@ -541,7 +544,7 @@ def markdown(res, plot_files):
     L.append("## Reproducing\n")
     L.append("```sh\nbench/run                      # builds build/release, "
              "runs everything, rewrites this file\nbench/run --build-dir "
-             "build/x # another build directory\n```\n")
+             "build/x  # another build directory\n```\n")
     L.append("Single tools (after a build): `bench_rr echo|cheap|saves|p2p|"
              "all --server build/release/udpchat [--json F]` (`--help` "
              "lists the options), `bench_join join|memory --server ... --n "
