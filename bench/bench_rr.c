@@ -28,8 +28,23 @@
  * from its first stdout line, it is stopped by PID (SIGTERM, wait).
  * The wire codec is the project's (udpc_wire_encode / udpc_wire_decode).
  * `--json FILE` writes the results (schema "udpchat-bench-rr/1", units in
- * the key names and in "units"). Exit status 1 when a run measured nothing
- * (a rate of 0) or failed, 2 on a bad command line.
+ * the key names and in "units"): server_binary, server_limit_options;
+ *   cheap {request_bytes, reply_bytes, sessions, in_flight_per_session,
+ *          rounds, warmup_s, seconds, server {rate_per_s, replies,
+ *          elapsed_s, cpu_s, bench_cpu_s, sent, written_off, errors},
+ *          echo {same}, ratio, server/echo_cpu_us_per_reply,
+ *          cpu_ratio_echo_over_server, goal_ratio_min}
+ *   saves {senders, recipients, text_bytes, load, latency, goals,
+ *          runs [{store, in_flight, rate_per_s, p50_ms, p99_ms, mean_ms,
+ *          acked, latency_samples, retransmissions, not_saved, elapsed_s,
+ *          disk_fdatasync_per_s, disk_fdatasync_p50_ms/p99_ms}]}
+ *   p2p   {text_bytes, datagram_bytes, chat_ack {p50_us, p99_us, mean_us,
+ *          min_us, samples, lost}, pingpong {same}, ratio_p50, ratio_p99,
+ *          goal_ratio_p50_max}
+ *   server_stats {run label: the key=value statistics the server logged
+ *          at exit}
+ * (null for a benchmark not run). Exit status 1 when a run measured
+ * nothing (a rate of 0) or failed, 2 on a bad command line.
  */
 #include <arpa/inet.h>
 #include <errno.h>

@@ -10,6 +10,23 @@ WORKDIR holds what bench/run collected: rr.json (bench_rr all), join-N.json
 table), *.skipped (a line saying why a tool was skipped or failed).
 `bench/report.py --from-results` only redraws the plots and BENCHMARKS.md
 from an existing bench/results.json.
+
+bench/results.json (schema "udpchat-bench/1"; units are in the key names:
+_s seconds, _ms milliseconds, _us microseconds, _per_s per second, _bytes
+bytes; "units" says so too):
+  date_utc, command, git_commit, git_dirty, durations_s {total, build,
+  bench_rr, bench_join, store_bench}, machine {nproc, cpu_model, kernel,
+  ram_bytes, os, data_dir, data_dir_fs, sqlite, loadavg},
+  goals [{goal, target, unit, at_most, measured, measured_over_target,
+  pass, source}],
+  bench_rr   the --json output of `bench_rr all` (schema
+             "udpchat-bench-rr/1": cheap, saves, p2p, server_stats),
+  join       [bench_join join objects, sorted by n; memory_online = the
+             memory figures of that run],
+  join_memory [bench_join memory objects],
+  store_bench {description, messages_per_mode, runs [{per_txn, messages,
+             rate_per_s, p50_ms, p99_ms, commits}]},
+  skipped    {tool: why it was not measured or failed}.
 """
 import argparse
 import glob
