@@ -1860,8 +1860,11 @@ static void srv_emit_window(udpc_server *s) {
  * deadline, or earlier when it holds SRV_CHANGES_MAX distinct entries (or
  * SRV_WLOG_MAX changes). */
 static int srv_window_ready(const udpc_server *s, uint64_t now) {
+  /* A clock that stepped back to before the window opened closes it too
+   * (else the deltas would wait for the clock to catch up). */
   return s->win_open &&
          (s->win_due || now >= s->win_deadline ||
+          now + UDPC_T_DELTA_WINDOW < s->win_deadline ||
           s->n_wdistinct >= SRV_CHANGES_MAX || s->wlog_n >= SRV_WLOG_MAX);
 }
 

@@ -1315,6 +1315,19 @@ static void test_r55_delta_only_after_window_and_flush(void **state) {
                    t0 + 20 + 30000); /* b's session timeout */
 }
 
+/* R55: the server's clock (UTC) stepping back to before the window opened
+ * does not hold the deltas until it catches up: the next flush emits. */
+static void test_r55_clock_step_back_closes_the_window(void **state) {
+  fx *f = *state;
+  udpc_addr a = A(1);
+  uint64_t t = reg(f, &a, "a", 1);
+  f->now -= 10000;
+  udpc_packet hb = pkt(UDPC_PT_HEARTBEAT, 1, t);
+  feed(f, &a, &hb);
+  flush_ok(f);
+  assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, &a), 1);
+}
+
 /* R55 R50: a window whose flush fails emits nothing (not even the changes
  * committed before it); a change is never emitted before its commit; the
  * next successful flush after another window emits everything. */
@@ -1681,6 +1694,7 @@ int main(void) {
       T(test_probe_timeout_commit_failure_no_saved_then_stored_once),
       T(test_r55_delta_only_after_window_and_flush),
       T(test_r55_failed_commit_never_emits_uncommitted),
+      T(test_r55_clock_step_back_closes_the_window),
       T(test_r55_early_emission_at_4096_distinct_entries),
       T(test_r52_r55_pages_and_deltas_full_to_1200_bytes),
       T(test_r72_token_map_live_and_ended_tokens_at_scale),
