@@ -470,7 +470,10 @@ def markdown(res, plot_files):
                  "the answering process (and of the load generator) during "
                  "the counted windows: on a shared machine the rates "
                  "follow the CPU share each process gets, while the CPU time "
-                 "per reply does not.\n")
+                 "per reply does not. The server runs with "
+                 f"`{rr.get('server_limit_options')}` (the default limit, "
+                 "1000 datagrams/s per session, would allow "
+                 f"{fmt(1000 * ch['sessions'])}/s in all).\n")
         rows = []
         for k, name in (("server", "udpchat server (HEARTBEAT -> "
                                    "HEARTBEAT_ACK, 14 -> 22 bytes)"),
