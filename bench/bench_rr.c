@@ -476,26 +476,23 @@ static void collect_stats(const char *logfile, const char *label) {
   snprintf(st->label, sizeof st->label, "%s", label);
   char line[2048];
   while (fgets(line, sizeof line, f) != NULL) {
-    const char *p = strstr(line, "stats: ");
+    char *p = strstr(line, "stats: ");
     if (p == NULL) continue;
-    p += 7;
-    for (;;) {
-      while (*p == ' ') p++;
-      const char *eq = strchr(p, '=');
-      const char *sp = strchr(p, ' ');
-      if (eq == NULL || (sp != NULL && sp < eq)) break;
+    /* tokens "key=number"; others (e.g. "io") are skipped */
+    char *save = NULL;
+    for (char *tok = strtok_r(p + 7, " \n", &save); tok != NULL;
+         tok = strtok_r(NULL, " \n", &save)) {
+      char *eq = strchr(tok, '=');
+      if (eq == NULL || eq == tok) continue;
       char *end;
       unsigned long long v = strtoull(eq + 1, &end, 10);
-      size_t kl = (size_t)(eq - p);
-      if (end != eq + 1 && kl > 0 && kl < sizeof st->key[0] &&
-          st->n < STATS_MAX) {
-        memcpy(st->key[st->n], p, kl);
-        st->key[st->n][kl] = '\0';
-        st->val[st->n++] = v;
-      }
-      p = end;
-      while (*p != '\0' && *p != ' ' && *p != '\n') p++;
-      if (*p != ' ') break;
+      size_t kl = (size_t)(eq - tok);
+      if (end == eq + 1 || *end != '\0' || kl >= sizeof st->key[0] ||
+          st->n >= STATS_MAX)
+        continue;
+      memcpy(st->key[st->n], tok, kl);
+      st->key[st->n][kl] = '\0';
+      st->val[st->n++] = v;
     }
   }
   fclose(f);
