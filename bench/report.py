@@ -287,6 +287,11 @@ def io_note(rr, label):
     logged at exit (only what that server binary reports)."""
     st = (rr.get("server_stats") or {}).get(label) or {}
     parts = []
+    if st.get("wakeups"):
+        parts.append(f"{fmt(st['wakeups'])} wake-ups (one group commit "
+                     f"each), "
+                     f"{fmt(st.get('rx_datagrams', st.get('rx', 0)) / st['wakeups'], 1)}"
+                     " datagrams received per wake-up")
     if st.get("recvmmsg"):
         parts.append(f"{fmt(st.get('rx_datagrams', st.get('rx')))} datagrams "
                      f"in {fmt(st['recvmmsg'])} recvmmsg calls "
