@@ -464,7 +464,7 @@ typedef struct {
   char key[STATS_MAX][40];
   unsigned long long val[STATS_MAX];
 } server_stats;
-static server_stats g_stats[8];
+static server_stats g_stats[24];
 static size_t g_n_stats;
 
 static void collect_stats(const char *logfile, const char *label) {
@@ -1268,8 +1268,13 @@ static void run_saves(const opts *o, saves_result *res) {
     snprintf(nick, sizeof nick, "rc%zu", i);
     to[i] = mknick(nick);
   }
-  for (size_t si = 0; si < o->n_stores; si++) {
-    int store = o->stores[si];
+  /* a fresh server (and database) per store and number in flight, so that
+   * each run starts from the same state and its exit statistics are its
+   * own (plus the set-up: the registrations) */
+  for (size_t ri = 0; ri < o->n_stores * o->n_inflight && res->n_runs < 16;
+       ri++) {
+    int store = o->stores[ri / o->n_inflight];
+    uint32_t f = o->inflight[ri % o->n_inflight];
     server_proc sp;
     server_start(&sp, o, store, quota);
     /* the recipients: registered, then DEREG'd (offline: every SAVE is
@@ -1288,21 +1293,22 @@ static void run_saves(const opts *o, saves_result *res) {
       sess_open(&ss[i], nick, &sp.addr, 1, 1 << 18);
     }
     register_all(ss, n_send, 60);
-    for (size_t fi = 0; fi < o->n_inflight && res->n_runs < 16; fi++) {
-      double fr = NAN, f50 = NAN, f99 = NAN;
-      if (store == 1 && o->save_count == 0)
-        fsync_probe(sp.dir, 0.3, &fr, &f50, &f99);
-      save_run *r = &res->runs[res->n_runs++];
-      saves_phase(o, ss, n_send, to, n_to, store, o->inflight[fi], r);
-      r->fsync_rate = fr;
-      r->fsync_p50_ms = f50;
-      r->fsync_p99_ms = f99;
-      if (store == 1 && o->save_count == 0)
-        printf("saves:        (the disk just before: %.0f fdatasync/s, p50 "
-               "%.3f ms, p99 %.3f ms)\n",
-               fr, f50, f99);
-    }
-    server_stop(&sp, store == 2 ? "saves_memory" : "saves_sqlite");
+    double fr = NAN, f50 = NAN, f99 = NAN;
+    if (store == 1 && o->save_count == 0)
+      fsync_probe(sp.dir, 0.3, &fr, &f50, &f99);
+    save_run *r = &res->runs[res->n_runs++];
+    saves_phase(o, ss, n_send, to, n_to, store, f, r);
+    r->fsync_rate = fr;
+    r->fsync_p50_ms = f50;
+    r->fsync_p99_ms = f99;
+    if (store == 1 && o->save_count == 0)
+      printf("saves:        (the disk just before: %.0f fdatasync/s, p50 "
+             "%.3f ms, p99 %.3f ms)\n",
+             fr, f50, f99);
+    char label[32];
+    snprintf(label, sizeof label, "saves_%s_%u",
+             store == 2 ? "memory" : "sqlite", f);
+    server_stop(&sp, label);
     for (size_t i = 0; i < n_send; i++) sess_close(&ss[i]);
   }
   free(ss);
