@@ -18,7 +18,7 @@
  * Linux), chosen per datagram with an IP_PKTINFO cmsg (ipi_spec_dst); on
  * receive the destination address from IP_PKTINFO names the client. So the
  * server sees N distinct addresses (its per-source limits apply to each).
- * recvmmsg/sendmmsg batches, a 64 MiB receive buffer.
+ * recvmmsg/sendmmsg batches, a 256 MiB receive buffer (SO_RCVBUFFORCE).
  *
  * join: every client registers (REGISTER without cookie, COOKIE, REGISTER
  * with it; a random credential; nick b00042), then keeps its table in sync
@@ -28,7 +28,11 @@
  * reach pmax within 500 ms), TABLE_DELTA applied iff base <= v < new,
  * snapshots on gaps and on HEARTBEAT_ACK versions above its own. Requests
  * are retransmitted every 500 ms, 5 sends at most (P4.3); heartbeats every
- * 10 s. Tables are not stored as entries: per client two bitmap rows (the
+ * 10 s. A REGISTER without an answer after 5 sends is begun again (a user
+ * restarting the client; at most 5 times, counted); a TABLE_REQ without one
+ * abandons the walk (the next delta or HEARTBEAT_ACK starts a new one).
+ * --window W: at most W clients registering at once (0: all at t = 0);
+ * --progress 1: one line per second on stderr (where the time goes). Tables are not stored as entries: per client two bitmap rows (the
  * table and the walk's buffer) of which bench nicks it knows and which are
  * ONLINE. Every entry's nick and address are checked against the client
  * they name. A client has converged when its last walk completed and its
