@@ -993,7 +993,11 @@ static void test_sqlite_migrates_version_3_counts_seqs_dedupe(void **state) {
   assert_int_equal(raw_int(t.path, "SELECT count(*) FROM sqlite_master WHERE "
                                    "name = 'mail_dedupe'"),
                    0);
-  st = open_ok(&t); /* the version-5 file: counts and seqs from the mail */
+  assert_int_equal(raw_int(t.path, "SELECT count(*) FROM "
+                                   "pragma_table_info('mail') WHERE name = "
+                                   "'id'"),
+                   1);
+  st = open_ok(&t); /* the migrated file: counts and seqs from the mail */
   assert_int_equal(count_of(st, "bob"), 3);
   assert_int_equal(count_of(st, "cat"), 1);
   assert_true(total_of(st) == 4);
@@ -1155,6 +1159,74 @@ static void test_sqlite_seqs_never_reused_with_rows_written_on_delete(
   tmp_remove(&t);
 }
 
+/* The seqs of `to`'s mailbox as one number, e.g. 1, 3, 4 -> 134. */
+static uint64_t seqs_of(udpc_store *st, const char *to) {
+  udpc_nick t = nk(to);
+  udpc_mail page[16];
+  size_t n = 0;
+  assert_int_equal(udpc_store_mail_page(st, &t, 0, page, 16, &n), UDPC_OK);
+  uint64_t v = 0;
+  for (size_t i = 0; i < n; i++) v = v * 10 + page[i].seq;
+  return v;
+}
+
+/* Version 6: the mail table is a log; each mailbox's order lives in memory.
+ * Deletes from the middle (expiry by age, ages out of seq order), their
+ * rollback, pages after each, and the order after a reopen. */
+static void test_sqlite_mail_log_order_across_expiry_rollback_reopen(
+    void **state) {
+  (void)state;
+  tmpdb t;
+  tmp_make(&t);
+  udpc_store *st = open_ok(&t);
+  uint64_t seq;
+  /* ts = 1000 + id: bob's seqs 1..6 have ages 5, 1, 7, 2, 9, 8 */
+  static const uint32_t ids[] = {5, 1, 7, 2, 9, 8};
+  for (size_t i = 0; i < 6; i++) {
+    append(st, "bob", "ann", ids[i], "m", &seq);
+    append(st, "cat", "ann", ids[i], "c", &seq); /* interleaved rows */
+  }
+  assert_int_equal(udpc_store_commit(st), UDPC_OK);
+  assert_true(seqs_of(st, "bob") == 123456);
+  uint64_t n = 0;
+  fail_writes = 1; /* expiry rolled back: everything back in place */
+  assert_int_equal(udpc_store_sqlite_expire(st, 1006, &n), UDPC_ERR_STORE);
+  fail_writes = 0;
+  assert_true(seqs_of(st, "bob") == 123456);
+  assert_true(seqs_of(st, "cat") == 123456);
+  assert_int_equal(count_of(st, "bob"), 6);
+  assert_true(found(st, "bob", "ann", 2, "m", &seq) && seq == 4);
+  assert_int_equal(udpc_store_sqlite_expire(st, 1006, &n), UDPC_OK);
+  assert_true(n == 6); /* ids 5, 1, 2 of each */
+  assert_true(seqs_of(st, "bob") == 356);
+  assert_int_equal(count_of(st, "bob"), 3);
+  assert_false(found(st, "bob", "ann", 2, NULL, NULL));
+  assert_true(found(st, "bob", "ann", 9, "m", &seq) && seq == 5);
+  /* A delete and an append rolled back together. */
+  udpc_nick bob = nk("bob");
+  uint32_t del;
+  assert_int_equal(udpc_store_mail_delete_upto(st, &bob, 5, &del), UDPC_OK);
+  assert_int_equal(del, 2);
+  append(st, "bob", "ann", 20, "m", &seq);
+  assert_true(seq == 7);
+  assert_true(seqs_of(st, "bob") == 67);
+  fail_writes = 1;
+  assert_int_equal(udpc_store_commit(st), UDPC_ERR_STORE);
+  fail_writes = 0;
+  assert_true(seqs_of(st, "bob") == 356);
+  assert_false(found(st, "bob", "ann", 20, NULL, NULL));
+  append(st, "bob", "ann", 21, "m", &seq);
+  assert_true(seq == 7);
+  assert_int_equal(udpc_store_commit(st), UDPC_OK);
+  udpc_store_free(st);
+  st = open_ok(&t);
+  assert_true(seqs_of(st, "bob") == 3567);
+  assert_true(seqs_of(st, "cat") == 356);
+  assert_true(total_of(st) == 7);
+  udpc_store_free(st);
+  tmp_remove(&t);
+}
+
 static void test_sqlite_malformed_mailbox_row_refused(void **state) {
   (void)state;
   tmpdb t;
@@ -1230,6 +1302,8 @@ int main(void) {
       cmocka_unit_test(test_sqlite_dedupe_exact_across_rollback_and_reopen),
       cmocka_unit_test(
           test_sqlite_seqs_never_reused_with_rows_written_on_delete),
+      cmocka_unit_test(
+          test_sqlite_mail_log_order_across_expiry_rollback_reopen),
       cmocka_unit_test(test_sqlite_malformed_mailbox_row_refused),
       cmocka_unit_test(test_sqlite_rejects_bad_arguments_and_bad_paths),
   };
