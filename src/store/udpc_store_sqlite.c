@@ -387,7 +387,9 @@ static int sq_run(sq_store *s, sqlite3_stmt *q, const char *what) {
  *   - the dedupe table, key = hash(mailbox, sender, msg_id) -> id, for the
  *     idempotency lookup of every SAVE (a miss costs no query; a candidate
  *     is confirmed by reading its row).
- * About 24 + 16..32 bytes of memory per stored mail. */
+ * About 24 + 21..43 bytes of memory per stored mail (measured: 50 B/mail
+ * with 1,000,000 mails for 1000 recipients; open 0.76 s, of which about
+ * half is the quick_check). */
 static uint64_t dd_key(uint32_t box, const char *from, size_t from_len,
                        uint32_t msg_id) {
   uint64_t h = 14695981039346656037u;
@@ -413,7 +415,7 @@ static int dd_reserve(sq_store *s, uint32_t more) {
   uint64_t need = (uint64_t)s->dd_used + s->dd_tomb + more;
   if (s->dd_cap != 0 && need * 4 <= (uint64_t)s->dd_cap * 3) return UDPC_OK;
   uint64_t cap = s->dd_cap ? s->dd_cap : 1024;
-  while (((uint64_t)s->dd_used + more) * 2 > cap) cap *= 2;
+  while (((uint64_t)s->dd_used + more) * 4 > cap * 3) cap *= 2; /* <= 3/4 */
   if (cap > (1u << 31)) return UDPC_ERR_NOMEM;
   sq_dd *t = calloc((size_t)cap, sizeof *t);
   if (t == NULL) return UDPC_ERR_NOMEM;
