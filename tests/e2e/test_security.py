@@ -617,7 +617,7 @@ def _decode(d):
         f.append(("start", "u32", r.u(4)))
     elif t == 0x11:
         ver, total, start, cnt = r.u(8), r.u(4), r.u(4), r.u(1)
-        if cnt > 20:
+        if cnt > 116:
             raise Bad(-5)
         if start + cnt > total:
             raise Bad(-9)
@@ -629,7 +629,7 @@ def _decode(d):
         if new <= base:
             raise Bad(-9)
         cnt = r.u(1)
-        if cnt < 1 or cnt > 20:
+        if cnt < 1 or cnt > 116:
             raise Bad(-5)
         f += [("base_version", "u64", base), ("new_version", "u64", new),
               ("entries", "ents", [r.entry(2) for _ in range(cnt)])]
