@@ -166,8 +166,8 @@ struct udpc_client {
   /* chats waiting for an ACK */
   cchat chats[UDPC_CLIENT_CHATS_MAX];
 
-  /* P6.2 R94: CHATs from senders the table does not (yet) list, held while
-   * a snapshot walk runs and checked again when it completes. */
+  /* R94: CHATs from senders the table does not (yet) list, held for at
+   * most 500 ms and checked again at every table change. */
   struct {
     int used;
     uint64_t t;
@@ -1110,20 +1110,27 @@ static void on_register_result(udpc_client *c, uint64_t now,
 static void on_chat(udpc_client *c, uint64_t now, const udpc_addr *from,
                     const udpc_packet *p, const uint8_t *data, size_t len);
 
-/* R94: when the walk completes, every held CHAT younger than the sender's
- * ACK wait is checked against the new table (R82) again; the rest are
- * dropped. Held CHATs are never held twice. */
+/* R94: whenever the table changes (a delta applied, a walk completed),
+ * every held CHAT younger than the sender's ACK wait is checked against
+ * the table (R82) again: accepted (ACK and shown) if it passes now, kept
+ * while it is younger than 500 ms, dropped after. */
 static void release_held_chats(udpc_client *c, uint64_t now) {
   for (size_t i = 0; i < UDPC_CLIENT_HELD_CHATS; i++) {
     udpc_packet p;
+    const udpc_entry *e;
     if (!c->held[i].used) {
       continue;
     }
-    c->held[i].used = 0;
     if (now - c->held[i].t > UDPC_T_CHAT_ACK ||
         udpc_wire_decode(&p, c->held[i].data, c->held[i].len) != UDPC_OK) {
+      c->held[i].used = 0;
       continue;
     }
+    e = table_find(c, &p.u.chat.from);
+    if (e == NULL || !udpc_addr_equal(&e->addr, &c->held[i].from)) {
+      continue; /* still unknown: held until it ages out */
+    }
+    c->held[i].used = 0;
     on_chat(c, now, &c->held[i].from, &p, NULL, 0);
   }
 }
@@ -1263,6 +1270,7 @@ static void on_table_delta(udpc_client *c, uint64_t now, const udpc_packet *p) {
   table_apply(c, p->u.table_delta.entries, p->u.table_delta.count);
   c->table_version = nv;
   emit_simple(c, UDPC_EV_TABLE_UPDATED, 0, NULL);
+  release_held_chats(c, now); /* R94: a sender that just came online */
 }
 
 /* Own DEREG complete (DEREG_RESULT OK, or BAD_SESSION / SESSION_ENDED for
@@ -1408,17 +1416,20 @@ static void on_chat(udpc_client *c, uint64_t now, const udpc_addr *from,
   }
   e = table_find(c, &p->u.chat.from);
   if (e == NULL || !udpc_addr_equal(&e->addr, from)) {
-    if (data != NULL && c->snap_pending && len <= UDPC_MAX_PACKET) {
+    /* R94: the sender may have just come online; the server's deltas
+     * reach us up to UDPC_T_DELTA_WINDOW later (P6.3), or our walk has not
+     * reached it yet. A slot older than the sender's ACK wait is free. */
+    if (data != NULL && len <= UDPC_MAX_PACKET) {
       for (size_t i = 0; i < UDPC_CLIENT_HELD_CHATS; i++) {
-        if (!c->held[i].used) {
+        if (!c->held[i].used || now - c->held[i].t > UDPC_T_CHAT_ACK) {
           c->held[i].used = 1;
           c->held[i].t = now;
           c->held[i].from = *from;
           c->held[i].len = len;
           memcpy(c->held[i].data, data, len);
           client_log(c, 3,
-                     "client: CHAT from %s held until the table walk "
-                     "completes",
+                     "client: CHAT from %s held until the table lists "
+                     "it (at most 500 ms)",
                      p->u.chat.from.s);
           return;
         }

@@ -22,7 +22,9 @@ typedef enum {
 #define UDPC_CLIENT_DEDUPE_SENDERS 128 /* senders remembered for dedupe */
 #define UDPC_CLIENT_DEDUPE_IDS 64      /* msg ids remembered per sender */
 #define UDPC_CLIENT_COOKIE_ROUNDS 4    /* COOKIEs that restart the count */
-#define UDPC_CLIENT_HELD_CHATS 8 /* CHATs held during a table walk (R94) */
+/* CHATs held until the table lists the sender (R94): as many as one new
+ * peer can have awaiting an ACK (UDPC_CLIENT_CHATS_MAX). */
+#define UDPC_CLIENT_HELD_CHATS 64
 
 /* Number of entries in the client's copy of the table. */
 size_t udpc_client_table_count(const udpc_client *c);

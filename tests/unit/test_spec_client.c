@@ -440,10 +440,52 @@ static void test_r94_held_chat_rechecked_and_aged_out(void **state) {
   finish_walk(&tr, &dave);
   no_more_sent();
   no_more_ev();
-  /* Outside a walk an unknown sender is dropped at once, never held. */
+  /* Outside a walk an unknown sender is held too (until a delta lists
+   * it); without one it ages out unanswered. */
   udpc_packet stranger = chat_from("erin", 780, "who?");
   udpc_addr erin = udpc_tcli_addr(6, 40006);
   feed(&erin, &stranger);
+  no_more_sent();
+  no_more_ev();
+}
+
+/* R94 (P6.3): outside a walk, a CHAT from a sender that just came online
+ * arrives before the server's coalesced delta (up to 50 ms later): it is
+ * held and accepted when the delta lists the sender at that address; one
+ * whose delta comes after the sender's ACK wait (500 ms) is dropped. */
+static void test_r94_chat_held_until_delta_lists_sender(void **state) {
+  (void)state;
+  online_with_table(NULL); /* version 3 */
+  udpc_addr dave = udpc_tcli_addr(5, 40005);
+  udpc_packet c = chat_from("dave", 781, "hello, new here");
+  feed(&dave, &c);
+  no_more_sent(); /* held: no ACK yet */
+  no_more_ev();
+  advance(H.now + UDPC_T_DELTA_WINDOW);
+  udpc_packet d = pkt(UDPC_PT_TABLE_DELTA, 50);
+  d.u.table_delta.base_version = 3;
+  d.u.table_delta.new_version = 4;
+  d.u.table_delta.count = 1;
+  d.u.table_delta.entries[0] = entry("dave", 1, &dave);
+  feed(&SERVER, &d);
+  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
+  udpc_packet a = pop_sent(&dave, UDPC_PT_CHAT_ACK);
+  assert_int_equal(a.id, 781);
+  expect_ev(UDPC_EV_CHAT, "dave: hello, new here");
+  no_more_ev();
+  /* too late: erin's delta comes after her ACK wait */
+  udpc_addr erin = udpc_tcli_addr(6, 40006);
+  udpc_packet late = chat_from("erin", 782, "anyone?");
+  feed(&erin, &late);
+  no_more_sent();
+  advance(H.now + UDPC_T_CHAT_ACK + 1);
+  udpc_packet d2 = pkt(UDPC_PT_TABLE_DELTA, 51);
+  d2.u.table_delta.base_version = 4;
+  d2.u.table_delta.new_version = 5;
+  d2.u.table_delta.count = 1;
+  d2.u.table_delta.entries[0] = entry("erin", 1, &erin);
+  feed(&SERVER, &d2);
+  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
   no_more_sent();
   no_more_ev();
 }
@@ -527,6 +569,8 @@ int main(void) {
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(
           test_r94_chat_held_during_walk_then_accepted, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_r94_chat_held_until_delta_lists_sender, setup, teardown),
       cmocka_unit_test_setup_teardown(test_r94_held_chat_rechecked_and_aged_out,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_ready_backpressure, setup,
