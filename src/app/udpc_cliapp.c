@@ -302,6 +302,7 @@ int udpc_cliapp_run(const udpc_cliapp_opts *o) {
   cfg.io.ctx = a;
   cfg.io.send = cli_send;
   cfg.io.log = udpc_log_io;
+  cfg.io.log_limit = o->log_level + 1; /* lines above it are not built */
   cfg.event = cli_event;
   a->client = udpc_client_new(&cfg, udpc_loop_now(a->loop));
   if (a->client == NULL) {

@@ -303,6 +303,7 @@ int udpc_srvapp_run(const udpc_srvapp_opts *o) {
   cfg.io.ctx = a;
   cfg.io.send = srv_send;
   cfg.io.log = udpc_log_io;
+  cfg.io.log_limit = o->log_level + 1; /* lines above it are not built */
   a->server = udpc_server_new(&cfg, udpc_loop_now(a->loop));
   if (a->server == NULL) {
     const char *why = udpc_store_sqlite_last_error(store);

@@ -205,8 +205,9 @@ static void client_log(const udpc_client *c, int level, const char *fmt, ...)
 static void client_log(const udpc_client *c, int level, const char *fmt, ...) {
   char buf[256];
   va_list ap;
-  if (c->cfg.io.log == NULL) {
-    return;
+  if (c->cfg.io.log == NULL ||
+      (c->cfg.io.log_limit != 0 && level >= c->cfg.io.log_limit)) {
+    return; /* not wanted: not even formatted (udpc_io.log_limit) */
   }
   va_start(ap, fmt);
   (void)vsnprintf(buf, sizeof buf, fmt, ap);

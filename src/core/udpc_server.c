@@ -358,10 +358,16 @@ static void srv_log_roll(udpc_server *s) {
   s->log_supp = 0;
 }
 
+/* Would the log callback take a line of this level (udpc_io.log_limit)?
+ * Checked before a line is built. */
+static int srv_log_wants(const udpc_server *s, int level) {
+  return s->io.log != NULL && (s->io.log_limit == 0 || level < s->io.log_limit);
+}
+
 /* Debug lines (level 3: per-datagram traces) always pass; the others are
  * limited to SRV_LOG_PER_SEC per window. */
 static int srv_log_allow(udpc_server *s, int level) {
-  if (!s->io.log) return 0;
+  if (!srv_log_wants(s, level)) return 0;
   if (level >= 3) return 1;
   srv_log_roll(s);
   if (s->log_n < SRV_LOG_PER_SEC) {
@@ -384,7 +390,7 @@ static void srv_log_msg(udpc_server *s, int level, const char *msg) {
 /* "drop <reason> <addr>" at debug level. */
 static void srv_log_drop(udpc_server *s, const udpc_addr *from,
                          const char *reason) {
-  if (!s->io.log) return;
+  if (!srv_log_wants(s, 3)) return;
   srv_line l = {.n = 0};
   ln_str(&l, "drop ");
   ln_str(&l, reason);
@@ -396,7 +402,7 @@ static void srv_log_drop(udpc_server *s, const udpc_addr *from,
 /* ---- Output ------------------------------------------------------------ */
 static void srv_tx_log(udpc_server *s, const char *what, const udpc_addr *to,
                        const udpc_packet *p, size_t len) {
-  if (!s->io.log) return;
+  if (!srv_log_wants(s, 3)) return;
   srv_line l = {.n = 0};
   ln_str(&l, what);
   ln_str(&l, " ");
@@ -1638,7 +1644,7 @@ static int is_c2s_request(uint8_t type) {
 static void srv_malformed(udpc_server *s, const udpc_addr *from,
                           const uint8_t *data, size_t len, int err) {
   s->st.dropped_malformed++;
-  if (s->io.log) {
+  if (srv_log_wants(s, 3)) {
     srv_line l = {.n = 0};
     ln_str(&l, "rx ");
     ln_addr(&l, from);
@@ -1767,7 +1773,7 @@ static void srv_send_chunk(udpc_server *s, udpc_packet *p) {
     srv_log_msg(s, 0, "BUG: cannot encode a TABLE_DELTA");
     return;
   }
-  if (s->io.log) {
+  if (srv_log_wants(s, 3)) {
     srv_line l = {.n = 0};
     ln_str(&l, "tx ");
     ln_u64(&l, s->n_online);
@@ -1928,7 +1934,7 @@ int udpc_server_flush(udpc_server *s, uint64_t now) {
   s->store_touched = 0;
   for (uint32_t i = 0; i < s->n_held; i++) {
     const srv_held *h = &s->held[i];
-    if (s->io.log) {
+    if (srv_log_wants(s, 3)) {
       udpc_packet p;
       if (udpc_wire_decode(&p, h->data, h->len) == UDPC_OK)
         srv_tx_log(s, "tx", &h->to, &p, h->len);
@@ -1969,7 +1975,7 @@ void udpc_server_handle_expiry(udpc_server *s, uint64_t now) {
   while (s->on_head != SRV_NONE &&
          now >= s->clients[s->on_head].last_heard + SRV_SESSION_TIMEOUT) {
     uint32_t idx = s->on_head;
-    if (s->io.log) {
+    if (srv_log_wants(s, 2)) {
       srv_line l = {.n = 0};
       ln_str(&l, "session timeout: ");
       ln_str(&l, s->clients[idx].nick.s);

@@ -313,6 +313,11 @@ typedef struct {
   void (*send)(void *ctx, const udpc_addr *to, const uint8_t *data, size_t len);
   /* level: 0 error, 1 warning, 2 info, 3 debug. May be NULL. */
   void (*log)(void *ctx, int level, const char *msg);
+  /* The most verbose level `log` wants, plus one: 0 (the zero value)
+   * passes every level; 1 errors only, 2 up to warnings, 3 up to info,
+   * 4 everything. The cores do not even build lines above it: a debug
+   * trace of every datagram costs more than handling the datagram. */
+  int log_limit;
 } udpc_io;
 
 /* ---- Store (PROTOCOL.md P7): registrations and offline mail ----------- */

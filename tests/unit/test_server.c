@@ -1157,6 +1157,29 @@ static void test_debug_log_every_packet_in_and_out_and_drop_reasons(
   assert_int_equal(f->log_tx, 4); /* the BAD_SESSION error */
 }
 
+/* udpc_io.log_limit: a server whose log wants up to info never builds or
+ * passes a debug line (no per-datagram traces), but still logs info. */
+static void test_log_limit_info_builds_no_debug_lines(void **state) {
+  fx *f = *state;
+  f->cfg.log_limit = 3; /* error, warning, info */
+  udpc_server_free(f->s);
+  f->s = udpc_tsrv_server(f);
+  f->n_lines = 0;
+  udpc_addr a = A(1);
+  uint64_t t = reg(f, &a, "a", 1);
+  close_window(f);
+  udpc_packet hb = pkt(UDPC_PT_HEARTBEAT, 1, t ^ 1);
+  feed(f, &a, &hb);
+  assert_int_equal(f->log_rx, 0);
+  assert_int_equal(f->log_tx, 0);
+  assert_int_equal(f->log_hold, 0);
+  assert_int_equal(f->log_drop, 0);
+  assert_int_equal(f->n_logs, f->n_lines); /* nothing at debug */
+  /* info still passes: the session times out after 30 s of silence */
+  advance(f, (uint64_t)UDPC_N_HEARTBEAT_MISSED * UDPC_T_HEARTBEAT + 1);
+  assert_true(udpc_tsrv_has_line(f, "session timeout: a"));
+}
+
 static void test_deregA_operator_may_kick_itself(void **state) {
   fx *f = *state;
   udpc_addr o = A(1);
@@ -1688,6 +1711,7 @@ int main(void) {
       T(test_malformed_truncations_of_every_packet_never_crash),
       T(test_random_datagrams_fixed_seed_never_crash),
       T(test_debug_log_every_packet_in_and_out_and_drop_reasons),
+      T(test_log_limit_info_builds_no_debug_lines),
       T(test_deregA_operator_may_kick_itself),
       T(test_save_to_self_probes_self_recipient_online),
       T(test_probes_capped_at_1024_excess_save_dropped),

@@ -106,6 +106,7 @@ udpc_server *udpc_tsrv_server(udpc_tsrv *f) {
   cfg.io.ctx = f;
   cfg.io.send = udpc_tsrv_cap_send;
   cfg.io.log = cap_log;
+  cfg.io.log_limit = f->cfg.log_limit;
   return udpc_server_new(&cfg, f->now);
 }
 

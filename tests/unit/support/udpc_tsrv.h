@@ -35,6 +35,7 @@ typedef struct {
   int count_past_max; /* sends past max_out are counted, not kept (else
                            they fail the test) */
   int check_tokens;   /* R1 R2 R6 R7 R14 checks on every datagram */
+  int log_limit;      /* udpc_io.log_limit of the server (0: every level) */
 } udpc_tsrv_cfg;
 
 typedef struct {
