@@ -1494,9 +1494,12 @@ static void sc_probe_dereg_reg(void) {
   rule(UDPC_PT_CHAT, 1, 2, 1);  /* the chat is lost: NO_ACK, SAVE */
   rule(UDPC_PT_PROBE, 0, 2, 1); /* both sends of the probe are lost */
   rule(UDPC_PT_PROBE, 0, 2, 2);
-  send_at(S(2), 1, 2); /* SAVE reaches the server at about 2.5 s */
-  cmd_at(S(2.52), 2, "dereg c2");
-  cmd_at(S(2.7), 2, "reg c2"); /* new session before the probe ends */
+  send_at(S(2), 1, 2); /* SAVE sent at 2.5 s, at the server by ~2.53 s */
+  /* dereg only after the SAVE surely arrived (else the server stores it
+   * for an offline c2: "saved" would be right), and reg early enough for
+   * the new session to begin before the probe times out (~3.0 s). */
+  cmd_at(S(2.6), 2, "dereg c2");
+  cmd_at(S(2.75), 2, "reg c2");
   R.exp_out[0] = OUT_EXISTS;
   R.duration_ms = S(8);
 }
