@@ -31,6 +31,12 @@
  * a missing key, UDPC_ERR_NOMEM, UDPC_ERR_STORE for a backend failure,
  * UDPC_ERR_ARG for NULL/invalid arguments). Quotas are NOT the store's
  * business: the core checks them with mail_count()/mail_total().
+ *
+ * Cost. The server calls mail_find(), mail_count(), mail_total() and
+ * mail_append() for every SAVE to an offline recipient, and commit() once
+ * per receive batch: the first three should cost O(1) without I/O (both
+ * backends answer them from memory), and a commit should cost about one
+ * fsync whatever the batch holds (bench/store_bench measures this path).
  */
 #ifndef UDPC_STORE_H
 #define UDPC_STORE_H
