@@ -556,6 +556,17 @@ static void walk_abandon(udpc_client *c) {
   buf_free(&c->buf);
 }
 
+/* The walk failed (its page request got no answer, was refused as
+ * MALFORMED, or could not be queued): the old rows stay, but the version is
+ * forgotten (P6.2), so the next delta or HEARTBEAT_ACK starts a new walk
+ * instead of applying a delta to a table that may lack entries the server
+ * left out of the deltas it sent during the walk (P6.3 "Walking
+ * sessions"). */
+static void walk_fail(udpc_client *c) {
+  walk_abandon(c);
+  c->table_version = 0;
+}
+
 /* ---- Dedupe window -------------------------------------------------------- */
 
 static csender *sender_find(udpc_client *c, const udpc_nick *nick) {
@@ -759,7 +770,7 @@ static void walk_restart(udpc_client *c, uint64_t now) {
     r.start = 0;
     if (q_push_front(c, &r) != UDPC_OK) {
       client_log(c, 1, "client: queue full, table walk abandoned");
-      walk_abandon(c);
+      walk_fail(c);
       return;
     }
     c->walk = WALK_REQ;
@@ -994,7 +1005,7 @@ static void request_expired(udpc_client *c, uint64_t now) {
     case UDPC_PT_REGISTER:
     case UDPC_PT_DEREG:
     case UDPC_PT_SAVE: exit_now(c, 1); return;
-    case UDPC_PT_TABLE_REQ: walk_abandon(c); break;
+    case UDPC_PT_TABLE_REQ: walk_fail(c); break;
     case UDPC_PT_MAIL_REQ: c->mail_active = 0; break;
     default: break;
   }
@@ -1389,7 +1400,7 @@ static void on_error(udpc_client *c, uint64_t now, const udpc_packet *p) {
     return;
   }
   if (c->inflight.type == UDPC_PT_TABLE_REQ) {
-    walk_abandon(c);
+    walk_fail(c);
   } else if (c->inflight.type == UDPC_PT_MAIL_REQ) {
     c->mail_active = 0;
   }

@@ -786,8 +786,11 @@ static void test_r53_shifted_duplicate_appears_once(void **state) {
 }
 
 /* P6.2 R53 P4.3: a page request that fails (5 sends unanswered) abandons
- * the walk: the old table and its version stay, deltas chain on them. */
-static void test_r53_failed_page_request_keeps_old_table(void **state) {
+ * the walk: the old rows stay, but the table version is forgotten (the
+ * server may have left entries out of the deltas it sent during the walk,
+ * P6.3), so the next delta is not applied: it starts a new walk; so does
+ * a HEARTBEAT_ACK. */
+static void test_r53_failed_walk_forgets_version(void **state) {
   (void)state;
   online_with_table();
   udpc_entry v[25];
@@ -806,13 +809,53 @@ static void test_r53_failed_page_request_keeps_old_table(void **state) {
   expect_ev(UDPC_EV_SERVER_DOWN, "[Server not responding]");
   no_more_ev();
   no_more_sent();
-  assert_int_equal(udpc_client_table_count(H.c), 3);
+  assert_int_equal(udpc_client_table_count(H.c), 3); /* old rows kept */
   udpc_addr dave_a = addr4(10, 0, 0, 5, 5000);
   udpc_entry dave = entry("dave", 1, &dave_a);
-  feed_delta(3, 4, &dave, 1); /* version 3 is still ours */
-  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
-  assert_int_equal(udpc_client_table_count(H.c), 4);
+  feed_delta(3, 4, &dave, 1); /* version 3 was forgotten: not applied */
+  no_more_ev();
+  assert_int_equal(udpc_client_table_count(H.c), 3);
+  udpc_packet tr3 = pop_sent(&SERVER, UDPC_PT_TABLE_REQ); /* a new walk */
+  assert_int_equal(tr3.u.table_req.start, 0);
   no_more_sent();
+  answer_page(tr3.id, 6, 25, 0, v, 20); /* 6: the highest version seen */
+  udpc_packet tr4 = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+  assert_int_equal(tr4.u.table_req.start, 20);
+  answer_page(tr4.id, 6, 25, 20, v + 20, 5);
+  expect_ev(UDPC_EV_TABLE_UPDATED, "[Client table updated.]");
+  assert_int_equal(udpc_client_table_count(H.c), 25);
+  no_more_sent();
+}
+
+/* P6.2 P6.4: after a failed walk, a HEARTBEAT_ACK with any version starts a
+ * new walk (the version is forgotten). */
+static void test_r53_failed_walk_heartbeat_starts_walk(void **state) {
+  (void)state;
+  online_with_table();
+  udpc_entry v[25];
+  make_entries(v, 25, 1);
+  feed_delta(5, 6, &v[0], 1); /* gap -> walk */
+  udpc_packet tr = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+  uint64_t t0 = H.now;
+  for (int i = 1; i < UDPC_N_REQUEST_SENDS; i++) {
+    advance(t0 + (uint64_t)i * UDPC_T_REQUEST_RETRY);
+    udpc_packet again = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+    assert_int_equal(again.id, tr.id);
+  }
+  advance(t0 + UDPC_N_REQUEST_SENDS * UDPC_T_REQUEST_RETRY);
+  expect_ev(UDPC_EV_SERVER_DOWN, "[Server not responding]");
+  no_more_ev();
+  no_more_sent();
+  assert_int_equal(udpc_client_table_count(H.c), 3);
+  advance(t0 + UDPC_T_HEARTBEAT);
+  udpc_packet hb = pop_sent(&SERVER, UDPC_PT_HEARTBEAT);
+  udpc_packet ack = pkt(UDPC_PT_HEARTBEAT_ACK, hb.id);
+  ack.u.heartbeat_ack.table_version = 3;
+  feed(&SERVER, &ack);
+  udpc_packet tr2 = pop_sent(&SERVER, UDPC_PT_TABLE_REQ);
+  assert_int_equal(tr2.u.table_req.start, 0);
+  no_more_sent();
+  assert_int_equal(udpc_client_table_count(H.c), 3);
 }
 
 /* P6.2 R54: a reason for a snapshot that arises during the walk (a
@@ -2133,7 +2176,8 @@ int main(void) {
       T(test_r53_delta_gap_restarts_walk),
       T(test_r53_no_delta_within_500ms_restarts),
       T(test_r53_shifted_duplicate_appears_once),
-      T(test_r53_failed_page_request_keeps_old_table),
+      T(test_r53_failed_walk_forgets_version),
+      T(test_r53_failed_walk_heartbeat_starts_walk),
       T(test_r54_heartbeat_during_walk_satisfied_by_it),
       T(test_r57_delta_base_below_version_applies),
       T(test_r57_delta_entries_in_order),
