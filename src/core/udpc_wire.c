@@ -544,6 +544,107 @@ int udpc_wire_encode(const udpc_packet *p, uint8_t *buf, size_t cap) {
   return enc_packet(&e, p);
 }
 
+/* ---- One-pass TABLE_PAGE / TABLE_DELTA builder (udpc_wire.h) ----------- */
+
+static int table_begin(udpc_wire_table *t, uint8_t *buf, size_t cap,
+                       uint8_t type, uint32_t id, uint64_t token) {
+  UDPC_ENSURE(t != NULL && buf != NULL, UDPC_ERR_ARG);
+  udpc_writer_init(&t->w, buf, cap < UDPC_MAX_PACKET ? cap : UDPC_MAX_PACKET);
+  t->count = 0;
+  t->count_at = 0;
+  t->type = type;
+  UDPC_GUARD(udpc_cursor_write_u8(&t->w, UDPC_PROTOCOL_VERSION));
+  UDPC_GUARD(udpc_cursor_write_u8(&t->w, type));
+  UDPC_GUARD(udpc_cursor_write_u32(&t->w, id));
+  UDPC_GUARD(udpc_cursor_write_u64(&t->w, token));
+  return UDPC_OK;
+}
+
+/* The count byte: reserved now (0), written by finish. */
+static int table_count_slot(udpc_wire_table *t) {
+  t->count_at = t->w.pos;
+  return udpc_cursor_write_u8(&t->w, 0);
+}
+
+int udpc_wire_page_begin(udpc_wire_table *t, uint8_t *buf, size_t cap,
+                         uint32_t id, uint64_t token, uint64_t version,
+                         uint32_t total, uint32_t start) {
+  UDPC_GUARD(table_begin(t, buf, cap, UDPC_PT_TABLE_PAGE, id, token));
+  UDPC_GUARD(udpc_cursor_write_u64(&t->w, version));
+  UDPC_GUARD(udpc_cursor_write_u32(&t->w, total));
+  UDPC_GUARD(udpc_cursor_write_u32(&t->w, start));
+  return table_count_slot(t);
+}
+
+int udpc_wire_delta_begin(udpc_wire_table *t, uint8_t *buf, size_t cap,
+                          uint32_t id, uint64_t token, uint64_t base_version,
+                          uint64_t new_version) {
+  UDPC_GUARD(table_begin(t, buf, cap, UDPC_PT_TABLE_DELTA, id, token));
+  UDPC_GUARD(udpc_cursor_write_u64(&t->w, base_version));
+  UDPC_GUARD(udpc_cursor_write_u64(&t->w, new_version));
+  return table_count_slot(t);
+}
+
+/* The entry's bytes (as enc_entry writes them, without its checks). */
+static int table_entry(udpc_writer *w, const udpc_nick *nick, uint8_t status,
+                       const udpc_addr *addr) {
+  UDPC_GUARD(udpc_cursor_write_u8(w, nick->len));
+  UDPC_GUARD(udpc_cursor_write_bytes(w, nick->s, nick->len));
+  UDPC_GUARD(udpc_cursor_write_u8(w, status));
+  UDPC_GUARD(udpc_cursor_write_u8(w, addr->family));
+  UDPC_GUARD(
+      udpc_cursor_write_bytes(w, addr->ip, addr->family == 4 ? 4u : 16u));
+  UDPC_GUARD(udpc_cursor_write_u16(w, addr->port));
+  return UDPC_OK;
+}
+
+int udpc_wire_table_append(udpc_wire_table *t, const udpc_nick *nick,
+                           uint8_t status, const udpc_addr *addr) {
+  UDPC_ENSURE(nick->len <= UDPC_NICK_MAX, UDPC_ERR_ARG);
+  size_t n = 1 + (size_t)nick->len + 1 + 1 + (addr->family == 4 ? 4u : 16u) + 2;
+  if (t->count >= UDPC_TABLE_PAGE_MAX || n > udpc_writer_space(&t->w)) return 0;
+  UDPC_GUARD(table_entry(&t->w, nick, status, addr)); /* fits: cannot fail */
+  t->count++;
+  return 1;
+}
+
+int udpc_wire_table_append_bytes(udpc_wire_table *t, const uint8_t *b,
+                                 size_t n) {
+  if (t->count >= UDPC_TABLE_PAGE_MAX || n > udpc_writer_space(&t->w)) return 0;
+  UDPC_GUARD(udpc_cursor_write_bytes(&t->w, b, n));
+  t->count++;
+  return 1;
+}
+
+int udpc_wire_delta_set_versions(udpc_wire_table *t, uint64_t base_version,
+                                 uint64_t new_version) {
+  const size_t at = UDPC_HEADER_LEN + UDPC_TOKEN_LEN;
+  UDPC_ENSURE(t->type == UDPC_PT_TABLE_DELTA && t->count_at == at + 16,
+              UDPC_ERR_ARG); /* a delta's builder, begun */
+  udpc_writer c;
+  udpc_writer_init(&c, t->w.p + at, 16);
+  UDPC_GUARD(udpc_cursor_write_u64(&c, base_version));
+  UDPC_GUARD(udpc_cursor_write_u64(&c, new_version));
+  return UDPC_OK;
+}
+
+int udpc_wire_table_finish(udpc_wire_table *t) {
+  UDPC_ENSURE(t->count_at != 0, UDPC_ERR_ARG); /* begin succeeded */
+  udpc_writer c;
+  udpc_writer_init(&c, t->w.p + t->count_at, 1);
+  UDPC_GUARD(udpc_cursor_write_u8(&c, t->count));
+  return (int)t->w.pos; /* <= UDPC_MAX_PACKET */
+}
+
+int udpc_wire_entry_encode(const udpc_nick *nick, uint8_t status,
+                           const udpc_addr *addr, uint8_t *out, size_t cap) {
+  UDPC_ENSURE(out != NULL && nick->len <= UDPC_NICK_MAX, UDPC_ERR_ARG);
+  udpc_writer w;
+  udpc_writer_init(&w, out, cap);
+  UDPC_GUARD(table_entry(&w, nick, status, addr));
+  return (int)w.pos;
+}
+
 int udpc_wire_encode_raw(const udpc_packet *p, uint8_t *buf, size_t cap) {
   UDPC_ENSURE(p != NULL, UDPC_ERR_ARG);
   UDPC_ENSURE(buf != NULL, UDPC_ERR_ARG);

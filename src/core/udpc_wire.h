@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "udpc_cursor.h"
 #include "udpchat.h"
 
 /* Token length on the wire (design.md P1: "token u64 at offset 6"). */
@@ -44,6 +45,59 @@ size_t udpc_wire_mail_size(const udpc_mail *m);
 
 /* Encoded bytes of one table entry (nick, status, addr). */
 size_t udpc_wire_entry_size(const udpc_entry *e);
+
+/* ---- One-pass TABLE_PAGE / TABLE_DELTA builder ----------------------------
+ * For a sender whose entries are already valid (the server's table: every
+ * nick was checked when it registered, every status and family is one the
+ * server sets): the packet is written in one pass through a udpc_writer
+ * bounded by min(cap, UDPC_MAX_PACKET), the entries' nicks are NOT checked
+ * again. For valid entries the bytes are exactly those udpc_wire_encode
+ * gives for the same packet (tests/unit/test_wire.c checks it). Usage:
+ * begin, append while it returns 1 (0: the entry does not fit in the
+ * datagram, or UDPC_TABLE_PAGE_MAX entries are in), finish (writes the
+ * count, returns the length). The caller keeps the packet's own rules
+ * (start + count <= total; a delta has count >= 1 and new > base). */
+typedef struct {
+  udpc_writer w;   /* over buf[0 .. min(cap, UDPC_MAX_PACKET)) */
+  size_t count_at; /* offset of the count byte */
+  uint8_t count;   /* entries appended */
+  uint8_t type;    /* UDPC_PT_TABLE_PAGE or UDPC_PT_TABLE_DELTA */
+} udpc_wire_table;
+
+/* Header of a TABLE_PAGE (version, total, start) or TABLE_DELTA (base_version,
+ * new_version); the count is written by finish. UDPC_ERR_TOO_BIG if cap
+ * cannot hold the fixed part, UDPC_ERR_ARG for NULL pointers. */
+UDPC_MUST_USE int udpc_wire_page_begin(udpc_wire_table *t, uint8_t *buf,
+                                       size_t cap, uint32_t id, uint64_t token,
+                                       uint64_t version, uint32_t total,
+                                       uint32_t start);
+UDPC_MUST_USE int udpc_wire_delta_begin(udpc_wire_table *t, uint8_t *buf,
+                                        size_t cap, uint32_t id, uint64_t token,
+                                        uint64_t base_version,
+                                        uint64_t new_version);
+/* Append one entry (nick, status, addr): 1 if appended, 0 if it does not
+ * fit (nothing written), UDPC_ERR_ARG if the nick length is beyond the nick
+ * buffer. */
+UDPC_MUST_USE int udpc_wire_table_append(udpc_wire_table *t,
+                                         const udpc_nick *nick, uint8_t status,
+                                         const udpc_addr *addr);
+/* Append one entry already encoded by udpc_wire_entry_encode (n bytes): 1,
+ * or 0 if it does not fit. */
+UDPC_MUST_USE int udpc_wire_table_append_bytes(udpc_wire_table *t,
+                                               const uint8_t *b, size_t n);
+/* TABLE_DELTA only: (re)write base_version and new_version (a sender that
+ * learns the chunk's last version only when it is full). */
+UDPC_MUST_USE int udpc_wire_delta_set_versions(udpc_wire_table *t,
+                                               uint64_t base_version,
+                                               uint64_t new_version);
+/* Write the count; returns the packet's length. */
+UDPC_MUST_USE int udpc_wire_table_finish(udpc_wire_table *t);
+/* Encode one entry as it appears in a page or delta into out[0..cap):
+ * returns its length (udpc_wire_entry_size) or UDPC_ERR_TOO_BIG /
+ * UDPC_ERR_ARG. Not validated (see above). */
+UDPC_MUST_USE int udpc_wire_entry_encode(const udpc_nick *nick, uint8_t status,
+                                         const udpc_addr *addr, uint8_t *out,
+                                         size_t cap);
 
 /* TESTING ONLY: serialize *p exactly as its fields say, with NO validation
  * (bad nicks, lengths, enum values are written as they are; version is 1).

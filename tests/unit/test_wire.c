@@ -1177,6 +1177,125 @@ static void test_format_hand_built(void **state) {
   assert_int_equal(shown, UDPC_TABLE_PAGE_MAX);
 }
 
+/* udpc_wire.h table builder: for random tables, a TABLE_PAGE or
+ * TABLE_DELTA built in one pass (udpc_wire_page_begin / delta_begin,
+ * append entry by entry until one does not fit, finish) is byte for byte
+ * udpc_wire_encode of the same packet, never exceeds 1200 bytes, and holds
+ * exactly as many entries as the greedy packing by udpc_wire_entry_size
+ * (R52: as many as fit). Deltas go both through append (fields) and
+ * append_bytes (udpc_wire_entry_encode), with versions given at begin or
+ * set afterwards. */
+static void test_table_builder_matches_encode(void **state) {
+  (void)state;
+  rng r = {RANDOM_SEED ^ 0x7461626c65ull};
+  static udpc_entry tab[300];
+  for (int it = 0; it < 3000; it++) {
+    int delta = it & 1;
+    uint32_t total = 1 + rnd_below(&r, 300);
+    uint8_t maxst = delta ? UDPC_STATUS_REMOVED : UDPC_STATUS_ONLINE;
+    unsigned short_pct = rnd_below(&r, 101); /* share of 1-byte nicks */
+    for (uint32_t i = 0; i < total; i++) {
+      rnd_entry(&r, &tab[i], maxst);
+      if (rnd_below(&r, 100) < short_pct) {
+        tab[i].nick.len = 1;
+        tab[i].nick.s[1] = '\0';
+        tab[i].addr.family = 4;
+      }
+    }
+    uint32_t start = delta ? rnd_below(&r, total) : rnd_below(&r, total + 1);
+    uint64_t v1 = rnd(&r) >> 1, v2 = v1 + 1 + rnd_below(&r, 1000);
+    uint32_t id = (uint32_t)rnd(&r);
+    uint64_t token = rnd(&r);
+    /* reference: greedy by entry sizes, then udpc_wire_encode */
+    static udpc_packet p;
+    memset(&p, 0, sizeof p);
+    p.type = delta ? UDPC_PT_TABLE_DELTA : UDPC_PT_TABLE_PAGE;
+    p.id = id;
+    p.token = token;
+    size_t size = delta ? UDPC_TABLE_DELTA_FIXED : UDPC_TABLE_PAGE_FIXED;
+    unsigned n = 0;
+    while (start + n < total && n < UDPC_TABLE_PAGE_MAX &&
+           size + udpc_wire_entry_size(&tab[start + n]) <= UDPC_MAX_PACKET) {
+      size += udpc_wire_entry_size(&tab[start + n]);
+      n++;
+    }
+    udpc_entry *dst = delta ? p.u.table_delta.entries : p.u.table_page.entries;
+    memcpy(dst, &tab[start], n * sizeof *dst);
+    if (delta) {
+      p.u.table_delta.base_version = v1;
+      p.u.table_delta.new_version = v2;
+      p.u.table_delta.count = (uint8_t)n;
+    } else {
+      p.u.table_page.version = v1;
+      p.u.table_page.total = total;
+      p.u.table_page.start = start;
+      p.u.table_page.count = (uint8_t)n;
+    }
+    uint8_t want[UDPC_MAX_PACKET], got[UDPC_MAX_PACKET + 64];
+    int wn = udpc_wire_encode(&p, want, sizeof want);
+    assert_int_equal(wn, (int)size);
+    /* the builder (a bigger buffer: it still stops at 1200 bytes) */
+    udpc_wire_table t;
+    int late = delta && rnd_below(&r, 2); /* versions set afterwards */
+    int bytes = delta && rnd_below(&r, 2);
+    if (delta)
+      assert_int_equal(udpc_wire_delta_begin(&t, got, sizeof got, id, token,
+                                             late ? 0 : v1, late ? 0 : v2),
+                       UDPC_OK);
+    else
+      assert_int_equal(udpc_wire_page_begin(&t, got, sizeof got, id, token, v1,
+                                            total, start),
+                       UDPC_OK);
+    unsigned m = 0;
+    for (uint32_t i = start; i < total; i++) {
+      const udpc_entry *e = &tab[i];
+      int a;
+      if (bytes) {
+        uint8_t eb[UDPC_ENTRY_MAX];
+        int el = udpc_wire_entry_encode(&e->nick, e->status, &e->addr, eb,
+                                        sizeof eb);
+        assert_int_equal(el, (int)udpc_wire_entry_size(e));
+        a = udpc_wire_table_append_bytes(&t, eb, (size_t)el);
+      } else {
+        a = udpc_wire_table_append(&t, &e->nick, e->status, &e->addr);
+      }
+      assert_true(a == 0 || a == 1);
+      if (a == 0) {
+        /* nothing written; the next ones are not tried (greedy) */
+        assert_int_equal(t.count, m);
+        break;
+      }
+      m++;
+    }
+    if (late)
+      assert_int_equal(udpc_wire_delta_set_versions(&t, v1, v2), UDPC_OK);
+    int gn = udpc_wire_table_finish(&t);
+    assert_int_equal(m, n);
+    assert_int_equal(gn, wn);
+    assert_true(gn <= UDPC_MAX_PACKET);
+    assert_memory_equal(got, want, (size_t)wn);
+  }
+  /* a buffer that cannot hold the fixed part; a page's builder has no
+   * versions to set */
+  udpc_wire_table t;
+  uint8_t small[UDPC_TABLE_PAGE_FIXED - 1];
+  assert_int_equal(udpc_wire_page_begin(&t, small, sizeof small, 1, 2, 3, 4, 0),
+                   UDPC_ERR_TOO_BIG);
+  uint8_t buf[UDPC_MAX_PACKET];
+  assert_int_equal(udpc_wire_page_begin(&t, buf, sizeof buf, 1, 2, 3, 4, 0),
+                   UDPC_OK);
+  assert_int_equal(udpc_wire_delta_set_versions(&t, 1, 2), UDPC_ERR_ARG);
+  /* at most UDPC_TABLE_PAGE_MAX entries even when more would fit */
+  udpc_nick one = {.len = 1, .s = "a"};
+  udpc_addr a4 = {.family = 4};
+  unsigned k = 0;
+  while (udpc_wire_table_append(&t, &one, UDPC_STATUS_ONLINE, &a4) == 1) k++;
+  assert_int_equal(k, UDPC_TABLE_PAGE_MAX);
+  assert_int_equal(udpc_wire_table_finish(&t),
+                   UDPC_TABLE_PAGE_FIXED +
+                       UDPC_TABLE_PAGE_MAX * UDPC_ENTRY_MIN);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_vectors_cover_everything),
@@ -1198,6 +1317,7 @@ int main(void) {
       cmocka_unit_test(test_decode_arguments),
       cmocka_unit_test(test_format_capacity),
       cmocka_unit_test(test_format_hand_built),
+      cmocka_unit_test(test_table_builder_matches_encode),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
