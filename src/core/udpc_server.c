@@ -27,8 +27,11 @@
  *    (P6.3); the flush after it (after a successful commit) emits each
  *    changed entry once, as it is then, in TABLE_DELTAs as full as fit in
  *    1200 bytes, encoded once and sent to every ONLINE session with only
- *    the token patched. HEARTBEAT_ACK reports pub_version, the version of
- *    the last emitted delta.
+ *    the token patched; except that a session whose snapshot walk will
+ *    still read some of the changed entries (walks[]: the start of the
+ *    next page it would ask for) gets its own deltas without them (P6.3
+ *    "Walking sessions"). HEARTBEAT_ACK reports pub_version, the version
+ *    of the last emitted delta.
  *  - probes[]: ring of pending SAVE probes (P7); probe id low bits = slot.
  *  - per-sender SAVE window of 64 (msg_id -> result), allocated on the
  *    session's first SAVE, freed when the session ends.
@@ -41,8 +44,10 @@
  *  - log limiter: non-debug log lines at most SRV_LOG_PER_SEC per second,
  *    then one "suppressed K messages" line, so input cannot flood the log.
  *
- * Every packet is built as a udpc_packet and encoded by udpc_wire_encode;
- * every datagram is decoded by udpc_wire_decode. No sockets, clocks, stdio
+ * Every packet is built as a udpc_packet and encoded by udpc_wire_encode,
+ * except TABLE_PAGE and TABLE_DELTA: built in one pass by the udpc_wire
+ * table builder from the records (valid since they registered or were
+ * loaded); every datagram is decoded by udpc_wire_decode. No sockets, clocks, stdio
  * or OS randomness: randomness comes from cfg->seed through udpc_rand.
  */
 #include <limits.h>
@@ -84,6 +89,13 @@
 #define SRV_LOG_PER_SEC 10u             /* non-debug log lines per second */
 #define SRV_LOG_WINDOW 1000u            /* ms */
 #define SRV_MILLI 1000u                 /* bucket units per datagram */
+/* TESTING ONLY: entries per TABLE_PAGE at most (R52: as many as fit, so
+ * UDPC_TABLE_PAGE_MAX). A build with -DSRV_TEST_PAGE_ENTRIES=2 lets the
+ * simulator's 16 clients walk many pages (and so exercise the walking
+ * sessions' deltas, P6.3). */
+#ifndef SRV_TEST_PAGE_ENTRIES
+#define SRV_TEST_PAGE_ENTRIES UDPC_TABLE_PAGE_MAX
+#endif
 
 /* ---- Types ------------------------------------------------------------- */
 enum { WIN_EMPTY = 0, WIN_PENDING = 1, WIN_DONE = 2 };
@@ -144,6 +156,7 @@ typedef struct {
   uint8_t inwin : 1;      /* changed in the open window (n_wdistinct) */
   uint8_t seen : 1;       /* scratch of srv_emit_window */
   uint8_t rl_limited : 1; /* session datagrams dropped since one passed */
+  uint8_t walk_idv : 1;   /* walks[idx].id holds a TABLE_REQ id */
 } srv_client;
 _Static_assert(sizeof(srv_client) <= 176, "srv_client grew (memory budget)");
 
@@ -169,6 +182,30 @@ typedef struct {
   uint16_t text_len;
   uint8_t text[UDPC_TEXT_MAX];
 } srv_probe;
+
+/* The snapshot walk a live session is doing, as the server sees it (P6.3
+ * "Walking sessions"): next = start + count of the last TABLE_PAGE it
+ * sent the session when that page did not reach the end (0: not walking);
+ * id = the TABLE_REQ id that page answered. Kept beside the records (8
+ * bytes per registered nick), reset when a session starts or ends. Only a
+ * TABLE_REQ with a newer id (serial order of the client's u32 counter,
+ * R26) moves `next`; a retransmission of the same id can only lower it
+ * (its answer may differ: whichever the client accepted, it asks next at
+ * or above the lower value); an older one (a late duplicate) does not
+ * touch it. So `next` never exceeds the start the client asks for next,
+ * and a late duplicate of an earlier page request cannot make a finished
+ * walk look unfinished. */
+typedef struct {
+  uint32_t next;
+  uint32_t id;
+} srv_walk;
+
+/* One distinct entry of a closing window (srv_emit_window). */
+typedef struct srv_went {
+  uint32_t k;   /* wlog position of its last change (version pub + 1 + k) */
+  uint32_t pos; /* its index in order[] (only while a session walks) */
+  uint8_t len;  /* its bytes at ecache + i * UDPC_ENTRY_MAX */
+} srv_went;
 
 /* Token map slot: 0 empty, else 1 + (client index << 1 | e) where e = 1
  * names the client's ended_token and e = 0 its live token (the token
@@ -199,6 +236,7 @@ struct udpc_server {
 
   srv_client *clients; /* owned; n_clients used of cap_clients */
   uint32_t n_clients, cap_clients;
+  srv_walk *walks; /* owned; cap_clients; see srv_walk */
   uint32_t *order; /* owned; cap_clients */
   uint32_t *dirty; /* owned; SRV_DIRTY_MAX; n_dirty used */
   uint32_t n_dirty;
@@ -224,6 +262,11 @@ struct udpc_server {
   uint8_t win_open;      /* a change since the last emission */
   uint8_t win_due;       /* handle_expiry saw the deadline: flush emits */
   uint64_t win_deadline; /* emit at the first flush from then on */
+  /* Scratch of srv_emit_window: the distinct changed entries, encoded once
+   * (went_cap entries, ecache: UDPC_ENTRY_MAX bytes each). */
+  struct srv_went *went; /* owned */
+  uint8_t *ecache;       /* owned */
+  uint32_t went_cap;
 
   srv_probe *probes;               /* owned; SRV_PROBES_MAX ring */
   uint32_t probe_head, probe_tail; /* free-running counters */
@@ -815,6 +858,8 @@ static void srv_end_session(udpc_server *s, uint32_t idx) {
    * bounded by the online senders. */
   free(c->win);
   c->win = NULL;
+  s->walks[idx].next = 0; /* a walk belongs to a session */
+  c->walk_idv = 0;
   if (c->token == 0) return;
   if (c->ended_token != 0) tok_remove(s, c->ended_token);
   c->ended_ahash = srv_addr_hash32(s, &c->addr);
@@ -847,6 +892,9 @@ static int srv_reserve_clients(udpc_server *s, uint32_t need) {
   uint32_t *o = realloc(s->order, (size_t)cap * sizeof *o);
   UDPC_ENSURE(o != NULL, UDPC_ERR_NOMEM);
   s->order = o;
+  srv_walk *w = realloc(s->walks, (size_t)cap * sizeof *w);
+  UDPC_ENSURE(w != NULL, UDPC_ERR_NOMEM);
+  s->walks = w;
   s->cap_clients = cap;
   return UDPC_OK;
 }
@@ -862,6 +910,8 @@ static int srv_add_client(udpc_server *s, const udpc_nick *nick,
   c->nick = *nick;
   c->nick.s[c->nick.len] = '\0';
   c->prev = c->next = SRV_NONE;
+  s->walks[idx].next = 0;
+  s->walks[idx].id = 0;
   UDPC_GUARD(nick_insert(s, idx));
   s->n_clients++;
   *out = idx;
@@ -994,7 +1044,10 @@ static void srv_register(udpc_server *s, uint64_t now, const udpc_addr *from,
       return;
     }
     if (c->online && udpc_addr_equal(&c->addr, from)) {
-      /* Retransmission or re-reg from the live session: same token. */
+      /* Retransmission or re-reg from the live session: same token. The
+       * client starts a new walk (its TABLE_REQ ids stay ordered, so the
+       * id is kept). */
+      s->walks[idx].next = 0;
       srv_heard(s, idx, now);
       srv_hold_reg_ok(s, idx, p->id);
       return;
@@ -1062,32 +1115,64 @@ static void srv_register(udpc_server *s, uint64_t now, const udpc_addr *from,
 }
 
 /* ---- TABLE_REQ, HEARTBEAT (read-only) ------------------------------------ */
+/* A TABLE_PAGE whose entries end at `next` (0: at the end of the table)
+ * answered the session's TABLE_REQ `id` (see srv_walk). */
+static void srv_walk_page(udpc_server *s, uint32_t idx, uint32_t id,
+                          uint32_t next) {
+  srv_client *c = &s->clients[idx];
+  srv_walk *w = &s->walks[idx];
+  if (!c->walk_idv || (int32_t)(id - w->id) > 0) { /* a newer request */
+    c->walk_idv = 1;
+    w->id = id;
+    w->next = next;
+  } else if (id == w->id && (next == 0 || next < w->next)) {
+    w->next = next; /* a retransmission: the lower of its answers */
+  }
+}
+
+/* Debug trace of a datagram built without a udpc_packet. */
+static void srv_tx_log_bytes(udpc_server *s, const char *what,
+                             const udpc_addr *to, const uint8_t *b,
+                             size_t len) {
+  if (!srv_log_wants(s, 3)) return;
+  udpc_packet p;
+  if (udpc_wire_decode(&p, b, len) == UDPC_OK) srv_tx_log(s, what, to, &p, len);
+}
+
 static void srv_table_req(udpc_server *s, uint32_t idx,
                           const udpc_packet *req) {
   srv_client *c = &s->clients[idx];
-  udpc_packet p;
-  pkt_init(&p, UDPC_PT_TABLE_PAGE, req->id, c->token);
   uint32_t total = s->n_clients;
   /* Decision: a start beyond the table is clamped to total (empty page):
    * TABLE_PAGE must satisfy start + count <= total. */
   uint32_t start =
       req->u.table_req.start <= total ? req->u.table_req.start : total;
-  /* R52: as many entries as fit in one datagram (greedy, in order). */
-  size_t size = UDPC_TABLE_PAGE_FIXED;
-  uint32_t n = 0;
-  while (start + n < total && n < UDPC_TABLE_PAGE_MAX) {
-    udpc_entry *e = &p.u.table_page.entries[n];
-    srv_entry(s, s->order[start + n], e);
-    size_t es = udpc_wire_entry_size(e);
-    if (size + es > UDPC_MAX_PACKET) break;
-    size += es;
-    n++;
+  /* R52: as many entries as fit in one datagram (greedy, in order), in one
+   * pass (the entries were validated when they registered). */
+  uint8_t buf[UDPC_MAX_PACKET];
+  udpc_wire_table t;
+  int n = udpc_wire_page_begin(&t, buf, sizeof buf, req->id, c->token,
+                               s->version, total, start);
+  uint32_t i = start;
+  while (n == UDPC_OK && i < total && i - start < SRV_TEST_PAGE_ENTRIES) {
+    const srv_client *e = &s->clients[s->order[i]];
+    int r = udpc_wire_table_append(
+        &t, &e->nick, e->online ? UDPC_STATUS_ONLINE : UDPC_STATUS_OFFLINE,
+        &e->addr);
+    if (r <= 0) {
+      n = r;
+      break;
+    }
+    i++;
   }
-  p.u.table_page.version = s->version;
-  p.u.table_page.total = total;
-  p.u.table_page.start = start;
-  p.u.table_page.count = (uint8_t)n;
-  srv_send(s, &c->addr, &p, SIZE_MAX);
+  if (n == UDPC_OK) n = udpc_wire_table_finish(&t);
+  if (n <= 0) {
+    srv_log_msg(s, 0, "BUG: cannot encode a TABLE_PAGE");
+    return;
+  }
+  srv_walk_page(s, idx, req->id, i < total ? i : 0);
+  srv_tx_log_bytes(s, "tx", &c->addr, buf, (size_t)n);
+  srv_emit(s, &c->addr, buf, (size_t)n);
 }
 
 static void srv_heartbeat(udpc_server *s, uint32_t idx,
@@ -1762,87 +1847,209 @@ int udpc_server_recv(udpc_server *s, uint64_t now, const udpc_addr *from,
 }
 
 /* ---- Flush: commit, then acknowledgements and deltas ------------------------- */
-/* Encode one TABLE_DELTA chunk once and send a copy to every ONLINE session
- * (R55, R56), patching only the token (all copies share one id). */
-static void srv_send_chunk(udpc_server *s, udpc_packet *p) {
-  uint8_t buf[UDPC_MAX_PACKET];
-  p->id = s->next_id++;
-  p->token = 0;
-  int n = udpc_wire_encode(p, buf, sizeof buf);
+/* Index of idx in order[] (binary search by nick). */
+static uint32_t srv_order_pos(const udpc_server *s, uint32_t idx) {
+  const udpc_nick *n = &s->clients[idx].nick;
+  uint32_t lo = 0, hi = s->n_clients;
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (nick_cmp(&s->clients[s->order[mid]].nick, n) < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+/* Does session o get its own deltas (P6.3 "Walking sessions")? Those whose
+ * walk will still read some of the window's entries: 0 < next <= lim,
+ * lim = the highest index of a changed entry (0: nobody walks). */
+static int srv_walk_filtered(const udpc_server *s, uint32_t o, uint32_t lim) {
+  uint32_t next = s->walks[o].next;
+  return next != 0 && next <= lim;
+}
+
+/* Send one delta chunk: to one session (to != SRV_NONE, token already in
+ * buf) or a copy to every ONLINE session that is not filtered (R55, R56),
+ * patching only the token (all copies share one id). */
+static void srv_delta_out(udpc_server *s, uint8_t *buf, size_t n, uint32_t to,
+                          uint32_t lim) {
+  if (to != SRV_NONE) {
+    srv_tx_log_bytes(s, "tx", &s->clients[to].addr, buf, n);
+    srv_emit(s, &s->clients[to].addr, buf, n);
+    return;
+  }
+  if (srv_log_wants(s, 3)) {
+    udpc_packet p;
+    if (udpc_wire_decode(&p, buf, n) == UDPC_OK) {
+      srv_line l = {.n = 0};
+      ln_str(&l, "tx ");
+      ln_u64(&l, s->n_online);
+      ln_str(&l, " online sessions len=");
+      ln_u64(&l, (uint64_t)n);
+      ln_str(&l, ": ");
+      ln_pkt(&l, &p);
+      srv_log(s, 3, &l);
+    }
+  }
+  for (uint32_t o = s->on_head; o != SRV_NONE; o = s->clients[o].next) {
+    if (srv_walk_filtered(s, o, lim)) continue;
+    uint64_t t = s->clients[o].token; /* u64, network order (P1.2) */
+    for (int b = UDPC_TOKEN_LEN - 1; b >= 0; b--, t >>= 8)
+      buf[UDPC_HEADER_LEN + b] = (uint8_t)t;
+    srv_emit(s, &s->clients[o].addr, buf, n);
+  }
+}
+
+/* Finish the chunk in t (base..new) and send it. */
+static void srv_delta_chunk(udpc_server *s, udpc_wire_table *t, uint64_t base,
+                            uint64_t nv, uint32_t to, uint32_t lim) {
+  int n = udpc_wire_delta_set_versions(t, base, nv);
+  if (n == UDPC_OK) n = udpc_wire_table_finish(t);
   if (n <= 0) {
     srv_log_msg(s, 0, "BUG: cannot encode a TABLE_DELTA");
     return;
   }
-  if (srv_log_wants(s, 3)) {
-    srv_line l = {.n = 0};
-    ln_str(&l, "tx ");
-    ln_u64(&l, s->n_online);
-    ln_str(&l, " online sessions len=");
-    ln_u64(&l, (uint64_t)n);
-    ln_str(&l, ": ");
-    ln_pkt(&l, p);
-    srv_log(s, 3, &l);
-  }
-  for (uint32_t o = s->on_head; o != SRV_NONE; o = s->clients[o].next) {
-    uint64_t t = s->clients[o].token; /* u64, network order (P1.2) */
-    for (int b = UDPC_TOKEN_LEN - 1; b >= 0; b--, t >>= 8)
-      buf[UDPC_HEADER_LEN + b] = (uint8_t)t;
-    srv_emit(s, &s->clients[o].addr, buf, (size_t)n);
-  }
+  srv_delta_out(s, t->w.p, (size_t)n, to, lim);
 }
 
-/* Close the window: each entry changed since the last emission once, as it
- * is now, ordered by its last change, in chunks as full as fit in 1200
- * bytes. A chunk's new_version is the version of the last change of its
+/* The window's nw distinct entries with index < max (UINT32_MAX: all), in
+ * TABLE_DELTAs as full as fit in 1200 bytes, chained from pub_version to
+ * version: a chunk's new_version is the version of the last change of its
  * last entry (the last chunk's: the current version), so a client whose
  * version lies anywhere in (pub_version, version) (a snapshot taken during
  * the window) misses nothing by ignoring the chunks below its version
- * (R57: it applies a chunk iff base <= v < new). Runs only after a
+ * (R57: it applies a chunk iff base <= v < new). to: SRV_NONE for the
+ * shared chunks (every session not filtered by lim), else one walking
+ * session; one that gets no entry gets the window's first one anyway
+ * (count >= 1). */
+static void srv_pack_window(udpc_server *s, uint32_t nw, uint32_t max,
+                            uint32_t to, uint32_t lim) {
+  uint8_t buf[UDPC_MAX_PACKET];
+  udpc_wire_table t;
+  uint64_t token = to == SRV_NONE ? 0 : s->clients[to].token;
+  uint64_t base = s->pub_version, last = 0;
+  int open = 0, any = 0;
+  for (uint32_t i = 0; i < nw; i++) {
+    const srv_went *w = &s->went[i];
+    if (w->pos >= max) continue;
+    const uint8_t *eb = s->ecache + (size_t)i * UDPC_ENTRY_MAX;
+    if (open && udpc_wire_table_append_bytes(&t, eb, w->len) == 1) {
+      last = s->pub_version + 1 + w->k;
+      continue;
+    }
+    if (open) { /* full */
+      srv_delta_chunk(s, &t, base, last, to, lim);
+      base = last;
+    }
+    if (udpc_wire_delta_begin(&t, buf, sizeof buf, s->next_id++, token, 0, 0) !=
+            UDPC_OK ||
+        udpc_wire_table_append_bytes(&t, eb, w->len) != 1) {
+      srv_log_msg(s, 0, "BUG: cannot encode a TABLE_DELTA");
+      return;
+    }
+    open = any = 1;
+    last = s->pub_version + 1 + w->k;
+  }
+  if (!any) { /* a walking session that gets no entry: one anyway */
+    if (udpc_wire_delta_begin(&t, buf, sizeof buf, s->next_id++, token, 0, 0) !=
+            UDPC_OK ||
+        udpc_wire_table_append_bytes(&t, s->ecache, s->went[0].len) != 1) {
+      srv_log_msg(s, 0, "BUG: cannot encode a TABLE_DELTA");
+      return;
+    }
+    open = 1;
+  }
+  if (open) srv_delta_chunk(s, &t, base, s->version, to, lim);
+}
+
+/* Room for nw distinct entries in the emission scratch. */
+static int srv_went_reserve(udpc_server *s, uint32_t nw) {
+  if (nw <= s->went_cap) return UDPC_OK;
+  uint32_t cap = nw < SRV_CHANGES_MAX ? SRV_CHANGES_MAX : nw;
+  srv_went *w = realloc(s->went, (size_t)cap * sizeof *w);
+  UDPC_ENSURE(w != NULL, UDPC_ERR_NOMEM);
+  s->went = w;
+  uint8_t *e = realloc(s->ecache, (size_t)cap * UDPC_ENTRY_MAX);
+  UDPC_ENSURE(e != NULL, UDPC_ERR_NOMEM);
+  s->ecache = e;
+  s->went_cap = cap;
+  return UDPC_OK;
+}
+
+/* Send the window's nw distinct entries (s->went, encoded in s->ecache):
+ * shared chunks, encoded once, to the sessions that are not walking (or
+ * whose walk has already passed every changed entry); to each session
+ * whose walk will still read some of them, its own deltas without those
+ * (P6.3 "Walking sessions"): v1 tables only grow, so an entry at an index
+ * >= the start of the walk's next page is read later from a page at least
+ * as new as this delta. */
+static void srv_send_window(udpc_server *s, uint32_t nw) {
+  uint32_t lim = 0, n_shared = 0;
+  int walking = 0;
+  for (uint32_t o = s->on_head; o != SRV_NONE; o = s->clients[o].next)
+    if (s->walks[o].next != 0) {
+      walking = 1;
+      break;
+    }
+  if (walking) {
+    for (uint32_t i = 0; i < nw; i++) {
+      uint32_t pos = srv_order_pos(s, s->wlog[s->went[i].k]);
+      s->went[i].pos = pos;
+      if (pos > lim) lim = pos;
+    }
+  }
+  for (uint32_t o = s->on_head; o != SRV_NONE; o = s->clients[o].next)
+    n_shared += !srv_walk_filtered(s, o, lim);
+  if (n_shared > 0) srv_pack_window(s, nw, UINT32_MAX, SRV_NONE, lim);
+  if (n_shared == s->n_online) return;
+  for (uint32_t o = s->on_head; o != SRV_NONE; o = s->clients[o].next)
+    if (srv_walk_filtered(s, o, lim))
+      srv_pack_window(s, nw, s->walks[o].next, o, lim);
+}
+
+/* Close the window: each entry changed since the last emission once, as it
+ * is now, ordered by its last change (srv_send_window). Runs only after a
  * successful commit: nothing uncommitted is emitted. */
 static void srv_emit_window(udpc_server *s) {
   uint64_t base = s->pub_version;
   int lost = s->wlog_lost || (uint64_t)s->wlog_n != s->version - base;
   if (lost) srv_log_msg(s, 1, "table deltas of a window omitted");
   /* Backwards: keep the last change of each entry (seen), drop the rest. */
+  uint32_t nd = 0;
   for (uint32_t k = s->wlog_n; k-- > 0;) {
     srv_client *c = &s->clients[s->wlog[k]];
-    if (c->seen)
+    if (c->seen) {
       s->wlog[k] = SRV_NONE;
-    else
+    } else {
       c->seen = 1;
+      nd++;
+    }
   }
-  udpc_packet p;
-  pkt_init(&p, UDPC_PT_TABLE_DELTA, 0, 0);
-  size_t size = UDPC_TABLE_DELTA_FIXED;
-  uint8_t n = 0;
   int send = !lost && s->on_head != SRV_NONE;
+  if (send && srv_went_reserve(s, nd) != UDPC_OK) {
+    /* Degrade like a lost change log: every client notices the new
+     * version in its next HEARTBEAT_ACK (P6.4). */
+    srv_log_msg(s, 1, "out of memory (delta scratch): no deltas");
+    send = 0;
+  }
+  uint32_t nw = 0;
   for (uint32_t k = 0; k < s->wlog_n; k++) {
     if (s->wlog[k] == SRV_NONE) continue;
     srv_client *c = &s->clients[s->wlog[k]];
     c->seen = 0;
     c->inwin = 0;
     if (!send) continue;
-    udpc_entry e;
-    srv_entry(s, s->wlog[k], &e);
-    size_t es = udpc_wire_entry_size(&e);
-    if (n > 0 && (n == UDPC_TABLE_PAGE_MAX || size + es > UDPC_MAX_PACKET)) {
-      p.u.table_delta.base_version = base;
-      p.u.table_delta.count = n;
-      srv_send_chunk(s, &p);
-      base = p.u.table_delta.new_version;
-      size = UDPC_TABLE_DELTA_FIXED;
-      n = 0;
-    }
-    p.u.table_delta.entries[n++] = e;
-    p.u.table_delta.new_version = s->pub_version + 1 + k;
-    size += es;
+    int len = udpc_wire_entry_encode(
+        &c->nick, c->online ? UDPC_STATUS_ONLINE : UDPC_STATUS_OFFLINE,
+        &c->addr, s->ecache + (size_t)nw * UDPC_ENTRY_MAX, UDPC_ENTRY_MAX);
+    if (len <= 0) continue; /* cannot happen: a valid record */
+    s->went[nw].k = k;
+    s->went[nw].pos = 0;
+    s->went[nw].len = (uint8_t)len;
+    nw++;
   }
-  if (send && n > 0) {
-    p.u.table_delta.base_version = base;
-    p.u.table_delta.new_version = s->version;
-    p.u.table_delta.count = n;
-    srv_send_chunk(s, &p);
-  }
+  if (send && nw > 0) srv_send_window(s, nw);
   /* Every client flagged inwin is in the log unless changes were lost
    * (out of memory): then clear them all (O(N), only in that case). */
   if (lost)
@@ -1859,6 +2066,13 @@ static void srv_emit_window(udpc_server *s) {
       s->wlog = w;
       s->wlog_cap = SRV_CHANGES_MAX;
     }
+  }
+  if (s->went_cap > SRV_CHANGES_MAX) { /* so did the scratch: free it */
+    free(s->went);
+    free(s->ecache);
+    s->went = NULL;
+    s->ecache = NULL;
+    s->went_cap = 0;
   }
 }
 
@@ -2006,6 +2220,10 @@ static int srv_load_user(void *ctx, const udpc_store_user *u) {
   memcpy(c->salt, u->salt, sizeof c->salt);
   memcpy(c->cred_hash, u->cred_hash, sizeof c->cred_hash);
   c->addr = u->addr;
+  if (c->addr.family != 4 && c->addr.family != 6) { /* pages and deltas are */
+    memset(&c->addr, 0, sizeof c->addr);            /* built unchecked */
+    c->addr.family = 4;
+  }
   c->registered_ms = u->registered_ms;
   c->last_seen_ms = u->last_seen_ms;
   /* Everyone starts offline; a record saved as online is rewritten. */
@@ -2125,6 +2343,9 @@ void udpc_server_free(udpc_server *s) {
   free(s->tok_map);
   free(s->held);
   free(s->wlog);
+  free(s->went);
+  free(s->ecache);
+  free(s->walks);
   free(s->probes);
   free(s->sources);
   free(s->operators);

@@ -1551,6 +1551,230 @@ static void test_r52_r55_pages_and_deltas_full_to_1200_bytes(void **state) {
   for (unsigned k = 0; k < N; k++) assert_int_equal(seen[k], 1);
 }
 
+/* ---- Walking sessions (P6.3) ------------------------------------------------ */
+
+/* WN sessions names[i] (sorted: index i), all online, their registration
+ * window closed. */
+enum { WN = 150 };
+typedef struct {
+  uint64_t tok[WN];
+  char names[WN][40];
+} walk_fx;
+
+static void walk_setup(fx *f, walk_fx *w) {
+  for (unsigned i = 0; i < WN; i++) {
+    pack_nick(w->names[i], i);
+    udpc_addr a = pack_addr(i);
+    w->tok[i] = reg(f, &a, w->names[i], (uint8_t)i);
+  }
+  close_window(f);
+  clear(f);
+}
+
+/* Session `who` asks TABLE_REQ(id, start); returns the page's count. */
+static uint32_t walk_page(fx *f, const walk_fx *w, unsigned who, uint32_t id,
+                          uint32_t start) {
+  clear(f);
+  udpc_addr a = pack_addr(who);
+  udpc_packet q = pkt(UDPC_PT_TABLE_REQ, id, w->tok[who]);
+  q.u.table_req.start = start;
+  feed(f, &a, &q);
+  udpc_packet p = only_out(f, &a);
+  assert_int_equal(p.type, UDPC_PT_TABLE_PAGE);
+  assert_int_equal(p.u.table_page.start, start);
+  clear(f);
+  return p.u.table_page.count;
+}
+
+/* Session k deregisters (one table change). */
+static void walk_dereg(fx *f, const walk_fx *w, unsigned k) {
+  udpc_addr a = pack_addr(k);
+  udpc_packet d = pkt(UDPC_PT_DEREG, 900 + k, w->tok[k]);
+  feed(f, &a, &d);
+  flush_ok(f);
+}
+
+/* The TABLE_DELTAs sent to session k (their out[] positions in pos). */
+static size_t deltas_to(const fx *f, unsigned k, size_t *pos, size_t max) {
+  udpc_addr a = pack_addr(k);
+  size_t n = 0;
+  for (size_t i = 0; i < f->n_out && n < max; i++) {
+    if (!udpc_addr_equal(&f->out[i].to, &a)) continue;
+    udpc_packet p = out_at(f, i);
+    assert_int_equal(p.type, UDPC_PT_TABLE_DELTA);
+    pos[n++] = i;
+  }
+  return n;
+}
+
+/* P6.3 "Walking sessions" R55: a session whose walk asked page 0 (so its
+ * next page starts at c) gets the window's delta without the entries at
+ * indexes >= c (its walk reads them later), same base and new versions;
+ * the others get every changed entry. */
+static void
+test_r55_walking_session_delta_leaves_out_entries_its_walk_will_read(
+    void **state) {
+  fx *f = *state;
+  walk_fx w;
+  walk_setup(f, &w);
+  uint32_t c = walk_page(f, &w, 0, 500, 0);
+  assert_true(c >= 12 && c + 12 < WN);
+  uint64_t b = 1 + WN;
+  walk_dereg(f, &w, 5);
+  walk_dereg(f, &w, c + 3);
+  walk_dereg(f, &w, 2);
+  walk_dereg(f, &w, c); /* the first index the walk will still read */
+  clear(f);
+  close_window(f);
+  size_t pos[8];
+  assert_int_equal(deltas_to(f, 0, pos, 8), 1);
+  udpc_packet p = out_at(f, pos[0]);
+  assert_int_equal(p.token, w.tok[0]);
+  assert_int_equal(p.u.table_delta.base_version, b);
+  assert_int_equal(p.u.table_delta.new_version, b + 4);
+  assert_int_equal(p.u.table_delta.count, 2);
+  assert_string_equal(p.u.table_delta.entries[0].nick.s, w.names[5]);
+  assert_string_equal(p.u.table_delta.entries[1].nick.s, w.names[2]);
+  assert_int_equal(p.u.table_delta.entries[1].status, UDPC_STATUS_OFFLINE);
+  /* everybody else online: the shared delta with all four */
+  for (unsigned k = 1; k < WN; k++) {
+    size_t n = deltas_to(f, k, pos, 8);
+    if (k == 5 || k == c + 3 || k == 2 || k == c) {
+      assert_int_equal(n, 0);
+      continue;
+    }
+    assert_int_equal(n, 1);
+    udpc_packet q = out_at(f, pos[0]);
+    assert_int_equal(q.token, w.tok[k]);
+    assert_int_equal(q.u.table_delta.base_version, b);
+    assert_int_equal(q.u.table_delta.new_version, b + 4);
+    assert_int_equal(q.u.table_delta.count, 4);
+    assert_string_equal(q.u.table_delta.entries[0].nick.s, w.names[5]);
+    assert_string_equal(q.u.table_delta.entries[1].nick.s, w.names[c + 3]);
+    assert_string_equal(q.u.table_delta.entries[2].nick.s, w.names[2]);
+    assert_string_equal(q.u.table_delta.entries[3].nick.s, w.names[c]);
+  }
+  assert_int_equal(f->n_out, WN - 4);
+}
+
+/* P6.3: the shared deltas of a big window are several chained chunks; a
+ * walking session gets the entries its walk will not read in one delta
+ * from the first chunk's base to the last chunk's new (they fit: they
+ * fitted in its first page). */
+static void test_r55_walking_session_merged_chunks_first_base_last_new(
+    void **state) {
+  fx *f = *state;
+  walk_fx w;
+  walk_setup(f, &w);
+  uint32_t c = walk_page(f, &w, 0, 500, 0);
+  uint64_t b = 1 + WN;
+  for (unsigned k = 1; k + 1 < WN; k++) walk_dereg(f, &w, k);
+  clear(f);
+  close_window(f);
+  size_t pos[16];
+  size_t chunks = deltas_to(f, WN - 1, pos, 16);
+  assert_true(chunks >= 3);
+  uint64_t base = b;
+  for (size_t i = 0; i < chunks; i++) {
+    udpc_packet q = out_at(f, pos[i]);
+    assert_int_equal(q.u.table_delta.base_version, base);
+    base = q.u.table_delta.new_version;
+  }
+  assert_int_equal(base, b + WN - 2);
+  assert_int_equal(deltas_to(f, 0, pos, 16), 1);
+  udpc_packet p = out_at(f, pos[0]);
+  assert_int_equal(p.u.table_delta.base_version, b);
+  assert_int_equal(p.u.table_delta.new_version, b + WN - 2);
+  assert_int_equal(p.u.table_delta.count, c - 1); /* names[1 .. c-1] */
+  for (unsigned e = 0; e + 1 < c; e++)
+    assert_string_equal(p.u.table_delta.entries[e].nick.s, w.names[e + 1]);
+  assert_true(f->out[pos[0]].len <= UDPC_MAX_PACKET);
+  assert_int_equal(f->n_out, chunks + 1);
+}
+
+/* P6.3: a walking session none of whose window entries is left (all at or
+ * beyond its next page) still gets one delta with one entry (count >= 1),
+ * the window's first, with the window's versions. */
+static void test_r55_walking_session_gets_at_least_one_entry(void **state) {
+  fx *f = *state;
+  walk_fx w;
+  walk_setup(f, &w);
+  uint32_t c = walk_page(f, &w, 0, 500, 0);
+  uint64_t b = 1 + WN;
+  walk_dereg(f, &w, c + 7);
+  walk_dereg(f, &w, c + 1);
+  clear(f);
+  close_window(f);
+  size_t pos[4];
+  assert_int_equal(deltas_to(f, 0, pos, 4), 1);
+  udpc_packet p = out_at(f, pos[0]);
+  assert_int_equal(p.u.table_delta.base_version, b);
+  assert_int_equal(p.u.table_delta.new_version, b + 2);
+  assert_int_equal(p.u.table_delta.count, 1);
+  assert_string_equal(p.u.table_delta.entries[0].nick.s, w.names[c + 7]);
+  assert_int_equal(deltas_to(f, 1, pos, 4), 1);
+  assert_int_equal(out_at(f, pos[0]).u.table_delta.count, 2);
+}
+
+/* P6.3: a session whose walk reached the end of the table, or whose next
+ * page starts beyond every changed entry, gets the shared delta: the same
+ * bytes (and id) as every other session but the token. */
+static void test_r55_walking_session_finished_walk_gets_everything(
+    void **state) {
+  fx *f = *state;
+  walk_fx w;
+  walk_setup(f, &w);
+  uint32_t start = 0, id = 600;
+  while (start < WN) start += walk_page(f, &w, 0, id++, start);
+  uint32_t c = walk_page(f, &w, 1, 700, 0); /* session 1 walks: next c */
+  walk_dereg(f, &w, c - 1);                 /* below its next page */
+  walk_dereg(f, &w, 3);
+  clear(f);
+  close_window(f);
+  size_t p0[4], p1[4], p2[4];
+  assert_int_equal(deltas_to(f, 0, p0, 4), 1);
+  assert_int_equal(deltas_to(f, 1, p1, 4), 1);
+  assert_int_equal(deltas_to(f, 2, p2, 4), 1);
+  const udpc_tsrv_out *o0 = &f->out[p0[0]], *o1 = &f->out[p1[0]],
+                      *o2 = &f->out[p2[0]];
+  assert_int_equal(out_at(f, p0[0]).u.table_delta.count, 2);
+  assert_int_equal(o0->len, o2->len);
+  assert_int_equal(o1->len, o2->len);
+  const size_t h = UDPC_HEADER_LEN, t = UDPC_HEADER_LEN + UDPC_TOKEN_LEN;
+  assert_memory_equal(o0->data, o2->data, h);
+  assert_memory_equal(o1->data, o2->data, h);
+  assert_memory_equal(o0->data + t, o2->data + t, o2->len - t);
+  assert_memory_equal(o1->data + t, o2->data + t, o2->len - t);
+  assert_int_equal(f->n_out, WN - 2);
+}
+
+/* P6.3 (srv_walk): a late duplicate of an earlier page request (older id)
+ * answered after the walk finished does not make it look unfinished; a
+ * session that ended and registered again is not walking. */
+static void test_r55_late_duplicate_page_request_does_not_filter(void **state) {
+  fx *f = *state;
+  walk_fx w;
+  walk_setup(f, &w);
+  uint32_t start = 0, id = 600;
+  uint32_t c = walk_page(f, &w, 0, id, 0);
+  while (start < WN) start += walk_page(f, &w, 0, id++, start);
+  (void)walk_page(f, &w, 0, 600, 0); /* the duplicate of the first */
+  /* session 1 walks, ends, registers again (new token, same address) */
+  (void)walk_page(f, &w, 1, 700, 0);
+  walk_dereg(f, &w, 1);
+  udpc_addr a1 = pack_addr(1);
+  w.tok[1] = reg(f, &a1, w.names[1], 1);
+  walk_dereg(f, &w, c + 2);
+  clear(f);
+  close_window(f);
+  size_t pos[4];
+  /* both get names[1] and names[c + 2] (filtered: only names[1]) */
+  assert_int_equal(deltas_to(f, 0, pos, 4), 1);
+  assert_int_equal(out_at(f, pos[0]).u.table_delta.count, 2);
+  assert_int_equal(deltas_to(f, 1, pos, 4), 1);
+  assert_int_equal(out_at(f, pos[0]).u.table_delta.count, 2);
+}
+
 /* ---- Compact records (memory per registered client) ---------------------- */
 
 /* R72 R45 (P8.3): the token map keeps live and ended tokens through many
@@ -1721,6 +1945,11 @@ int main(void) {
       T(test_r55_clock_step_back_closes_the_window),
       T(test_r55_early_emission_at_4096_distinct_entries),
       T(test_r52_r55_pages_and_deltas_full_to_1200_bytes),
+      T(test_r55_walking_session_delta_leaves_out_entries_its_walk_will_read),
+      T(test_r55_walking_session_merged_chunks_first_base_last_new),
+      T(test_r55_walking_session_gets_at_least_one_entry),
+      T(test_r55_walking_session_finished_walk_gets_everything),
+      T(test_r55_late_duplicate_page_request_does_not_filter),
       T(test_r72_token_map_live_and_ended_tokens_at_scale),
       T(test_more_dirty_records_than_the_list_all_written),
       cmocka_unit_test(test_new_rejects_bad_config),
