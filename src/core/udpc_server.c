@@ -204,7 +204,8 @@ typedef struct {
 typedef struct srv_went {
   uint32_t k;   /* wlog position of its last change (version pub + 1 + k) */
   uint32_t pos; /* its index in order[] (only while a session walks) */
-  uint8_t len;  /* its bytes at ecache + i * UDPC_ENTRY_MAX */
+  uint32_t off; /* its encoded bytes: ecache[off .. off + len) */
+  uint8_t len;
 } srv_went;
 
 /* Token map slot: 0 empty, else 1 + (client index << 1 | e) where e = 1
@@ -263,10 +264,11 @@ struct udpc_server {
   uint8_t win_due;       /* handle_expiry saw the deadline: flush emits */
   uint64_t win_deadline; /* emit at the first flush from then on */
   /* Scratch of srv_emit_window: the distinct changed entries, encoded once
-   * (went_cap entries, ecache: UDPC_ENTRY_MAX bytes each). */
+   * (went_cap entries; ecache_cap bytes of their encodings). */
   struct srv_went *went; /* owned */
   uint8_t *ecache;       /* owned */
   uint32_t went_cap;
+  size_t ecache_cap;
 
   srv_probe *probes;               /* owned; SRV_PROBES_MAX ring */
   uint32_t probe_head, probe_tail; /* free-running counters */
@@ -1933,7 +1935,7 @@ static void srv_pack_window(udpc_server *s, uint32_t nw, uint32_t max,
   for (uint32_t i = 0; i < nw; i++) {
     const srv_went *w = &s->went[i];
     if (w->pos >= max) continue;
-    const uint8_t *eb = s->ecache + (size_t)i * UDPC_ENTRY_MAX;
+    const uint8_t *eb = s->ecache + w->off;
     if (open && udpc_wire_table_append_bytes(&t, eb, w->len) == 1) {
       last = s->pub_version + 1 + w->k;
       continue;
@@ -1954,7 +1956,8 @@ static void srv_pack_window(udpc_server *s, uint32_t nw, uint32_t max,
   if (!any) { /* a walking session that gets no entry: one anyway */
     if (udpc_wire_delta_begin(&t, buf, sizeof buf, s->next_id++, token, 0, 0) !=
             UDPC_OK ||
-        udpc_wire_table_append_bytes(&t, s->ecache, s->went[0].len) != 1) {
+        udpc_wire_table_append_bytes(&t, s->ecache + s->went[0].off,
+                                     s->went[0].len) != 1) {
       srv_log_msg(s, 0, "BUG: cannot encode a TABLE_DELTA");
       return;
     }
@@ -1963,17 +1966,26 @@ static void srv_pack_window(udpc_server *s, uint32_t nw, uint32_t max,
   if (open) srv_delta_chunk(s, &t, base, s->version, to, lim);
 }
 
-/* Room for nw distinct entries in the emission scratch. */
-static int srv_went_reserve(udpc_server *s, uint32_t nw) {
-  if (nw <= s->went_cap) return UDPC_OK;
-  uint32_t cap = nw < SRV_CHANGES_MAX ? SRV_CHANGES_MAX : nw;
-  srv_went *w = realloc(s->went, (size_t)cap * sizeof *w);
-  UDPC_ENSURE(w != NULL, UDPC_ERR_NOMEM);
-  s->went = w;
-  uint8_t *e = realloc(s->ecache, (size_t)cap * UDPC_ENTRY_MAX);
-  UDPC_ENSURE(e != NULL, UDPC_ERR_NOMEM);
-  s->ecache = e;
-  s->went_cap = cap;
+/* Room for nw distinct entries of `bytes` encoded bytes in the emission
+ * scratch, sized by use (a join storm's windows hold a few hundred
+ * entries); freed after a window of more than SRV_CHANGES_MAX. */
+static int srv_went_reserve(udpc_server *s, uint32_t nw, size_t bytes) {
+  if (nw > s->went_cap) {
+    uint32_t cap = nw > SRV_CHANGES_MAX ? nw : nw + nw / 2;
+    if (cap < 64) cap = 64;
+    if (cap > SRV_CHANGES_MAX && nw <= SRV_CHANGES_MAX) cap = SRV_CHANGES_MAX;
+    srv_went *w = realloc(s->went, (size_t)cap * sizeof *w);
+    UDPC_ENSURE(w != NULL, UDPC_ERR_NOMEM);
+    s->went = w;
+    s->went_cap = cap;
+  }
+  if (bytes > s->ecache_cap) {
+    size_t cap = bytes + bytes / 2;
+    uint8_t *e = realloc(s->ecache, cap);
+    UDPC_ENSURE(e != NULL, UDPC_ERR_NOMEM);
+    s->ecache = e;
+    s->ecache_cap = cap;
+  }
   return UDPC_OK;
 }
 
@@ -2017,6 +2029,7 @@ static void srv_emit_window(udpc_server *s) {
   if (lost) srv_log_msg(s, 1, "table deltas of a window omitted");
   /* Backwards: keep the last change of each entry (seen), drop the rest. */
   uint32_t nd = 0;
+  size_t bytes = 0;
   for (uint32_t k = s->wlog_n; k-- > 0;) {
     srv_client *c = &s->clients[s->wlog[k]];
     if (c->seen) {
@@ -2024,16 +2037,19 @@ static void srv_emit_window(udpc_server *s) {
     } else {
       c->seen = 1;
       nd++;
+      bytes += 1 + (size_t)c->nick.len + 1 + 1 +
+               (c->addr.family == 4 ? 4u : 16u) + 2; /* its entry */
     }
   }
   int send = !lost && s->on_head != SRV_NONE;
-  if (send && srv_went_reserve(s, nd) != UDPC_OK) {
+  if (send && srv_went_reserve(s, nd, bytes) != UDPC_OK) {
     /* Degrade like a lost change log: every client notices the new
      * version in its next HEARTBEAT_ACK (P6.4). */
     srv_log_msg(s, 1, "out of memory (delta scratch): no deltas");
     send = 0;
   }
   uint32_t nw = 0;
+  size_t off = 0;
   for (uint32_t k = 0; k < s->wlog_n; k++) {
     if (s->wlog[k] == SRV_NONE) continue;
     srv_client *c = &s->clients[s->wlog[k]];
@@ -2042,11 +2058,13 @@ static void srv_emit_window(udpc_server *s) {
     if (!send) continue;
     int len = udpc_wire_entry_encode(
         &c->nick, c->online ? UDPC_STATUS_ONLINE : UDPC_STATUS_OFFLINE,
-        &c->addr, s->ecache + (size_t)nw * UDPC_ENTRY_MAX, UDPC_ENTRY_MAX);
-    if (len <= 0) continue; /* cannot happen: a valid record */
+        &c->addr, s->ecache + off, bytes - off);
+    if (len <= 0) continue; /* cannot happen: sized above */
     s->went[nw].k = k;
     s->went[nw].pos = 0;
+    s->went[nw].off = (uint32_t)off;
     s->went[nw].len = (uint8_t)len;
+    off += (size_t)len;
     nw++;
   }
   if (send && nw > 0) srv_send_window(s, nw);
@@ -2073,6 +2091,7 @@ static void srv_emit_window(udpc_server *s) {
     s->went = NULL;
     s->ecache = NULL;
     s->went_cap = 0;
+    s->ecache_cap = 0;
   }
 }
 
