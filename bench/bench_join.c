@@ -899,10 +899,15 @@ static void timers(bench *b, uint64_t now) {
       continue;
     if (c->req != REQ_NONE && now - c->req_at >= UDPC_T_REQUEST_RETRY) {
       if (c->sends >= UDPC_N_REQUEST_SENDS) {
-        if (c->req == REQ_TABLE) { /* abandon the walk, keep the table */
+        if (c->req == REQ_TABLE) {
+          /* P6.2: abandon the walk, keep the rows, forget the version: the
+           * next delta or HEARTBEAT_ACK starts a new walk (the server may
+           * have left entries this walk was to read out of its deltas) */
           b->st.walks_abandoned++;
           c->req = REQ_NONE;
           c->walking = 0;
+          c->have_table = 0;
+          c->version = 0;
         } else if (c->req == REQ_REG && c->reg_attempts < REG_ATTEMPTS) {
           /* The real client exits ([Server not responding]); a user would
            * start it again: so does the bench, a bounded number of times. */
