@@ -157,6 +157,7 @@ typedef struct {
   uint8_t seen : 1;       /* scratch of srv_emit_window */
   uint8_t rl_limited : 1; /* session datagrams dropped since one passed */
   uint8_t walk_idv : 1;   /* walks[idx].id holds a TABLE_REQ id */
+  uint8_t walk_fresh : 1; /* new session, no TABLE_PAGE sent to it yet */
 } srv_client;
 _Static_assert(sizeof(srv_client) <= 176, "srv_client grew (memory budget)");
 
@@ -862,6 +863,7 @@ static void srv_end_session(udpc_server *s, uint32_t idx) {
   c->win = NULL;
   s->walks[idx].next = 0; /* a walk belongs to a session */
   c->walk_idv = 0;
+  c->walk_fresh = 0;
   if (c->token == 0) return;
   if (c->ended_token != 0) tok_remove(s, c->ended_token);
   c->ended_ahash = srv_addr_hash32(s, &c->addr);
@@ -1063,6 +1065,7 @@ static void srv_register(udpc_server *s, uint64_t now, const udpc_addr *from,
     srv_end_session(s, idx);
     uint64_t t = srv_new_token(s);
     c->token = t;
+    c->walk_fresh = 1;
     (void)tok_insert_live(s, idx); /* cannot fail: reserved */
     rl_sess_fill(c, s->session_burst, now);
     c->addr = *from;
@@ -1109,6 +1112,7 @@ static void srv_register(udpc_server *s, uint64_t now, const udpc_addr *from,
   c->registered_ms = now;
   uint64_t t = srv_new_token(s);
   c->token = t;
+  c->walk_fresh = 1;
   (void)tok_insert_live(s, idx); /* cannot fail: reserved above */
   rl_sess_fill(c, s->session_burst, now);
   srv_set_online(s, idx, now);
@@ -1123,6 +1127,7 @@ static void srv_walk_page(udpc_server *s, uint32_t idx, uint32_t id,
                           uint32_t next) {
   srv_client *c = &s->clients[idx];
   srv_walk *w = &s->walks[idx];
+  c->walk_fresh = 0;
   if (!c->walk_idv || (int32_t)(id - w->id) > 0) { /* a newer request */
     c->walk_idv = 1;
     w->id = id;
@@ -1865,8 +1870,10 @@ static uint32_t srv_order_pos(const udpc_server *s, uint32_t idx) {
 
 /* Does session o get its own deltas (P6.3 "Walking sessions")? Those whose
  * walk will still read some of the window's entries: 0 < next <= lim,
- * lim = the highest index of a changed entry (0: nobody walks). */
+ * lim = the highest index of a changed entry (0: nobody walks), and new
+ * sessions not sent any TABLE_PAGE yet (walk_fresh: at position 0). */
 static int srv_walk_filtered(const udpc_server *s, uint32_t o, uint32_t lim) {
+  if (s->clients[o].walk_fresh) return 1;
   uint32_t next = s->walks[o].next;
   return next != 0 && next <= lim;
 }
@@ -2017,7 +2024,8 @@ static void srv_send_window(udpc_server *s, uint32_t nw) {
   if (n_shared == s->n_online) return;
   for (uint32_t o = s->on_head; o != SRV_NONE; o = s->clients[o].next)
     if (srv_walk_filtered(s, o, lim))
-      srv_pack_window(s, nw, s->walks[o].next, o, lim);
+      srv_pack_window(s, nw, s->clients[o].walk_fresh ? 0 : s->walks[o].next, o,
+                      lim);
 }
 
 /* Close the window: each entry changed since the last emission once, as it

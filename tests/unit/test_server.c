@@ -1304,7 +1304,9 @@ static void test_r55_delta_only_after_window_and_flush(void **state) {
   uint64_t ta = reg(f, &a, "a", 1); /* opens the window at t0 */
   assert_int_equal(udpc_server_next_deadline(f->s), t0 + UDPC_T_DELTA_WINDOW);
   advance(f, 20);
-  reg(f, &b, "b", 2); /* joins it: the deadline stays */
+  uint64_t tb = reg(f, &b, "b", 2); /* joins it: the deadline stays */
+  assert_int_equal(udpc_server_next_deadline(f->s), t0 + UDPC_T_DELTA_WINDOW);
+  walk_table(f, &b, tb); /* b's client walks (P6.2): not new any more */
   assert_int_equal(udpc_server_next_deadline(f->s), t0 + UDPC_T_DELTA_WINDOW);
   udpc_packet d = pkt(UDPC_PT_DEREG, 5, ta);
   feed(f, &a, &d); /* a again: one entry per nick */
@@ -1357,7 +1359,8 @@ static void test_r55_clock_step_back_closes_the_window(void **state) {
 static void test_r55_failed_commit_never_emits_uncommitted(void **state) {
   fx *f = *state;
   udpc_addr a = A(1), b = A(2);
-  reg(f, &a, "a", 1);
+  uint64_t ta = reg(f, &a, "a", 1);
+  walk_table(f, &a, ta); /* a's client walks (P6.2): not new any more */
   advance(f, UDPC_T_DELTA_WINDOW); /* due, but no flush yet */
   udpc_packet c = get_cookie(f, &b, "b", 2);
   udpc_packet r = reg_pkt("b", 2, 9, c.u.cookie.cookie, 20);
@@ -1376,6 +1379,11 @@ static void test_r55_failed_commit_never_emits_uncommitted(void **state) {
   flush_ok(f);
   assert_int_equal(count_out(f, UDPC_PT_REGISTER_RESULT, &b), 1);
   assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, NULL), 0);
+  uint64_t tb = 0;
+  for (size_t i = 0; i < f->n_out; i++)
+    if (out_at(f, i).type == UDPC_PT_REGISTER_RESULT)
+      tb = out_at(f, i).u.reg_result.token;
+  walk_table(f, &b, tb); /* b's client walks: not new any more */
   clear(f);
   close_window(f);
   assert_int_equal(count_out(f, UDPC_PT_TABLE_DELTA, &a), 1);
@@ -1393,6 +1401,7 @@ static void test_r55_early_emission_at_4096_distinct_entries(void **state) {
   fx *f = *state;
   udpc_addr w = A(0xfff0);
   uint64_t tw = reg(f, &w, "watcher", 1); /* distinct entry 1 */
+  walk_table(f, &w, tw); /* its client walks: not new any more */
   unsigned i;
   for (i = 1; i < 5000; i++) {
     udpc_addr a = udpc_tsrv_addr_wide(i);
@@ -1459,6 +1468,7 @@ static void test_r52_r55_pages_and_deltas_full_to_1200_bytes(void **state) {
     pack_nick(names[i], i);
     udpc_addr a = pack_addr(i);
     tok[i] = reg(f, &a, names[i], (uint8_t)i);
+    walk_table(f, &a, tok[i]); /* its client walks: not new any more */
   }
   /* names[0] changes again last: deregistered, then back at its address */
   udpc_addr a0 = pack_addr(0);
@@ -1553,12 +1563,15 @@ static void test_r52_r55_pages_and_deltas_full_to_1200_bytes(void **state) {
 
 /* ---- Walking sessions (P6.3) ------------------------------------------------ */
 
-/* WN sessions names[i] (sorted: index i), all online, their registration
- * window closed. */
+/* WN sessions names[i] (sorted: index i), all online, each of which walked
+ * the table after its registration (so none is new or walking), their
+ * registration window closed. The TABLE_REQ ids of walk_page are id0 + id:
+ * newer (R26) than those of the walks of walk_setup. */
 enum { WN = 150 };
 typedef struct {
   uint64_t tok[WN];
   char names[WN][40];
+  uint32_t id0;
 } walk_fx;
 
 static void walk_setup(fx *f, walk_fx *w) {
@@ -1566,24 +1579,33 @@ static void walk_setup(fx *f, walk_fx *w) {
     pack_nick(w->names[i], i);
     udpc_addr a = pack_addr(i);
     w->tok[i] = reg(f, &a, w->names[i], (uint8_t)i);
+    walk_table(f, &a, w->tok[i]);
   }
   close_window(f);
   clear(f);
+  w->id0 = f->next_id;
 }
 
-/* Session `who` asks TABLE_REQ(id, start); returns the page's count. */
-static uint32_t walk_page(fx *f, const walk_fx *w, unsigned who, uint32_t id,
-                          uint32_t start) {
+/* Session (tok, at a) asks TABLE_REQ(id, start); returns the page's count. */
+static uint32_t page_req(fx *f, const udpc_addr *a, uint64_t tok, uint32_t id,
+                         uint32_t start) {
   clear(f);
-  udpc_addr a = pack_addr(who);
-  udpc_packet q = pkt(UDPC_PT_TABLE_REQ, id, w->tok[who]);
+  udpc_packet q = pkt(UDPC_PT_TABLE_REQ, id, tok);
   q.u.table_req.start = start;
-  feed(f, &a, &q);
-  udpc_packet p = only_out(f, &a);
+  feed(f, a, &q);
+  udpc_packet p = only_out(f, a);
   assert_int_equal(p.type, UDPC_PT_TABLE_PAGE);
+  assert_int_equal(p.id, id);
   assert_int_equal(p.u.table_page.start, start);
   clear(f);
   return p.u.table_page.count;
+}
+
+/* Session `who` asks TABLE_REQ(w->id0 + id, start); returns the count. */
+static uint32_t walk_page(fx *f, const walk_fx *w, unsigned who, uint32_t id,
+                          uint32_t start) {
+  udpc_addr a = pack_addr(who);
+  return page_req(f, &a, w->tok[who], w->id0 + id, start);
 }
 
 /* Session k deregisters (one table change). */
@@ -1750,7 +1772,9 @@ static void test_r55_walking_session_finished_walk_gets_everything(
 
 /* P6.3 (srv_walk): a late duplicate of an earlier page request (older id)
  * answered after the walk finished does not make it look unfinished; a
- * session that ended and registered again is not walking. */
+ * session that ended and registered again does not keep its old walk (its
+ * position and request id): once its client has walked the table, with
+ * ids below the old walk's, it gets everything. */
 static void test_r55_late_duplicate_page_request_does_not_filter(void **state) {
   fx *f = *state;
   walk_fx w;
@@ -1764,6 +1788,8 @@ static void test_r55_late_duplicate_page_request_does_not_filter(void **state) {
   walk_dereg(f, &w, 1);
   udpc_addr a1 = pack_addr(1);
   w.tok[1] = reg(f, &a1, w.names[1], 1);
+  assert_true(f->next_id < w.id0 + 700); /* the walk's ids are older */
+  walk_table(f, &a1, w.tok[1]);
   walk_dereg(f, &w, c + 2);
   clear(f);
   close_window(f);
@@ -1773,6 +1799,175 @@ static void test_r55_late_duplicate_page_request_does_not_filter(void **state) {
   assert_int_equal(out_at(f, pos[0]).u.table_delta.count, 2);
   assert_int_equal(deltas_to(f, 1, pos, 4), 1);
   assert_int_equal(out_at(f, pos[0]).u.table_delta.count, 2);
+}
+
+/* The only TABLE_DELTA sent to session k of the last window: its count,
+ * versions and token checked; returns it. */
+static udpc_packet one_delta_to(const fx *f, unsigned k, uint64_t token,
+                                uint64_t base, uint64_t nv, unsigned count) {
+  size_t pos[4];
+  assert_int_equal(deltas_to(f, k, pos, 4), 1);
+  udpc_packet p = out_at(f, pos[0]);
+  assert_int_equal(p.token, token);
+  assert_int_equal(p.u.table_delta.base_version, base);
+  assert_int_equal(p.u.table_delta.new_version, nv);
+  assert_int_equal(p.u.table_delta.count, count);
+  return p;
+}
+
+/* P6.3 "Walking sessions": a session that has not been sent any TABLE_PAGE
+ * yet is at position 0 (its client ignores deltas until its walk's first
+ * page, R53): for each window it gets one delta with one entry (the
+ * window's first) from the window's base to its new version, also when the
+ * shared deltas are several chunks, while the others get every entry;
+ * after its first TABLE_REQ it is filtered by its walk's position like any
+ * walking session, and once its walk reached the end of the table it gets
+ * the shared delta. */
+static void test_r55_fresh_session_gets_minimal_delta_until_first_page(
+    void **state) {
+  fx *f = *state;
+  walk_fx w;
+  walk_setup(f, &w);
+  const unsigned z = WN; /* the new session "zzz": sorted last */
+  udpc_addr az = pack_addr(z);
+  uint64_t tz = reg(f, &az, "zzz", 7);
+  clear(f);
+  close_window(f); /* its own registration: the window's only entry */
+  uint64_t b = 1 + WN;
+  one_delta_to(f, z, tz, b, b + 1, 1);
+  one_delta_to(f, 0, w.tok[0], b, b + 1, 1);
+  b++;
+  /* a small window: 3 entries, one of them beyond every first page */
+  walk_dereg(f, &w, 5);
+  walk_dereg(f, &w, WN - 1);
+  walk_dereg(f, &w, 2);
+  clear(f);
+  close_window(f);
+  udpc_packet p = one_delta_to(f, z, tz, b, b + 3, 1);
+  assert_string_equal(p.u.table_delta.entries[0].nick.s, w.names[5]);
+  for (unsigned k = 0; k < 4; k++)
+    if (k != 2) one_delta_to(f, k, w.tok[k], b, b + 3, 3);
+  assert_int_equal(f->n_out, WN + 1 - 3);
+  b += 3;
+  /* a big window: the shared deltas are chained chunks; the new session
+   * gets one delta from the first chunk's base to the last chunk's new */
+  unsigned nb = 0;
+  for (unsigned k = 7; k + 2 < WN; k += 2, nb++) walk_dereg(f, &w, k);
+  clear(f);
+  close_window(f);
+  size_t pos[16];
+  size_t chunks = deltas_to(f, 0, pos, 16);
+  assert_true(chunks >= 2);
+  assert_int_equal(out_at(f, pos[0]).u.table_delta.base_version, b);
+  assert_int_equal(out_at(f, pos[chunks - 1]).u.table_delta.new_version,
+                   b + nb);
+  p = one_delta_to(f, z, tz, b, b + nb, 1);
+  assert_string_equal(p.u.table_delta.entries[0].nick.s, w.names[7]);
+  b += nb;
+  /* its first TABLE_REQ: now walking, its next page starts at c */
+  uint32_t c = page_req(f, &az, tz, 500, 0);
+  assert_true(c > 8 && c + 4 < WN);
+  unsigned hi = (c + 2) & ~1u; /* > c, even: still online */
+  walk_dereg(f, &w, 4);
+  walk_dereg(f, &w, hi);
+  walk_dereg(f, &w, 6);
+  clear(f);
+  close_window(f);
+  p = one_delta_to(f, z, tz, b, b + 3, 2);
+  assert_string_equal(p.u.table_delta.entries[0].nick.s, w.names[4]);
+  assert_string_equal(p.u.table_delta.entries[1].nick.s, w.names[6]);
+  one_delta_to(f, 0, w.tok[0], b, b + 3, 3);
+  b += 3;
+  /* its walk reaches the end of the table: the shared delta */
+  uint32_t start = c, id = 501;
+  while (start < WN + 1) start += page_req(f, &az, tz, id++, start);
+  walk_dereg(f, &w, hi + 2);
+  walk_dereg(f, &w, 8);
+  clear(f);
+  close_window(f);
+  one_delta_to(f, z, tz, b, b + 2, 2);
+  one_delta_to(f, 0, w.tok[0], b, b + 2, 2);
+  size_t pz[4], p0[4];
+  assert_int_equal(deltas_to(f, z, pz, 4), 1);
+  assert_int_equal(deltas_to(f, 0, p0, 4), 1);
+  const udpc_tsrv_out *oz = &f->out[pz[0]], *o0 = &f->out[p0[0]];
+  const size_t h = UDPC_HEADER_LEN, t = UDPC_HEADER_LEN + UDPC_TOKEN_LEN;
+  assert_int_equal(oz->len, o0->len);
+  assert_memory_equal(oz->data, o0->data, h); /* one chunk: one id */
+  assert_memory_equal(oz->data + t, o0->data + t, o0->len - t);
+}
+
+/* P6.3: the position 0 of a new session, and a walk's position, belong to
+ * the session: a session that had walked the whole table, ended (DEREG)
+ * and registered again, and a session whose nick is taken over from
+ * another address, are new sessions (one entry per window); one whose
+ * walk was in progress when it ended starts anew: new (not at its old
+ * position), then placed by its first TABLE_REQ even if that id is older
+ * than its old walk's (the old id is forgotten). A REGISTER repeated from
+ * the live session (same token) keeps the session: a new one stays new,
+ * one that was sent pages is not walking any more (full deltas). */
+static void test_r55_fresh_flag_ends_with_session(void **state) {
+  fx *f = *state;
+  walk_fx w;
+  walk_setup(f, &w);
+  uint32_t c = walk_page(f, &w, 1, 700, 0);         /* 1 walks: next page c */
+  assert_int_equal(walk_page(f, &w, 2, 700, 0), c); /* so does 2 */
+  assert_true(c > 12 && c + 6 < WN);
+  walk_dereg(f, &w, 0); /* walked the whole table */
+  walk_dereg(f, &w, 1); /* walking */
+  udpc_addr a0 = pack_addr(0), a1 = pack_addr(1), a2 = pack_addr(2);
+  uint64_t t0 = reg(f, &a0, w.names[0], 0);
+  uint64_t t1 = reg(f, &a1, w.names[1], 1);
+  assert_true(t0 != w.tok[0] && t1 != w.tok[1]);
+  w.tok[0] = t0;
+  w.tok[1] = t1;
+  /* 3 (walked the whole table) taken over from another address */
+  const unsigned n3 = WN + 1;
+  udpc_addr a3 = pack_addr(n3);
+  uint64_t t3 = reg(f, &a3, w.names[3], 3);
+  assert_true(t3 != w.tok[3]);
+  /* REGISTER again from the live sessions: 2 (walking), the new "zzz" */
+  assert_true(reg(f, &a2, w.names[2], 2) == w.tok[2]);
+  const unsigned z = WN;
+  udpc_addr az = pack_addr(z);
+  uint64_t tz = reg(f, &az, "zzz", 9);
+  assert_true(reg(f, &az, "zzz", 9) == tz);
+  clear(f);
+  close_window(f);
+  size_t pos[4];
+  assert_int_equal(deltas_to(f, 4, pos, 4), 1);
+  uint64_t b = out_at(f, pos[0]).u.table_delta.new_version;
+  clear(f);
+  walk_dereg(f, &w, 5);
+  walk_dereg(f, &w, c + 2);
+  walk_dereg(f, &w, 7);
+  clear(f);
+  close_window(f);
+  udpc_packet p = one_delta_to(f, 4, w.tok[4], b, b + 3, 3);
+  assert_string_equal(p.u.table_delta.entries[0].nick.s, w.names[5]);
+  assert_string_equal(p.u.table_delta.entries[1].nick.s, w.names[c + 2]);
+  assert_string_equal(p.u.table_delta.entries[2].nick.s, w.names[7]);
+  one_delta_to(f, 2, w.tok[2], b, b + 3, 3); /* not walking any more */
+  /* new sessions: one entry (at position c, 1 would get 2) */
+  p = one_delta_to(f, 0, t0, b, b + 3, 1);
+  assert_string_equal(p.u.table_delta.entries[0].nick.s, w.names[5]);
+  one_delta_to(f, 1, t1, b, b + 3, 1);
+  one_delta_to(f, n3, t3, b, b + 3, 1);
+  one_delta_to(f, z, tz, b, b + 3, 1);
+  assert_int_equal(deltas_to(f, 3, pos, 4), 0); /* the ended session */
+  b += 3;
+  /* 1's first TABLE_REQ, older than its old walk's: next page c */
+  assert_int_equal(walk_page(f, &w, 1, 650, 0), c);
+  walk_dereg(f, &w, 9);
+  walk_dereg(f, &w, c + 4);
+  walk_dereg(f, &w, 11);
+  clear(f);
+  close_window(f);
+  p = one_delta_to(f, 1, t1, b, b + 3, 2);
+  assert_string_equal(p.u.table_delta.entries[0].nick.s, w.names[9]);
+  assert_string_equal(p.u.table_delta.entries[1].nick.s, w.names[11]);
+  one_delta_to(f, 0, t0, b, b + 3, 1);
+  one_delta_to(f, 4, w.tok[4], b, b + 3, 3);
 }
 
 /* ---- Compact records (memory per registered client) ---------------------- */
@@ -1950,6 +2145,8 @@ int main(void) {
       T(test_r55_walking_session_gets_at_least_one_entry),
       T(test_r55_walking_session_finished_walk_gets_everything),
       T(test_r55_late_duplicate_page_request_does_not_filter),
+      T(test_r55_fresh_session_gets_minimal_delta_until_first_page),
+      T(test_r55_fresh_flag_ends_with_session),
       T(test_r72_token_map_live_and_ended_tokens_at_scale),
       T(test_more_dirty_records_than_the_list_all_written),
       cmocka_unit_test(test_new_rejects_bad_config),

@@ -277,6 +277,24 @@ uint64_t udpc_tsrv_reg(udpc_tsrv *f, const udpc_addr *from, const char *nick,
   return p.u.reg_result.token;
 }
 
+void udpc_tsrv_walk(udpc_tsrv *f, const udpc_addr *from, uint64_t token) {
+  uint32_t start = 0;
+  for (;;) {
+    udpc_tsrv_clear(f);
+    udpc_packet q = udpc_tsrv_pkt(UDPC_PT_TABLE_REQ, f->next_id++, token);
+    q.u.table_req.start = start;
+    udpc_tsrv_feed(f, from, &q);
+    udpc_packet p = udpc_tsrv_only_out(f, from);
+    assert_int_equal(p.type, UDPC_PT_TABLE_PAGE);
+    assert_int_equal(p.id, q.id);
+    assert_int_equal(p.u.table_page.start, start);
+    start += p.u.table_page.count;
+    if (start >= p.u.table_page.total) break;
+    assert_true(p.u.table_page.count > 0);
+  }
+  udpc_tsrv_clear(f);
+}
+
 udpc_server_stats udpc_tsrv_stats(const udpc_tsrv *f) {
   udpc_server_stats st;
   udpc_server_get_stats(f->s, &st);

@@ -118,6 +118,13 @@ udpc_packet udpc_tsrv_reg_result(udpc_tsrv *f, const udpc_addr *from,
 /* Full exchange that must succeed; returns the (nonzero) token. */
 uint64_t udpc_tsrv_reg(udpc_tsrv *f, const udpc_addr *from, const char *nick,
                        uint8_t cred);
+/* A whole snapshot walk of the session (token, from) as a client does it
+ * (P6.2): TABLE_REQ from start 0, each with a new id (f->next_id++), each
+ * answered by exactly one TABLE_PAGE at the asked start, until a page
+ * reaches the end of the table; then clears the outputs. Afterwards the
+ * server no longer counts the session as walking or new (P6.3 "Walking
+ * sessions"): it gets every changed entry in its deltas. */
+void udpc_tsrv_walk(udpc_tsrv *f, const udpc_addr *from, uint64_t token);
 
 udpc_server_stats udpc_tsrv_stats(const udpc_tsrv *f);
 uint32_t udpc_tsrv_mail_count(udpc_tsrv *f, const char *nick);
@@ -175,6 +182,9 @@ static inline udpc_packet reg_result(fx *f, const udpc_addr *from,
 static inline uint64_t reg(fx *f, const udpc_addr *from, const char *nick,
                            uint8_t cred) {
   return udpc_tsrv_reg(f, from, nick, cred);
+}
+static inline void walk_table(fx *f, const udpc_addr *from, uint64_t token) {
+  udpc_tsrv_walk(f, from, token);
 }
 static inline udpc_server_stats stats(const fx *f) {
   return udpc_tsrv_stats(f);
