@@ -155,7 +155,13 @@ static void test_r22_r23_unsolicited_ids_from_server_counter(void **state) {
   uint64_t to = reg(f, &o, "op", 1);
   uint64_t ta = reg(f, &a, "alice", 2);
   reg(f, &b, "bob", 3);
-  reg(f, &c, "carol", 4);
+  uint64_t tc = reg(f, &c, "carol", 4);
+  /* the clients of op, alice and carol walk the table (P6.2): a session
+   * that has not been sent a TABLE_PAGE yet gets its own minimal delta
+   * (P6.3 "Walking sessions"), not a copy of the shared one */
+  walk_table(f, &o, to);
+  walk_table(f, &a, ta);
+  walk_table(f, &c, tc);
   close_window(f);
   clear(f);
   /* SAVEs to bob and carol (online) -> two PROBEs; resend keeps the id */
