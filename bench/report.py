@@ -569,8 +569,9 @@ def markdown(res, plot_files):
                      "flight.\n")
     else:
         L.append("Not measured in this run.\n")
-    L.append("The Python load generator of issue 6 (`bench/save_latency.py`, removed) measured the same path with "
-             "a Python load generator; `bench_rr saves` replaces it.\n")
+    L.append("The Python load generator of issue 6 (`bench/save_latency.py`, "
+             "removed) measured the same path; `bench_rr saves` replaces "
+             "it.\n")
     L.append("Crash safety of the same path is tested, not benchmarked: "
              "`tests/e2e/test_durability.py` kills the server with SIGKILL "
              "about 20 times under load and checks that no acknowledged "
