@@ -7,6 +7,7 @@
  *                     [--window W] [--json FILE]
  *   bench_join memory --server PATH --n N [--timeout S] [--store KIND]
  *                     [--window W] [--json FILE]
+ *   bench_join blast  [--seconds S] [--warmup W] [--json FILE]
  *
  * Each run starts `PATH -s 0 --bind 127.0.0.1 --data-dir <fresh temp dir>
  * [--store KIND]` (the temp dir in --tmp DIR, else $TMPDIR, else /tmp), reads
@@ -47,6 +48,10 @@
  * (/proc/PID/status) before and after give bytes per registered client. The
  * join run reports the same for N online clients.
  *
+ * blast: no server; the raw UDP baseline for table traffic (1200-byte
+ * datagrams from one process to another over loopback, batched both ways):
+ * see "blast" below.
+ *
  * Exit status: 0 when the run completed (join: all converged; memory: all
  * registered and deregistered) with no decode or content error, 1 otherwise,
  * 2 on usage or setup errors.
@@ -62,6 +67,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -335,13 +341,13 @@ static int server_mem(pid_t pid, uint64_t *rss, uint64_t *anon) {
   return 0;
 }
 
-/* Drops counted on the server's socket (127.0.0.1:port, /proc/net/udp). */
-static uint64_t server_drops(const bench *b) {
+/* Drops counted on the socket bound to 127.0.0.1:port (/proc/net/udp). */
+static uint64_t udp_drops(uint16_t port) {
   FILE *f = fopen("/proc/net/udp", "r");
   if (f == NULL) return 0;
   char line[512];
   uint64_t drops = 0;
-  unsigned want = ntohs(b->srv.sin_port);
+  unsigned want = port;
   while (fgets(line, sizeof line, f) != NULL) {
     unsigned la = 0, lp = 0;
     if (sscanf(line, " %*u: %x:%x", &la, &lp) != 2) continue;
@@ -354,6 +360,11 @@ static uint64_t server_drops(const bench *b) {
   }
   fclose(f);
   return drops;
+}
+
+/* Drops counted on the server's socket. */
+static uint64_t server_drops(const bench *b) {
+  return udp_drops(ntohs(b->srv.sin_port));
 }
 
 static int server_stop_keep(bench *b) {
@@ -1081,6 +1092,321 @@ static double secs(uint64_t a_ns, uint64_t b_ns) {
   return b_ns > a_ns ? (double)(b_ns - a_ns) / 1e9 : 0.0;
 }
 
+/* ---- blast: the raw UDP baseline for table traffic ------------------------
+ * A child process (fork) sends BLAST_BYTES-byte datagrams as fast as it can,
+ * sendmmsg batches of BLAST_BATCH from one connected socket, to one socket of
+ * the parent on 127.0.0.1 (SO_RCVBUFFORCE RCVBUF like the join clients'),
+ * which receives with recvmmsg batches of BLAST_BATCH. After --warmup W s
+ * (default 0.3) the parent counts for --seconds S (default 2): datagrams and
+ * bytes received, datagrams sent (the child's counter, in shared memory), and
+ * the CPU time of each side (clock_getcpuclockid / getrusage). Then it tells
+ * the child to stop, drains its socket, and reports drops = sent - received
+ * over the whole run (and the kernel's drop counter of the socket). The child
+ * stops by itself after W + S + 5 s or BLAST_MAX_PER_S * that many datagrams,
+ * and dies with the parent (PR_SET_PDEATHSIG); the parent kills it (by PID)
+ * if it is not gone 2 s after being told to stop. */
+#define BLAST_BYTES 1200 /* the protocol's datagram limit (TABLE_PAGE) */
+#define BLAST_BATCH 64
+#define BLAST_MAX_PER_S 20000000.0
+
+typedef struct {
+  uint64_t sent, sent_bytes, send_errors;
+  int stop, started, failed;
+} blast_shared;
+
+static void blast_child(blast_shared *sh, uint16_t port, double limit_s) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in to;
+  memset(&to, 0, sizeof to);
+  to.sin_family = AF_INET;
+  to.sin_port = htons(port);
+  to.sin_addr.s_addr = htonl(0x7f000001u);
+  struct timeval tv = {.tv_sec = 0, .tv_usec = 100000};
+  if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0 ||
+      connect(fd, (struct sockaddr *)&to, sizeof to) != 0) {
+    __atomic_store_n(&sh->failed, 1, __ATOMIC_RELEASE);
+    _exit(3);
+  }
+  static uint8_t payload[BLAST_BYTES];
+  for (size_t k = 0; k < sizeof payload; k++) payload[k] = (uint8_t)k;
+  static struct iovec iov[BLAST_BATCH];
+  static struct mmsghdr msgs[BLAST_BATCH];
+  for (int k = 0; k < BLAST_BATCH; k++) {
+    iov[k].iov_base = payload;
+    iov[k].iov_len = sizeof payload;
+    msgs[k].msg_hdr.msg_iov = &iov[k];
+    msgs[k].msg_hdr.msg_iovlen = 1;
+  }
+  uint64_t deadline = now_ns() + (uint64_t)(limit_s * 1e9);
+  uint64_t cap = (uint64_t)(limit_s * BLAST_MAX_PER_S);
+  uint64_t sent = 0, bytes = 0, errs = 0;
+  __atomic_store_n(&sh->started, 1, __ATOMIC_RELEASE);
+  while (!__atomic_load_n(&sh->stop, __ATOMIC_ACQUIRE) && sent < cap &&
+         now_ns() < deadline) {
+    int r = sendmmsg(fd, msgs, BLAST_BATCH, 0);
+    if (r > 0) {
+      sent += (uint64_t)r;
+      bytes += (uint64_t)r * BLAST_BYTES;
+      __atomic_store_n(&sh->sent, sent, __ATOMIC_RELEASE);
+      __atomic_store_n(&sh->sent_bytes, bytes, __ATOMIC_RELAXED);
+    } else {
+      /* EAGAIN (SO_SNDTIMEO), ENOBUFS, ECONNREFUSED (an ICMP error from an
+       * earlier datagram), EINTR: counted; the deadline bounds the loop. */
+      __atomic_store_n(&sh->send_errors, ++errs, __ATOMIC_RELAXED);
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS &&
+          errno != ECONNREFUSED && errno != EINTR)
+        break;
+    }
+  }
+  close(fd);
+  _exit(0);
+}
+
+/* CPU seconds (user + system) of process pid via its CPU clock; -1 if gone. */
+static double proc_cpu(clockid_t cid, pid_t pid) {
+  struct timespec ts;
+  if (clock_gettime(cid, &ts) == 0)
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+  return server_cpu(pid);
+}
+
+static double self_cpu(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static int blast_main(int argc, char **argv) {
+  double seconds = 2.0, warmup = 0.3;
+  const char *json_path = NULL;
+  for (int i = 2; i < argc; i++) {
+    const char *o = argv[i];
+    if (i + 1 >= argc) {
+      fprintf(stderr, "bench_join blast: %s needs a value\n", o);
+      return 2;
+    }
+    const char *v = argv[++i];
+    char *end = NULL;
+    if (strcmp(o, "--seconds") == 0 || strcmp(o, "--warmup") == 0) {
+      double x = strtod(v, &end);
+      int sec = strcmp(o, "--seconds") == 0;
+      if (*end || !(x >= (sec ? 0.05 : 0.0)) || x > 60) {
+        fprintf(stderr, "bench_join blast: bad %s %s\n", o, v);
+        return 2;
+      }
+      if (sec)
+        seconds = x;
+      else
+        warmup = x;
+    } else if (strcmp(o, "--json") == 0) {
+      json_path = v;
+    } else {
+      fprintf(stderr, "bench_join blast: unknown option %s\n", o);
+      return 2;
+    }
+  }
+
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    fprintf(stderr, "bench_join blast: socket: %s\n", strerror(errno));
+    return 2;
+  }
+  int want = RCVBUF;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want) != 0)
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
+  int rcvbuf = 0;
+  socklen_t ol = sizeof rcvbuf;
+  (void)getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, &ol);
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(0x7f000001u);
+  socklen_t sl = sizeof a;
+  if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+      getsockname(fd, (struct sockaddr *)&a, &sl) != 0) {
+    fprintf(stderr, "bench_join blast: bind: %s\n", strerror(errno));
+    close(fd);
+    return 2;
+  }
+  uint16_t port = ntohs(a.sin_port);
+
+  blast_shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE,
+                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (sh == MAP_FAILED) {
+    fprintf(stderr, "bench_join blast: mmap: %s\n", strerror(errno));
+    close(fd);
+    return 2;
+  }
+  memset(sh, 0, sizeof *sh);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigint;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  fflush(stdout);
+  fflush(stderr);
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) {
+    fprintf(stderr, "bench_join blast: fork: %s\n", strerror(errno));
+    close(fd);
+    return 2;
+  }
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+    close(fd);
+    blast_child(sh, port, warmup + seconds + 5.0);
+  }
+  clockid_t cid;
+  if (clock_getcpuclockid(pid, &cid) != 0) cid = (clockid_t)-1;
+
+  static uint8_t bufs[BLAST_BATCH][BLAST_BYTES + 64];
+  static struct iovec iov[BLAST_BATCH];
+  static struct mmsghdr msgs[BLAST_BATCH];
+  for (int k = 0; k < BLAST_BATCH; k++) {
+    iov[k].iov_base = bufs[k];
+    iov[k].iov_len = sizeof bufs[k];
+    msgs[k].msg_hdr.msg_iov = &iov[k];
+    msgs[k].msg_hdr.msg_iovlen = 1;
+  }
+  uint64_t rx = 0, rx_bytes = 0, bad_len = 0, calls = 0;
+  uint64_t t_begin = now_ns();
+  uint64_t t_w = t_begin + (uint64_t)(warmup * 1e9);
+  uint64_t t_end = t_w + (uint64_t)(seconds * 1e9);
+  /* the window's first (0) and last (1) snapshot */
+  uint64_t s_t[2] = {0, 0}, s_rx[2] = {0, 0}, s_rxb[2] = {0, 0};
+  uint64_t s_tx[2] = {0, 0}, s_calls[2] = {0, 0};
+  double s_cpu_rx[2] = {0, 0}, s_cpu_tx[2] = {0, 0};
+  int phase = 0; /* 0 warm-up, 1 counting, 2 done */
+  int child_gone = 0, status = 0;
+  while (phase < 2 && !g_stop) {
+    int r = recvmmsg(fd, msgs, BLAST_BATCH, MSG_DONTWAIT, NULL);
+    if (r > 0) {
+      calls++;
+      for (int k = 0; k < r; k++) {
+        rx_bytes += msgs[k].msg_len;
+        if (msgs[k].msg_len != BLAST_BYTES) bad_len++;
+      }
+      rx += (uint64_t)r;
+    } else if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+               errno != EINTR) {
+      fprintf(stderr, "bench_join blast: recvmmsg: %s\n", strerror(errno));
+      break;
+    } else {
+      struct pollfd p = {.fd = fd, .events = POLLIN};
+      (void)poll(&p, 1, 5);
+    }
+    uint64_t t = now_ns();
+    if (t >= (phase == 0 ? t_w : t_end)) {
+      s_t[phase] = t;
+      s_rx[phase] = rx;
+      s_rxb[phase] = rx_bytes;
+      s_calls[phase] = calls;
+      s_tx[phase] = __atomic_load_n(&sh->sent, __ATOMIC_ACQUIRE);
+      s_cpu_rx[phase] = self_cpu();
+      s_cpu_tx[phase] = proc_cpu(cid, pid);
+      phase++;
+    }
+    if (waitpid(pid, &status, WNOHANG) == pid) { /* the child ended early */
+      child_gone = 1;
+      break;
+    }
+  }
+  /* Stop the child, then drain what is still queued (at most 2 s). */
+  __atomic_store_n(&sh->stop, 1, __ATOMIC_RELEASE);
+  uint64_t dl = now_ns() + 2000000000u;
+  for (;;) {
+    if (!child_gone && waitpid(pid, &status, WNOHANG) == pid) child_gone = 1;
+    int r = recvmmsg(fd, msgs, BLAST_BATCH, MSG_DONTWAIT, NULL);
+    if (r > 0) {
+      for (int k = 0; k < r; k++) rx_bytes += msgs[k].msg_len;
+      rx += (uint64_t)r;
+      continue;
+    }
+    if (child_gone || now_ns() >= dl) break;
+    usleep(1000);
+  }
+  if (!child_gone) {
+    fprintf(stderr, "bench_join blast: sender %d did not stop; SIGKILL\n",
+            (int)pid);
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+  }
+  uint64_t sock_drops = udp_drops(port);
+  close(fd);
+  uint64_t sent = __atomic_load_n(&sh->sent, __ATOMIC_ACQUIRE);
+  uint64_t send_errors = __atomic_load_n(&sh->send_errors, __ATOMIC_ACQUIRE);
+  int child_failed = __atomic_load_n(&sh->failed, __ATOMIC_ACQUIRE);
+  munmap(sh, sizeof *sh);
+
+  if (phase < 2) {
+    fprintf(stderr,
+            "bench_join blast: the run did not complete (%s; status %d)\n",
+            g_stop       ? "interrupted"
+            : child_gone ? "sender ended early"
+                         : "",
+            status);
+    return 1;
+  }
+  double el = secs(s_t[0], s_t[1]);
+  uint64_t wrx = s_rx[1] - s_rx[0], wtx = s_tx[1] - s_tx[0];
+  double rx_rate = el > 0 ? (double)wrx / el : 0;
+  double rx_mb = el > 0 ? (double)(s_rxb[1] - s_rxb[0]) / el / 1e6 : 0;
+  double tx_rate = el > 0 ? (double)wtx / el : 0;
+  double cpu_rx = s_cpu_rx[1] - s_cpu_rx[0];
+  double cpu_tx =
+      s_cpu_tx[1] >= 0 && s_cpu_tx[0] >= 0 ? s_cpu_tx[1] - s_cpu_tx[0] : -1;
+  uint64_t drops = sent > rx ? sent - rx : 0;
+  double per_call = s_calls[1] > s_calls[0]
+                        ? (double)wrx / (double)(s_calls[1] - s_calls[0])
+                        : 0;
+  printf("blast: %d-byte datagrams, one process to another over 127.0.0.1, "
+         "sendmmsg/recvmmsg batches of %d, receive buffer %d bytes; "
+         "%.2f s counted after %.2f s warm-up\n",
+         BLAST_BYTES, BLAST_BATCH, rcvbuf, el, warmup);
+  printf("  received %.0f datagrams/s (%.1f MB/s), %.1f per recvmmsg; "
+         "sent %.0f datagrams/s\n",
+         rx_rate, rx_mb, per_call, tx_rate);
+  printf("  whole run: sent %llu, received %llu, dropped %llu (%.1f %%; "
+         "socket drop counter %llu); send errors %llu; wrong length %llu\n",
+         (unsigned long long)sent, (unsigned long long)rx,
+         (unsigned long long)drops,
+         sent ? 100.0 * (double)drops / (double)sent : 0.0,
+         (unsigned long long)sock_drops, (unsigned long long)send_errors,
+         (unsigned long long)bad_len);
+  printf("  cpu in the window: receiver %.2f s (%.0f %%), sender %.2f s "
+         "(%.0f %%)\n",
+         cpu_rx, el > 0 ? 100 * cpu_rx / el : 0, cpu_tx,
+         el > 0 && cpu_tx >= 0 ? 100 * cpu_tx / el : 0);
+  if (json_path != NULL) {
+    FILE *j = fopen(json_path, "w");
+    if (j == NULL) {
+      fprintf(stderr, "bench_join: %s: %s\n", json_path, strerror(errno));
+      return 2;
+    }
+    fprintf(j,
+            "{\"blast\":{\"datagram_bytes\":%d,\"batch\":%d,"
+            "\"rcvbuf_bytes\":%d,\"warmup_s\":%.3f,\"seconds\":%.6f,"
+            "\"received_datagrams\":%llu,\"received_per_s\":%.1f,"
+            "\"received_mb_per_s\":%.3f,\"received_per_recvmmsg\":%.2f,"
+            "\"sent_datagrams\":%llu,\"sent_per_s\":%.1f,"
+            "\"run_sent\":%llu,\"run_received\":%llu,\"run_dropped\":%llu,"
+            "\"socket_drops\":%llu,\"send_errors\":%llu,"
+            "\"wrong_length\":%llu,"
+            "\"receiver_cpu_s\":%.3f,\"sender_cpu_s\":%.3f}}\n",
+            BLAST_BYTES, BLAST_BATCH, rcvbuf, warmup, el,
+            (unsigned long long)wrx, rx_rate, rx_mb, per_call,
+            (unsigned long long)wtx, tx_rate, (unsigned long long)sent,
+            (unsigned long long)rx, (unsigned long long)drops,
+            (unsigned long long)sock_drops, (unsigned long long)send_errors,
+            (unsigned long long)bad_len, cpu_rx, cpu_tx);
+    fclose(j);
+  }
+  return wrx > 0 && !child_failed && bad_len == 0 ? 0 : 1;
+}
+
 static void usage(void) {
   fprintf(stderr,
           "usage: bench_join join|memory --server PATH --n N [--timeout S]\n"
@@ -1089,7 +1415,11 @@ static void usage(void) {
           "  join:   N clients register and keep their tables in sync until\n"
           "          all converged (default timeout 60 s, window 0 = all)\n"
           "  memory: N clients register then DEREG (window default 256);\n"
-          "          server VmRSS/RssAnon per registered client\n");
+          "          server VmRSS/RssAnon per registered client\n"
+          "       bench_join blast [--seconds S] [--warmup W] [--json FILE]\n"
+          "  blast:  raw UDP baseline: a child sends 1200-byte datagrams\n"
+          "          (sendmmsg, 64) to this process (recvmmsg, 64) over\n"
+          "          127.0.0.1 for S s (default 2) after W s (0.3)\n");
 }
 
 int main(int argc, char **argv) {
@@ -1103,6 +1433,7 @@ int main(int argc, char **argv) {
     usage();
     return 2;
   }
+  if (strcmp(argv[1], "blast") == 0) return blast_main(argc, argv);
   if (strcmp(argv[1], "join") == 0)
     b->mode = 'j';
   else if (strcmp(argv[1], "memory") == 0)

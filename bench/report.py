@@ -5,8 +5,8 @@ bench/plots/*.svg with gnuplot (bench/plots.gp) and regenerate BENCHMARKS.md.
     bench/report.py WORKDIR --command CMD --date ISO --durations JSON
                     [--repo DIR] [--data-dir DIR]
 
-WORKDIR holds what bench/run collected: rr.json (bench_rr all), join-N.json
-(bench_join join), mem-N.json (bench_join memory), store.txt (store_bench's
+WORKDIR holds what bench/run collected: rr.json (bench_rr all), blast.json
+(bench_join blast), join-N.json (bench_join join), mem-N.json (bench_join memory), store.txt (store_bench's
 table), *.skipped (a line saying why a tool was skipped or failed).
 `bench/report.py --from-results` only redraws the plots and BENCHMARKS.md
 from an existing bench/results.json.
@@ -21,8 +21,13 @@ bytes; "units" says so too):
   pass, source}],
   bench_rr   the --json output of `bench_rr all` (schema
              "udpchat-bench-rr/1": cheap, saves, p2p, server_stats),
+  blast      the "blast" object of `bench_join blast` (raw UDP baseline:
+             1200-byte datagrams from one process to another over
+             loopback; received_per_s is what got through),
   join       [bench_join join objects, sorted by n; memory_online = the
-             memory figures of that run],
+             memory figures of that run; raw_udp_floor_s = table_datagrams
+             / blast.received_per_s, the time raw UDP alone needs to move
+             the same datagrams; converge_over_floor = converge_s / that],
   join_memory [bench_join memory objects],
   store_bench {description, messages_per_mode, runs [{per_txn, messages,
              rate_per_s, p50_ms, p99_ms, commits}]},
@@ -155,6 +160,15 @@ def collect(a):
             r["memory_online"] = mem
             join.append(r)
     res["join"] = sorted(join, key=lambda r: r.get("n", 0))
+    bl = os.path.join(w, "blast.json")
+    res["blast"] = (load_json(bl).get("blast") or None
+                    if os.path.exists(bl) else None)
+    rate = (res["blast"] or {}).get("received_per_s") or 0
+    for r in res["join"]:
+        fl = r.get("table_datagrams", 0) / rate if rate > 0 else None
+        r["raw_udp_floor_s"] = fl
+        r["converge_over_floor"] = (r["converge_s"] / fl
+                                    if fl and r.get("converged") else None)
     mem = []
     for p in glob.glob(os.path.join(w, "mem-*.json")):
         d = load_json(p)
@@ -309,6 +323,38 @@ def io_note(rr, label):
     return f"Server `{label}` (its exit statistics): " + "; ".join(parts) + "."
 
 
+def floor_note(res):
+    """The line under the goals table: what raw UDP alone needs for the
+    10,000-client join storm's table datagrams (same run)."""
+    bl = res.get("blast") or {}
+    r = {j.get("n"): j for j in res.get("join") or []}.get(10000)
+    if not bl.get("received_per_s"):
+        return ("Floor of the 10,000-client join storm: not measured "
+                "(`bench_join blast` did not run).")
+    if r is None or r.get("raw_udp_floor_s") is None:
+        return ("Floor of the 10,000-client join storm: not measured in this "
+                "run (no N = 10,000 join storm; raw UDP moved "
+                f"{fmt(bl['received_per_s'])} 1200-byte datagrams/s, see "
+                "the join storm section).")
+    fl = r["raw_udp_floor_s"]
+    avg = (r.get("table_bytes") or 0) / max(1, r.get("table_datagrams") or 1)
+    side = "above" if fl > 5.0 else "below"
+    conv = (f"converged in {fmt(r['converge_s'])} s = "
+            f"**{fmt(r['converge_over_floor'], 2)}x** the floor"
+            if r.get("converged") else
+            f"did not converge in time ({fmt(r.get('n_converged'))} of "
+            "10,000 clients)")
+    return ("**Floor of the 10,000-joins goal** (same run): every client "
+            "must end up holding all N entries, so at least N^2 entries "
+            "cross the wire; the 10,000 clients received "
+            f"{fmt(r.get('table_datagrams'))} table datagrams (average "
+            f"{fmt(avg, 0)} bytes). Raw UDP (`bench_join blast`: 1200-byte "
+            "datagrams, sendmmsg/recvmmsg batches of 64, one process to "
+            f"another over loopback) received {fmt(bl['received_per_s'])} "
+            f"datagrams/s, so moving those datagrams alone takes **{fmt(fl, 2)}"
+            f" s**, {side} the 5 s target; the server {conv}.")
+
+
 def markdown(res, plot_files):
     m = res.get("machine", {})
     d = res.get("durations_s", {})
@@ -351,6 +397,9 @@ def markdown(res, plot_files):
     L.append(table(["goal", "target", "measured", "measured / target",
                     "result", "measured by"], rows,
                    ["---", "---:", "---:", "---:", ":---:", "---"]) + "\n")
+    fn = floor_note(res)
+    if fn:
+        L.append(fn + "\n")
     if res.get("skipped"):
         for k, v in sorted(res["skipped"].items()):
             L.append(f"- **{k}**: {v}")
@@ -366,7 +415,11 @@ def markdown(res, plot_files):
                  "the real client. *Converged*: every client's table is at "
                  "the server's final version with all N nicks online. Table "
                  "traffic = TABLE_PAGE + TABLE_DELTA datagrams received by "
-                 "all clients.\n")
+                 "all clients. *Raw UDP floor* = those table datagrams / "
+                 "the rate raw UDP received in `bench_join blast` (below): "
+                 "the time raw UDP alone would need to move the same "
+                 "datagrams from one process to another, with nothing "
+                 "computed.\n")
         rows = []
         for r in join:
             mo = r.get("memory_online") or {}
@@ -380,12 +433,51 @@ def markdown(res, plot_files):
                          fmt(r.get("walk_restarts")),
                          fmt(r.get("walks_abandoned")),
                          fmt(r.get("retransmits")),
-                         fmt(mo.get("bytes_per_client"), 0)])
+                         fmt(mo.get("bytes_per_client"), 0),
+                         fmt(r.get("raw_udp_floor_s")),
+                         fmt(r.get("converge_over_floor"), 2)])
         L.append(table(["clients N", "registered s", "converged s",
                         "table datagrams", "table MB", "server CPU s",
                         "walks restarted", "walks abandoned",
-                        "retransmissions", "server RSS B/client (online)"],
+                        "retransmissions", "server RSS B/client (online)",
+                        "raw UDP floor s", "converged / floor"],
                        rows) + "\n")
+        bl = res.get("blast")
+        if bl and bl.get("received_per_s"):
+            el = bl.get("seconds") or 0
+            pct = (lambda c: f"{fmt(c, 2)} s ({fmt(100 * c / el, 0)} %)"
+                   if el and c is not None and c >= 0 else "-")
+            L.append(f"Raw UDP baseline, `bench_join blast` (same run): a "
+                     f"child process sends {bl.get('datagram_bytes')}-byte "
+                     "datagrams (the protocol's limit, the size of a full "
+                     "TABLE_PAGE) as fast as it can with sendmmsg batches of "
+                     f"{bl.get('batch')} from one socket to one socket of "
+                     "the parent on 127.0.0.1, which receives with recvmmsg "
+                     f"batches of {bl.get('batch')} (receive buffer "
+                     f"{fmt((bl.get('rcvbuf_bytes') or 0) / 2**20, 0)} MiB); "
+                     f"counted for {fmt(el, 2)} s after a "
+                     f"{fmt(bl.get('warmup_s'), 1)} s warm-up. Over "
+                     "loopback the sender's system calls do the kernel's "
+                     "delivery work (the receiver only copies), so the rate "
+                     "follows the CPU the sender gets on this shared "
+                     "machine: the CPU columns show it (sender near 100 % "
+                     "= it had a core to itself).\n")
+            L.append(table(["received datagrams/s", "received MB/s",
+                            "sent datagrams/s", "dropped (whole run)",
+                            "receiver CPU", "sender CPU"],
+                           [[f"**{fmt(bl['received_per_s'])}**",
+                             fmt(bl.get("received_mb_per_s"), 1),
+                             fmt(bl.get("sent_per_s")),
+                             f"{fmt(bl.get('run_dropped'))} of "
+                             f"{fmt(bl.get('run_sent'))}",
+                             pct(bl.get("receiver_cpu_s")),
+                             pct(bl.get("sender_cpu_s"))]]) + "\n")
+            L.append("The floor divides all table datagrams by this rate as "
+                     "if they were full 1200-byte datagrams to a single "
+                     "receiving socket; the join storm's datagrams are "
+                     "somewhat smaller on average (table MB / table "
+                     "datagrams) and go from one server socket to the "
+                     "bench's one socket: the same kind of path.\n")
         if "join.svg" in plot_files:
             L.append("![join storm: converge time vs N](bench/plots/join.svg)"
                      "\n")
@@ -584,7 +676,8 @@ def markdown(res, plot_files):
     L.append("Single tools (after a build): `bench_rr echo|cheap|saves|p2p|"
              "all --server build/release/udpchat [--json F]` (`--help` "
              "lists the options), `bench_join join|memory --server ... --n "
-             "N`, `store_bench MESSAGES DIR`. Raw results: "
+             "N`, `bench_join blast [--seconds S]`, `store_bench MESSAGES "
+             "DIR`. Raw results: "
              "`bench/results.json`.\n")
     return "\n".join(L)
 
