@@ -617,7 +617,15 @@ def markdown(res, plot_files):
                  f"with the same {p2['datagram_bytes']}-byte datagrams "
                  "against the echo process; the two are interleaved in "
                  "blocks of a tenth of the samples, so both see the same "
-                 "machine load.\n")
+                 "machine load."
+                 + (" The bench is pinned to CPU 0 and both answering "
+                    "processes (client, echo) to CPU 1, so both exchanges "
+                    "cross cores the same way (left to the scheduler, one "
+                    "process's exchange costs ~15 us and the other's "
+                    "~50 us depending on where each lands)."
+                    if p2.get("pinned") else
+                    " The processes were not pinned to CPUs.")
+                 + "\n")
         rows = []
         for k, name in (("chat_ack", "CHAT -> CHAT_ACK, real client"),
                         ("pingpong", "raw UDP ping-pong, echo process")):
