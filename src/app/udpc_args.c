@@ -44,6 +44,20 @@ static int parse_limit(const char *s, uint32_t *out) {
   return parse_count(s, out);
 }
 
+/* A numeric option: where its value goes; `unlimited`: the word
+ * "unlimited" is allowed too (a rate limit switched off). */
+typedef struct {
+  const char *name;
+  uint32_t *dst;
+  int unlimited;
+} num_opt;
+
+static int num_opt_index(const num_opt *t, size_t n, const char *name) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(t[i].name, name) == 0) return (int)i;
+  return -1;
+}
+
 typedef struct {
   const char *name;
   int takes_value;
@@ -94,6 +108,18 @@ int udpc_args_parse(udpc_args *out, int argc, char **argv, char *err,
   udpc_nick *op_nicks = out->op_nicks;
   const char **ops = out->ops;
   size_t n_ops = 0;
+  /* The numeric server options. */
+  const num_opt num_opts[] = {
+      {"max-clients", &max_clients, 0},
+      {"mail-per-recipient", &mail_per_recipient, 0},
+      {"mail-quota", &mail_per_recipient, 0},
+      {"mail-total", &mail_total, 0},
+      {"mail-expiry-days", &mail_expiry_days, 0},
+      {"source-rate", &source_rate, 1},
+      {"source-burst", &source_burst, 1},
+      {"session-rate", &session_rate, 1},
+      {"session-burst", &session_burst, 1},
+  };
 
   /* --help and --version win over everything else. */
   for (int i = 1; i < argc; i++) {
@@ -114,6 +140,7 @@ int udpc_args_parse(udpc_args *out, int argc, char **argv, char *err,
       const char *eq = strchr(name, '=');
       size_t name_len = eq != NULL ? (size_t)(eq - name) : strlen(name);
       const long_opt *lo = find_long(name, name_len);
+      int num;
       if (lo == NULL) return args_error(err, err_cap, "unknown option '%s'", a);
       const char *val = NULL;
       if (lo->takes_value) {
@@ -144,34 +171,14 @@ int udpc_args_parse(udpc_args *out, int argc, char **argv, char *err,
                             val);
         ops[n_ops] = op_nicks[n_ops].s;
         n_ops++;
-      } else if (strcmp(lo->name, "max-clients") == 0 ||
-                 strcmp(lo->name, "mail-per-recipient") == 0 ||
-                 strcmp(lo->name, "mail-quota") == 0 ||
-                 strcmp(lo->name, "mail-expiry-days") == 0 ||
-                 strcmp(lo->name, "mail-total") == 0) {
-        uint32_t *dst = &mail_total;
-        if (strcmp(lo->name, "max-clients") == 0)
-          dst = &max_clients;
-        else if (strcmp(lo->name, "mail-expiry-days") == 0)
-          dst = &mail_expiry_days;
-        else if (strcmp(lo->name, "mail-per-recipient") == 0 ||
-                 strcmp(lo->name, "mail-quota") == 0)
-          dst = &mail_per_recipient;
-        if (parse_count(val, dst) != 0)
-          return args_error(err, err_cap,
-                            "invalid count '%s': must be 1-4294967295", val);
-      } else if (strcmp(lo->name, "source-rate") == 0 ||
-                 strcmp(lo->name, "source-burst") == 0 ||
-                 strcmp(lo->name, "session-rate") == 0 ||
-                 strcmp(lo->name, "session-burst") == 0) {
-        uint32_t *dst = &session_burst;
-        if (strcmp(lo->name, "source-rate") == 0)
-          dst = &source_rate;
-        else if (strcmp(lo->name, "source-burst") == 0)
-          dst = &source_burst;
-        else if (strcmp(lo->name, "session-rate") == 0)
-          dst = &session_rate;
-        if (parse_limit(val, dst) != 0) {
+      } else if ((num = num_opt_index(num_opts,
+                                      sizeof num_opts / sizeof num_opts[0],
+                                      lo->name)) >= 0) {
+        if (!num_opts[num].unlimited) {
+          if (parse_count(val, num_opts[num].dst) != 0)
+            return args_error(err, err_cap,
+                              "invalid count '%s': must be 1-4294967295", val);
+        } else if (parse_limit(val, num_opts[num].dst) != 0) {
           udpc_fs_err(err, err_cap,
                       "invalid --%s '%s': must be 1-4294967295 or unlimited",
                       lo->name, val);
