@@ -88,8 +88,12 @@ size_t udpc_wire_mail_size(const udpc_mail *m) {
   return UDPC_MAIL_ENTRY_FIXED + (size_t)m->from.len + (size_t)m->text.len;
 }
 
+size_t udpc_wire_entry_len(const udpc_nick *nick, const udpc_addr *addr) {
+  return 1 + (size_t)nick->len + 1 + 1 + (addr->family == 4 ? 4u : 16u) + 2;
+}
+
 size_t udpc_wire_entry_size(const udpc_entry *e) {
-  return 1 + (size_t)e->nick.len + 1 + 1 + (e->addr.family == 4 ? 4u : 16u) + 2;
+  return udpc_wire_entry_len(&e->nick, &e->addr);
 }
 
 /* ======================================================================
@@ -601,7 +605,7 @@ static int table_entry(udpc_writer *w, const udpc_nick *nick, uint8_t status,
 int udpc_wire_table_append(udpc_wire_table *t, const udpc_nick *nick,
                            uint8_t status, const udpc_addr *addr) {
   UDPC_ENSURE(nick->len <= UDPC_NICK_MAX, UDPC_ERR_ARG);
-  size_t n = 1 + (size_t)nick->len + 1 + 1 + (addr->family == 4 ? 4u : 16u) + 2;
+  size_t n = udpc_wire_entry_len(nick, addr);
   if (t->count >= UDPC_TABLE_PAGE_MAX || n > udpc_writer_space(&t->w)) return 0;
   UDPC_GUARD(table_entry(&t->w, nick, status, addr)); /* fits: cannot fail */
   t->count++;

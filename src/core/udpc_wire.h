@@ -43,7 +43,9 @@
  * count <= UDPC_MAIL_PAGE_MAX. */
 size_t udpc_wire_mail_size(const udpc_mail *m);
 
-/* Encoded bytes of one table entry (nick, status, addr). */
+/* Encoded bytes of one table entry (nick, status, addr): P2.6, nick str8,
+ * status u8, family u8, 4 or 16 address bytes, port u16. */
+size_t udpc_wire_entry_len(const udpc_nick *nick, const udpc_addr *addr);
 size_t udpc_wire_entry_size(const udpc_entry *e);
 
 /* ---- One-pass TABLE_PAGE / TABLE_DELTA builder ----------------------------
