@@ -1932,18 +1932,31 @@ static void srv_delta_chunk(udpc_server *s, udpc_wire_table *t, uint64_t base,
  * shared chunks (every session not filtered by lim), else one walking
  * session; one that gets no entry gets the window's first one anyway
  * (count >= 1). */
+/* A new delta in buf holding the window entry w; 0, or -1 (a bug: one
+ * entry always fits in an empty delta). */
+static int srv_delta_open(udpc_server *s, udpc_wire_table *t, uint8_t *buf,
+                          uint64_t token, const srv_went *w) {
+  if (udpc_wire_delta_begin(t, buf, UDPC_MAX_PACKET, s->next_id++, token, 0,
+                            0) != UDPC_OK ||
+      udpc_wire_table_append_bytes(t, s->ecache + w->off, w->len) != 1) {
+    srv_log_msg(s, 0, "BUG: cannot encode a TABLE_DELTA");
+    return -1;
+  }
+  return 0;
+}
+
 static void srv_pack_window(udpc_server *s, uint32_t nw, uint32_t max,
                             uint32_t to, uint32_t lim) {
   uint8_t buf[UDPC_MAX_PACKET];
   udpc_wire_table t;
   uint64_t token = to == SRV_NONE ? 0 : s->clients[to].token;
   uint64_t base = s->pub_version, last = 0;
-  int open = 0, any = 0;
+  int open = 0;
   for (uint32_t i = 0; i < nw; i++) {
     const srv_went *w = &s->went[i];
     if (w->pos >= max) continue;
-    const uint8_t *eb = s->ecache + w->off;
-    if (open && udpc_wire_table_append_bytes(&t, eb, w->len) == 1) {
+    if (open &&
+        udpc_wire_table_append_bytes(&t, s->ecache + w->off, w->len) == 1) {
       last = s->pub_version + 1 + w->k;
       continue;
     }
@@ -1951,26 +1964,13 @@ static void srv_pack_window(udpc_server *s, uint32_t nw, uint32_t max,
       srv_delta_chunk(s, &t, base, last, to, lim);
       base = last;
     }
-    if (udpc_wire_delta_begin(&t, buf, sizeof buf, s->next_id++, token, 0, 0) !=
-            UDPC_OK ||
-        udpc_wire_table_append_bytes(&t, eb, w->len) != 1) {
-      srv_log_msg(s, 0, "BUG: cannot encode a TABLE_DELTA");
-      return;
-    }
-    open = any = 1;
+    if (srv_delta_open(s, &t, buf, token, w) != 0) return;
+    open = 1;
     last = s->pub_version + 1 + w->k;
   }
-  if (!any) { /* a walking session that gets no entry: one anyway */
-    if (udpc_wire_delta_begin(&t, buf, sizeof buf, s->next_id++, token, 0, 0) !=
-            UDPC_OK ||
-        udpc_wire_table_append_bytes(&t, s->ecache + s->went[0].off,
-                                     s->went[0].len) != 1) {
-      srv_log_msg(s, 0, "BUG: cannot encode a TABLE_DELTA");
-      return;
-    }
-    open = 1;
-  }
-  if (open) srv_delta_chunk(s, &t, base, s->version, to, lim);
+  /* a walking session that gets no entry: one anyway (count >= 1) */
+  if (!open && srv_delta_open(s, &t, buf, token, &s->went[0]) != 0) return;
+  srv_delta_chunk(s, &t, base, s->version, to, lim);
 }
 
 /* Room for nw distinct entries of `bytes` encoded bytes in the emission
@@ -2045,8 +2045,7 @@ static void srv_emit_window(udpc_server *s) {
     } else {
       c->seen = 1;
       nd++;
-      bytes += 1 + (size_t)c->nick.len + 1 + 1 +
-               (c->addr.family == 4 ? 4u : 16u) + 2; /* its entry */
+      bytes += udpc_wire_entry_len(&c->nick, &c->addr);
     }
   }
   int send = !lost && s->on_head != SRV_NONE;
